@@ -1,0 +1,123 @@
+/**
+ * The fact catalogue: every event type an actor can take, with a zod schema for its payload.
+ * Pure: imports only zod. Facts are `<source>.<pastTense>`; each one is documented in docs/events.md.
+ * A schema change that old streams cannot satisfy needs a new type or a new version, never an edit.
+ */
+import { z } from 'zod';
+
+export const launchId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID');
+export const machineId = z.string().regex(/^[a-z0-9]{8,32}$/, 'a machine id is 8–32 lowercase letters or digits');
+export const regionCode = z.string().regex(/^[a-z]{3}$/, 'a region is three lowercase letters');
+export const launchSource = z.enum(['button', 'dash', 'auto']);
+export type LaunchSource = z.infer<typeof launchSource>;
+const ms = z.number().int().nonnegative();
+const positiveMs = z.number().int().positive();
+
+/** Timer keys. A timer firing is the fact `clock.<key>Elapsed`. */
+export const TIMER_KEYS = ['ready', 'cleanup', 'ttl', 'stop', 'spawn', 'inactivity'] as const;
+export type TimerKey = (typeof TIMER_KEYS)[number];
+export const timerFactType = (key: TimerKey) => `clock.${key}Elapsed` as const;
+
+const clockFact = z.strictObject({
+  key: z.enum(TIMER_KEYS),
+  /** The deadline the timer was armed for: a stale timer (re-armed since) no longer matches. */
+  due: ms,
+  /** A uniform random number in [0, 1): the only randomness a chart ever sees. */
+  roll: z.number().min(0).lt(1),
+});
+
+export const factSchemas = {
+  'launch.requested': z.strictObject({
+    launchId,
+    region: regionCode,
+    source: launchSource,
+    /** The instance that accepted the launch and drives it (session affinity). */
+    owner: z.string().min(1).max(64),
+    readyTimeoutMs: positiveMs,
+    ttlMs: positiveMs,
+  }),
+  'capacity.reserved': z.strictObject({ launchId, live: ms, limit: ms }),
+  'capacity.exhausted': z.strictObject({ launchId, live: ms, limit: ms }),
+  'fly.machineCreated': z.strictObject({
+    machineId,
+    launchId: launchId.optional(),
+    region: regionCode,
+    instanceId: z.string().max(64),
+    state: z.string().max(32),
+    source: launchSource.optional(),
+    ttlMs: positiveMs.optional(),
+    createdAt: ms,
+  }),
+  'fly.createFailed': z.strictObject({
+    launchId,
+    /** HTTP status from Fly; 0 when no answer came. */
+    status: z.number().int().min(0).max(599),
+    message: z.string().max(500),
+    retryable: z.boolean(),
+  }),
+  /** What the API says a machine is doing (reconciler list, wait results). */
+  'fly.machineObserved': z.strictObject({
+    machineId,
+    state: z.string().max(32),
+    region: regionCode,
+    launchId: launchId.optional(),
+    source: launchSource.optional(),
+    ttlMs: positiveMs.optional(),
+    createdAt: ms.optional(),
+  }),
+  /** The API no longer lists the machine, or answers 404 for it. */
+  'fly.machineGone': z.strictObject({ machineId, launchId: launchId.optional() }),
+  'fly.machineDestroyed': z.strictObject({ machineId, launchId: launchId.optional() }),
+  'fly.destroyFailed': z.strictObject({
+    machineId,
+    launchId: launchId.optional(),
+    status: z.number().int().min(0).max(599),
+    message: z.string().max(500),
+    retryable: z.boolean(),
+  }),
+  /** The VM's signed callback: its server answers its own health check. */
+  'vm.listening': z.strictObject({
+    machineId,
+    launchId: launchId.optional(),
+    region: regionCode,
+    ttlMs: positiveMs.optional(),
+  }),
+  /** The VM's signed callback: it is about to exit. */
+  'vm.stopping': z.strictObject({
+    machineId,
+    launchId: launchId.optional(),
+    reason: z.enum(['finished', 'ttl', 'signal']).optional(),
+  }),
+  'clock.readyElapsed': clockFact,
+  'clock.cleanupElapsed': clockFact,
+  'clock.ttlElapsed': clockFact,
+  'clock.stopElapsed': clockFact,
+  'clock.spawnElapsed': clockFact,
+  'clock.inactivityElapsed': clockFact,
+  'autospawner.configured': z.strictObject({
+    intervalMs: positiveMs,
+    inactivityMs: positiveMs,
+    regions: z.array(regionCode).min(1).max(64),
+    enabled: z.boolean(),
+  }),
+  'autospawner.switched': z.strictObject({ on: z.boolean(), by: z.string().max(64) }),
+  /** Visitors (open fleet streams) across the cluster; re-stated while visitors stay. */
+  'presence.changed': z.strictObject({ visitors: ms }),
+} as const;
+
+export type FactType = keyof typeof factSchemas;
+export type FactData<T extends FactType> = z.infer<(typeof factSchemas)[T]>;
+
+export const FACT_TYPES = Object.keys(factSchemas) as FactType[];
+
+export function isFactType(type: string): type is FactType {
+  return Object.hasOwn(factSchemas, type);
+}
+
+/**
+ * What a chart receives: the fact's payload, its type, the time it happened (epoch ms) and its
+ * event id. Nothing else: a chart never reads a clock or makes an id.
+ */
+export type ChartEvent<T extends FactType = FactType> = T extends FactType
+  ? { type: T; at: number; eventId: string } & FactData<T>
+  : never;

@@ -1,0 +1,34 @@
+// Build: bundle each program with esbuild (dependencies stay external) and the browser scripts.
+// Fast enough (~1 s) to run before every `npm start` and every test run.
+import { build } from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const programs = ['where', 'useless', 'flylocal', 'devstack'].filter((p) => existsSync(`src/${p}/main.ts`));
+
+await build({
+  entryPoints: Object.fromEntries(programs.map((p) => [p, `src/${p}/main.ts`])),
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+
+const web = ['src/where/web/app.ts', 'src/where/web/dash.ts', 'src/useless/web/machine.ts'].filter((f) => existsSync(f));
+if (web.length > 0) {
+  await build({
+    entryPoints: web,
+    outdir: 'dist/web',
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    minify: true,
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+}

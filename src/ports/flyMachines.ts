@@ -1,0 +1,84 @@
+/**
+ * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by src/fly (against
+ * the real API or the local emulator) and by a scriptable fake for tests; both pass
+ * test/contract/flyMachines.contract.ts.
+ */
+
+/** Fly's machine states; unknown future states arrive as plain strings. */
+export type FlyMachineState =
+  | 'created'
+  | 'starting'
+  | 'started'
+  | 'stopping'
+  | 'stopped'
+  | 'suspending'
+  | 'suspended'
+  | 'failed'
+  | 'destroying'
+  | 'destroyed'
+  | 'replacing'
+  | 'launch_failed'
+  | (string & {});
+
+export interface FlyMachine {
+  readonly id: string;
+  readonly name: string;
+  readonly state: FlyMachineState;
+  readonly region: string;
+  readonly instanceId: string;
+  readonly privateIp: string | undefined;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface CreateMachineInput {
+  readonly region: string;
+  readonly image: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Command the machine runs (config.init.cmd), e.g. the Useless Machine entry of a shared image. */
+  readonly cmd?: readonly string[];
+  readonly guest?: { cpuKind: string; cpus: number; memoryMb: number };
+  readonly internalPort: number;
+  readonly autoDestroy: boolean;
+  readonly restart: { policy: 'no' | 'always' | 'on-failure'; maxRetries?: number };
+  readonly stop: { signal: string; timeoutS: number };
+  readonly name?: string;
+}
+
+export type WaitState = 'started' | 'stopped' | 'suspended' | 'destroyed';
+
+export interface FlyMachines {
+  create(input: CreateMachineInput): Promise<FlyMachine>;
+  /** Throws FlyApiError with status 404 when the machine does not exist. */
+  get(machineId: string): Promise<FlyMachine>;
+  /** Machines of the app; `metadata` filters on exact key/value pairs (metadata.<k>=<v>). */
+  list(filter?: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean }): Promise<FlyMachine[]>;
+  /**
+   * Wait until the machine reaches `state` (timeout clamped to 1..60 s). Resolves true when reached,
+   * false on Fly's 408 timeout. `stopped` needs the machine's instance id.
+   */
+  wait(machineId: string, state: WaitState, opts?: { timeoutS?: number; instanceId?: string }): Promise<boolean>;
+  stop(machineId: string, opts?: { signal?: string; timeoutS?: number }): Promise<void>;
+  /** Destroy (force: kill if running). A machine that is already gone is not an error. */
+  destroy(machineId: string, opts?: { force?: boolean }): Promise<void>;
+}
+
+/** The one error every FlyMachines implementation throws for a failed call. */
+export class FlyApiError extends Error {
+  readonly code = 'FLY_API';
+  constructor(
+    readonly op: string,
+    /** HTTP status; 0 when no response arrived (network error, timeout). */
+    readonly status: number,
+    /** Fly's error text, e.g. "not_found: machine not found". Never contains the token. */
+    readonly flyMessage: string,
+    readonly retryable: boolean,
+    readonly requestId: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(`${op}: ${status === 0 ? 'no response' : `HTTP ${status}`}: ${flyMessage}`, options);
+    this.name = 'FlyApiError';
+  }
+}

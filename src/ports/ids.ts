@@ -1,0 +1,4 @@
+/** Port: identifiers. ULIDs: sortable by time, unique without coordination. */
+export interface Ids {
+  next(): string;
+}

@@ -1,0 +1,61 @@
+/**
+ * Signed VM callbacks. The landing app holds one secret; each launch gets its own key,
+ * HMAC(secret, launch id), which is the only key its VM ever sees. A callback carries
+ * `x-wm-signature: t=<unix seconds>,v1=<hex HMAC(key, "<t>.<raw body>")>`.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+
+export const SIGNATURE_HEADER = 'x-wm-signature';
+/** How far a callback's timestamp may be from our clock, either way. */
+export const SIGNATURE_TOLERANCE_S = 300;
+
+export function deriveLaunchKey(secret: string, launchId: string): string {
+  return createHmac('sha256', secret).update(`wm-launch-key:v1:${launchId}`).digest('hex');
+}
+
+export function signBody(key: string, rawBody: string, nowMs: number): string {
+  const t = Math.floor(nowMs / 1000);
+  const v1 = createHmac('sha256', key).update(`${t}.${rawBody}`).digest('hex');
+  return `t=${t},v1=${v1}`;
+}
+
+export type SignatureCheck =
+  | { ok: true; t: number }
+  | { ok: false; code: 'SIGNATURE_MISSING' | 'SIGNATURE_MALFORMED' | 'SIGNATURE_INVALID' | 'SIGNATURE_EXPIRED'; message: string };
+
+const headerShape = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/;
+
+export function verifySignature(
+  key: string,
+  rawBody: string,
+  header: string | undefined,
+  nowMs: number,
+  toleranceS = SIGNATURE_TOLERANCE_S,
+): SignatureCheck {
+  if (!header) return { ok: false, code: 'SIGNATURE_MISSING', message: `missing ${SIGNATURE_HEADER} header` };
+  const m = headerShape.exec(header.trim());
+  if (!m) return { ok: false, code: 'SIGNATURE_MALFORMED', message: `${SIGNATURE_HEADER} must be t=<seconds>,v1=<hex>` };
+  const t = Number(m[1]);
+  const expected = createHmac('sha256', key).update(`${t}.${rawBody}`).digest();
+  const given = Buffer.from(m[2]!, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, code: 'SIGNATURE_INVALID', message: 'signature does not match' };
+  }
+  if (Math.abs(nowMs / 1000 - t) > toleranceS) {
+    return { ok: false, code: 'SIGNATURE_EXPIRED', message: `timestamp outside ±${toleranceS}s` };
+  }
+  return { ok: true, t };
+}
+
+/** The JSON body a VM posts to the private API. */
+export const machineStatusBody = z.strictObject({
+  machineId: z.string().regex(/^[a-z0-9]{8,32}$/, 'machine ids are 8–32 lowercase letters or digits'),
+  launchId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'launch ids are ULIDs'),
+  region: z.string().regex(/^[a-z]{3}$/),
+  status: z.enum(['listening', 'stopping']),
+  at: z.iso.datetime(),
+  /** Why the VM stops: its animation finished, its TTL ran out, or it got a signal. */
+  reason: z.enum(['finished', 'ttl', 'signal']).optional(),
+});
+export type MachineStatusBody = z.infer<typeof machineStatusBody>;

@@ -1,0 +1,60 @@
+/**
+ * Typed errors with stable codes. HTTP handlers map them to `{ statusCode, code, error, message }`;
+ * logs keep the cause. A code, once published, never changes meaning.
+ */
+export class AppError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: string,
+    statusCode: number,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.statusCode = statusCode;
+    this.details = options?.details;
+  }
+}
+
+/** Two writers raced on one stream; the loser re-reads and retries. */
+export class VersionConflictError extends Error {
+  readonly code = 'VERSION_CONFLICT';
+  constructor(
+    readonly stream: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`stream ${stream}: expected version ${expected}, found ${actual}`);
+    this.name = 'VersionConflictError';
+  }
+}
+
+/** A stored or received event that does not decode: unknown type, bad envelope or bad payload. */
+export class EventDecodeError extends Error {
+  readonly code = 'EVENT_DECODE';
+  constructor(
+    message: string,
+    readonly raw: unknown,
+  ) {
+    super(message);
+    this.name = 'EventDecodeError';
+  }
+}
+
+/** The event store or bus could not be reached; the operation did not happen (or may be retried). */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

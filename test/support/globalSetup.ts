@@ -1,0 +1,6 @@
+/** Build once before the tests: the bundles that child processes (VMs, the app) run. */
+import { execFileSync } from 'node:child_process';
+
+export default function setup(): void {
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+}

@@ -1,0 +1,99 @@
+/**
+ * The public wire contract of the landing app: request bodies, responses and SSE messages that
+ * browsers see. Server and browser bundle import the same types (the browser only the types).
+ */
+import { z } from 'zod';
+
+/** What a launch looks like to a visitor, one message per change on `GET /launches/:id/events`. */
+export const launchStatus = z.enum(['requested', 'created', 'started', 'ready', 'failed', 'done']);
+export type LaunchStatus = z.infer<typeof launchStatus>;
+
+export const failureReason = z.enum(['capacity', 'rateLimited', 'flyError', 'readyTimeout', 'machineLost']);
+export type FailureReason = z.infer<typeof failureReason>;
+
+export const launchView = z.object({
+  launchId: z.string(),
+  status: launchStatus,
+  region: z.string(),
+  source: z.enum(['button', 'dash', 'auto']),
+  machineId: z.string().optional(),
+  /** Where the browser goes when `status` is `ready`. */
+  url: z.string().optional(),
+  reason: failureReason.optional(),
+  /** Human words for the failure, safe to show. */
+  message: z.string().optional(),
+  /** Server time of the fact that produced this status (ISO). */
+  at: z.string(),
+  requestedAt: z.string(),
+  /** Stream version: the SSE id, for Last-Event-ID resume. */
+  version: z.number().int(),
+});
+export type LaunchView = z.infer<typeof launchView>;
+
+/** `POST /launches` body. `region` is optional: the visitor's edge region (Fly-Region) is the default. */
+export const launchRequestBody = z
+  .strictObject({ region: z.string().max(16).optional() })
+  .optional();
+
+export const launchAccepted = z.object({
+  launchId: z.string(),
+  region: z.string(),
+  status: launchStatus,
+  /** SSE stream of this launch. */
+  events: z.string(),
+});
+export type LaunchAccepted = z.infer<typeof launchAccepted>;
+
+/** Every error body: Fastify's shape with a stable `code`. */
+export const errorBody = z.object({
+  statusCode: z.number().int(),
+  code: z.string(),
+  error: z.string(),
+  message: z.string(),
+});
+export type ErrorBody = z.infer<typeof errorBody>;
+
+/** One live Useless Machine on the map (fleet stream). */
+export const fleetMachine = z.object({
+  machineId: z.string(),
+  region: z.string(),
+  status: z.enum(['created', 'started', 'listening', 'stopping']),
+  source: z.enum(['button', 'dash', 'auto', 'foreign']),
+  launchId: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type FleetMachine = z.infer<typeof fleetMachine>;
+
+export const capacityView = z.object({ live: z.number().int(), limit: z.number().int() });
+export type CapacityView = z.infer<typeof capacityView>;
+
+/**
+ * Fleet SSE (`GET /events`): on connect one `fleet` message with everything, then `machine`
+ * (added or changed), `machineGone` and `capacity` messages as they happen.
+ */
+export const fleetSnapshot = z.object({
+  machines: z.array(fleetMachine),
+  capacity: capacityView,
+  at: z.string(),
+});
+export type FleetSnapshot = z.infer<typeof fleetSnapshot>;
+export const machineGone = z.object({ machineId: z.string(), at: z.string() });
+export type MachineGone = z.infer<typeof machineGone>;
+
+export type FleetMessage =
+  | { event: 'fleet'; data: FleetSnapshot }
+  | { event: 'machine'; data: FleetMachine }
+  | { event: 'machineGone'; data: MachineGone }
+  | { event: 'capacity'; data: CapacityView };
+
+export type LaunchMessage = { event: 'launch'; id: string; data: LaunchView };
+
+/** Words a visitor reads for each failure reason. */
+export const FAILURE_WORDS: Record<FailureReason, string> = {
+  capacity: 'Every Useless Machine slot is taken. Try again in a minute.',
+  rateLimited: 'The cloud asked us to slow down. Try again shortly.',
+  flyError: 'The cloud could not create a machine just now.',
+  readyTimeout: 'The machine did not get ready in time, so it was removed.',
+  machineLost: 'The machine stopped before it was ready.',
+};

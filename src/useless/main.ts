@@ -1,0 +1,86 @@
+/**
+ * Entry point of the program every Useless Machine VM runs: read the env, listen, check readiness,
+ * call home, and switch off on TTL, when the viewers are done, or on SIGTERM/SIGINT.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { SystemTimers, systemClock } from '../adapters/system/systemClock.js';
+import { loadEnvOrExit } from '../shared/env.js';
+import { errorMessage } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { buildApp } from './app.js';
+import { listenHost, uselessEnv } from './config.js';
+
+const config = loadEnvOrExit(uselessEnv, 'useless');
+const log = createLogger({ name: 'useless', level: config.logLevel });
+
+/** The browser bundle sits next to the server bundle (dist/web/), or in dist/ when run from source. */
+async function loadScript(logger: Logger): Promise<string | undefined> {
+  for (const candidate of ['./web/machine.js', '../../dist/web/machine.js']) {
+    try {
+      return await readFile(new URL(candidate, import.meta.url), 'utf8');
+    } catch {
+      // try the next place
+    }
+  }
+  logger.warn('browser script not found (run the build); the page will be served without animation');
+  return undefined;
+}
+
+/** Our own listener as seen from this machine: loopback when bound to a wildcard address. */
+function selfUrl(address: AddressInfo): string {
+  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
+function exit(code: number): never {
+  log.flush();
+  process.exit(code);
+}
+
+const machine = buildApp({
+  config,
+  log,
+  clock: systemClock,
+  timers: new SystemTimers(systemClock),
+  fetch: globalThis.fetch,
+  exit,
+  script: await loadScript(log),
+});
+
+let host = listenHost(config);
+try {
+  await machine.app.listen({ host, port: config.port });
+} catch (err) {
+  // A host without IPv6 cannot bind `::`; IPv4 everywhere is the next best thing.
+  if (host === '::' && err instanceof Error && 'code' in err && err.code === 'EAFNOSUPPORT') {
+    host = '0.0.0.0';
+    await machine.app.listen({ host, port: config.port });
+  } else {
+    log.fatal({ err: errorMessage(err), host, port: config.port }, 'cannot listen');
+    exit(1);
+  }
+}
+
+let signals = 0;
+const onSignal = (signal: NodeJS.Signals): void => {
+  signals++;
+  if (signals > 1) {
+    log.warn({ signal }, 'second signal: exiting now');
+    exit(0);
+  }
+  log.info({ signal }, 'signal received');
+  void machine.stop('signal');
+};
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+
+const address = machine.app.server.address();
+if (address === null || typeof address === 'string') {
+  log.fatal({ address }, 'listening on an unexpected address');
+  exit(1);
+}
+machine.start(selfUrl(address)).catch((err: unknown) => {
+  log.fatal({ err: errorMessage(err) }, 'lifecycle failed');
+  exit(1);
+});

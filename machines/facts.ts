@@ -88,6 +88,15 @@ export const factSchemas = {
     launchId: launchId.optional(),
     reason: z.enum(['finished', 'ttl', 'signal']).optional(),
   }),
+  /**
+   * The reconciler found a machine carrying our metadata whose launch is over or unknown, or one
+   * past its TTL: it must go.
+   */
+  'reconcile.orphanFound': z.strictObject({
+    machineId,
+    launchId: launchId.optional(),
+    why: z.enum(['noLiveLaunch', 'pastTtl']),
+  }),
   'clock.readyElapsed': clockFact,
   'clock.cleanupElapsed': clockFact,
   'clock.ttlElapsed': clockFact,
@@ -102,7 +111,7 @@ export const factSchemas = {
   }),
   'autospawner.switched': z.strictObject({ on: z.boolean(), by: z.string().max(64) }),
   /** Visitors (open fleet streams) across the cluster; re-stated while visitors stay. */
-  'presence.changed': z.strictObject({ visitors: ms }),
+  'presence.changed': z.strictObject({ visitors: ms, roll: z.number().min(0).lt(1) }),
 } as const;
 
 export type FactType = keyof typeof factSchemas;

@@ -67,7 +67,7 @@ export function decodeEvent(raw: unknown): Decoded {
   if (!data.success) {
     return { ok: false, error: new EventDecodeError(`bad "${type}" payload: ${z.prettifyError(data.error)}`, raw) };
   }
-  return { ok: true, event: { ...env.data, type, data: data.data } as EventEnvelope };
+  return { ok: true, event: { ...env.data, type, data: data.data } };
 }
 
 /** Decode a JSON text (from a file line or a NATS message). */

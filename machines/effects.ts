@@ -1,0 +1,70 @@
+/**
+ * Effect intents: what a chart asks the world to do, as data. The runtime executes them after the
+ * fact that caused them is stored; their outcomes come back as new facts. Pure: types only.
+ */
+import type { LaunchSource, TimerKey } from './facts.js';
+
+export interface EffectParams {
+  /** Take a cap slot for a launch → `capacity.reserved` or `capacity.exhausted`. */
+  reserveCapacity: { launchId: string; until: number };
+  /** Keep a slot for a machine that exists (refreshes `until`). No result fact. */
+  holdCapacity: { holder: string; until: number };
+  /** Give a slot back. No result fact. */
+  releaseCapacity: { holder: string };
+  /**
+   * Create the Useless Machine of a launch → `fly.machineCreated` or `fly.createFailed`.
+   * Idempotent by launch id: a re-driven create first looks for a machine with its `launch_id`.
+   */
+  createMachine: { launchId: string; region: string; source: LaunchSource; ttlMs: number };
+  /** Watch a machine until it reaches a state → `fly.machineObserved` or `fly.machineGone`. */
+  awaitMachine: { machineId: string; launchId?: string; state: 'started' | 'destroyed' };
+  /**
+   * Destroy a machine (forcefully) → `fly.machineDestroyed` or `fly.destroyFailed`. Without a
+   * machine id, destroys every machine carrying the launch's `launch_id` metadata.
+   */
+  destroyMachine: { machineId?: string; launchId?: string };
+  /** Start a launch on the autospawner's behalf (a `launch.requested` with source `auto`). */
+  spawnLaunch: { launchId: string; region: string };
+  /** Arm a durable timer; its firing is the fact `clock.<key>Elapsed { key, due: at }`. */
+  scheduleTimer: { key: TimerKey; at: number };
+  cancelTimer: { key: TimerKey };
+}
+
+export type EffectType = keyof EffectParams;
+
+export type Effect = { [K in EffectType]: { type: K; params: EffectParams[K] } }[EffectType];
+
+export const EFFECT_TYPES: readonly EffectType[] = [
+  'reserveCapacity',
+  'holdCapacity',
+  'releaseCapacity',
+  'createMachine',
+  'awaitMachine',
+  'destroyMachine',
+  'spawnLaunch',
+  'scheduleTimer',
+  'cancelTimer',
+];
+
+/**
+ * The action implementations a chart's `setup()` declares: empty, because a chart only *names*
+ * its effects; the runtime reads them from `transition()`'s result and never calls these.
+ */
+export const effectActions = {
+  reserveCapacity: (_: unknown, _p: EffectParams['reserveCapacity']) => {},
+  holdCapacity: (_: unknown, _p: EffectParams['holdCapacity']) => {},
+  releaseCapacity: (_: unknown, _p: EffectParams['releaseCapacity']) => {},
+  createMachine: (_: unknown, _p: EffectParams['createMachine']) => {},
+  awaitMachine: (_: unknown, _p: EffectParams['awaitMachine']) => {},
+  destroyMachine: (_: unknown, _p: EffectParams['destroyMachine']) => {},
+  spawnLaunch: (_: unknown, _p: EffectParams['spawnLaunch']) => {},
+  scheduleTimer: (_: unknown, _p: EffectParams['scheduleTimer']) => {},
+  cancelTimer: (_: unknown, _p: EffectParams['cancelTimer']) => {},
+};
+
+export function isEffect(action: { type: string }): action is Effect {
+  return (EFFECT_TYPES as readonly string[]).includes(action.type);
+}
+
+/** Durable timers live in context as absolute deadlines, so a restored actor can re-arm them. */
+export type TimerTable = Partial<Record<TimerKey, number>>;

@@ -1,0 +1,419 @@
+/**
+ * The launch chart: one visitor's click, from request to a destroyed machine. Pure decider: it takes
+ * facts (with their time) and names effects; the runtime stores, executes and feeds results back.
+ *
+ *   idle → requested → creating → waitingReady(created → started) → redirect → destroyed
+ *                  ↘ failed      ↘ cleanup → failed                ↗ (ready before created)
+ */
+import { assign, setup } from 'xstate';
+import { effectActions, type TimerTable } from '../effects.js';
+import type { ChartEvent, LaunchSource } from '../facts.js';
+import { phaseOf } from '../flyStates.js';
+
+export const LAUNCH_CHART = 'launch.v1';
+
+/** After giving up on a launch, how long between attempts to destroy whatever it may have made. */
+export const CLEANUP_RETRY_MS = 30_000;
+export const MAX_CLEANUP_ATTEMPTS = 4;
+/** A cap slot outlives its launch's whole possible life by this much, then expires on its own. */
+export const CAPACITY_GRACE_MS = 5 * 60_000;
+
+export type FailureReason = 'capacity' | 'rateLimited' | 'flyError' | 'readyTimeout' | 'machineLost';
+
+export interface LaunchContext {
+  launchId: string;
+  region: string;
+  source: LaunchSource;
+  owner: string;
+  readyTimeoutMs: number;
+  ttlMs: number;
+  requestedAt: number;
+  /** Time of the last fact that changed the public status. */
+  updatedAt: number;
+  machineId: string | undefined;
+  instanceId: string | undefined;
+  reason: FailureReason | undefined;
+  /** Fly's words when the failure came from the API. */
+  detail: string | undefined;
+  cleanupAttempts: number;
+  timers: TimerTable;
+}
+
+export type LaunchEvent = ChartEvent<
+  | 'launch.requested'
+  | 'capacity.reserved'
+  | 'capacity.exhausted'
+  | 'fly.machineCreated'
+  | 'fly.createFailed'
+  | 'fly.machineObserved'
+  | 'fly.machineGone'
+  | 'fly.machineDestroyed'
+  | 'fly.destroyFailed'
+  | 'vm.listening'
+  | 'vm.stopping'
+  | 'clock.readyElapsed'
+  | 'clock.cleanupElapsed'
+>;
+
+export const LAUNCH_FACTS = [
+  'launch.requested',
+  'capacity.reserved',
+  'capacity.exhausted',
+  'fly.machineCreated',
+  'fly.createFailed',
+  'fly.machineObserved',
+  'fly.machineGone',
+  'fly.machineDestroyed',
+  'fly.destroyFailed',
+  'vm.listening',
+  'vm.stopping',
+  'clock.readyElapsed',
+  'clock.cleanupElapsed',
+] as const satisfies readonly LaunchEvent['type'][];
+
+const initialContext: LaunchContext = {
+  launchId: '',
+  region: '',
+  source: 'button',
+  owner: '',
+  readyTimeoutMs: 0,
+  ttlMs: 0,
+  requestedAt: 0,
+  updatedAt: 0,
+  machineId: undefined,
+  instanceId: undefined,
+  reason: undefined,
+  detail: undefined,
+  cleanupAttempts: 0,
+  timers: {},
+};
+
+const without = (t: TimerTable, key: keyof TimerTable): TimerTable => {
+  const { [key]: _, ...rest } = t;
+  return rest;
+};
+
+export const launchMachine = setup({
+  types: {
+    context: {} as LaunchContext,
+    events: {} as LaunchEvent,
+  },
+  actions: {
+    ...effectActions,
+    touch: assign({ updatedAt: ({ event }) => event.at }),
+    cancelReady: assign({ timers: ({ context }) => without(context.timers, 'ready') }),
+    cancelCleanup: assign({ timers: ({ context }) => without(context.timers, 'cleanup') }),
+  },
+  guards: {
+    readyDue: ({ context, event }) =>
+      event.type === 'clock.readyElapsed' && context.timers.ready === event.due,
+    cleanupDue: ({ context, event }) =>
+      event.type === 'clock.cleanupElapsed' && context.timers.cleanup === event.due,
+    /** Facts about a machine concern this launch only if it is this launch's machine. */
+    ourMachine: ({ context, event }) =>
+      'machineId' in event && (context.machineId === undefined || context.machineId === event.machineId),
+    ourMachineKnown: ({ context, event }) => 'machineId' in event && context.machineId === event.machineId,
+  },
+}).createMachine({
+  id: LAUNCH_CHART,
+  context: initialContext,
+  initial: 'idle',
+  states: {
+    idle: {
+      on: {
+        'launch.requested': {
+          target: 'requested',
+          actions: [
+            assign(({ event }) => ({
+              launchId: event.launchId,
+              region: event.region,
+              source: event.source,
+              owner: event.owner,
+              readyTimeoutMs: event.readyTimeoutMs,
+              ttlMs: event.ttlMs,
+              requestedAt: event.at,
+              updatedAt: event.at,
+              timers: { ready: event.at + event.readyTimeoutMs },
+            })),
+            {
+              type: 'reserveCapacity',
+              params: ({ context }) => ({
+                launchId: context.launchId,
+                until: context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
+              }),
+            },
+            { type: 'scheduleTimer', params: ({ context }) => ({ key: 'ready', at: context.timers.ready! }) },
+          ],
+        },
+      },
+    },
+
+    requested: {
+      tags: ['requested'],
+      on: {
+        'capacity.reserved': {
+          target: 'creating',
+          actions: {
+            type: 'createMachine',
+            params: ({ context }) => ({
+              launchId: context.launchId,
+              region: context.region,
+              source: context.source,
+              ttlMs: context.ttlMs,
+            }),
+          },
+        },
+        'capacity.exhausted': {
+          target: 'failed',
+          actions: [
+            'touch',
+            assign({ reason: 'capacity', detail: ({ event }) => `${event.live} of ${event.limit} machines are live` }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+          ],
+        },
+        'clock.readyElapsed': {
+          guard: 'readyDue',
+          target: 'failed',
+          actions: [
+            'touch',
+            assign({ reason: 'readyTimeout' }),
+            'cancelReady',
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
+        },
+      },
+    },
+
+    creating: {
+      tags: ['requested'],
+      on: {
+        'fly.machineCreated': {
+          target: 'waitingReady',
+          actions: [
+            'touch',
+            assign({ machineId: ({ event }) => event.machineId, instanceId: ({ event }) => event.instanceId }),
+            {
+              type: 'awaitMachine',
+              params: ({ context }) => ({ machineId: context.machineId!, launchId: context.launchId, state: 'started' }),
+            },
+          ],
+        },
+        // Ready before the create response: the VM's callback names its machine; go.
+        'vm.listening': {
+          target: 'redirect',
+          actions: [
+            'touch',
+            assign({ machineId: ({ event }) => event.machineId }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+          ],
+        },
+        'fly.createFailed': [
+          {
+            // A definite refusal: nothing was made.
+            guard: ({ event }) => !event.retryable,
+            target: 'failed',
+            actions: [
+              'touch',
+              assign({
+                reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
+                detail: ({ event }) => event.message,
+              }),
+              'cancelReady',
+              { type: 'cancelTimer', params: { key: 'ready' } },
+              { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+            ],
+          },
+          {
+            // Unknown outcome (timeout, 5xx, 429 after retries): a machine may exist. Sweep.
+            target: 'cleanup',
+            actions: [
+              'touch',
+              assign({
+                reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
+                detail: ({ event }) => event.message,
+              }),
+              'cancelReady',
+              { type: 'cancelTimer', params: { key: 'ready' } },
+            ],
+          },
+        ],
+        'clock.readyElapsed': {
+          guard: 'readyDue',
+          target: 'cleanup',
+          actions: ['touch', assign({ reason: 'readyTimeout' }), 'cancelReady'],
+        },
+      },
+    },
+
+    waitingReady: {
+      initial: 'created',
+      states: {
+        created: {
+          tags: ['created'],
+          on: {
+            'fly.machineObserved': {
+              guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'started',
+              target: 'started',
+              actions: 'touch',
+            },
+          },
+        },
+        started: { tags: ['started'] },
+      },
+      on: {
+        'vm.listening': {
+          guard: 'ourMachine',
+          target: 'redirect',
+          actions: ['touch', 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+        },
+        'clock.readyElapsed': {
+          guard: 'readyDue',
+          target: 'cleanup',
+          actions: ['touch', assign({ reason: 'readyTimeout' }), 'cancelReady'],
+        },
+        // The machine died before it was ready.
+        'fly.machineObserved': {
+          guard: ({ context, event }) =>
+            context.machineId === event.machineId &&
+            (phaseOf(event.state) === 'stopping' || phaseOf(event.state) === 'destroyed'),
+          target: 'cleanup',
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+        },
+        'vm.stopping': {
+          guard: 'ourMachineKnown',
+          target: 'cleanup',
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+        },
+        'fly.machineGone': {
+          guard: 'ourMachineKnown',
+          target: 'failed',
+          actions: [
+            'touch',
+            assign({ reason: 'machineLost' }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
+        },
+        'fly.machineDestroyed': {
+          guard: 'ourMachineKnown',
+          target: 'failed',
+          actions: [
+            'touch',
+            assign({ reason: 'machineLost' }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
+        },
+      },
+    },
+
+    // The visitor is sent to the machine; the launch follows it until it is destroyed.
+    redirect: {
+      tags: ['ready'],
+      on: {
+        // The create response after an early ready: record it, nothing else changes.
+        'fly.machineCreated': {
+          guard: ({ context, event }) => context.instanceId === undefined && context.machineId === event.machineId,
+          actions: assign({ instanceId: ({ event }) => event.instanceId }),
+        },
+        'fly.machineGone': {
+          guard: 'ourMachineKnown',
+          target: 'destroyed',
+          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'fly.machineDestroyed': {
+          guard: 'ourMachineKnown',
+          target: 'destroyed',
+          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'fly.machineObserved': {
+          guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
+          target: 'destroyed',
+          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+      },
+    },
+
+    // Failed (the visitor is told), but a machine may exist: destroy it before letting go.
+    cleanup: {
+      tags: ['failed'],
+      entry: [
+        assign({
+          cleanupAttempts: 1,
+          timers: ({ context, event }) => ({ ...context.timers, cleanup: event.at + CLEANUP_RETRY_MS }),
+        }),
+        {
+          type: 'destroyMachine',
+          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
+        },
+        { type: 'scheduleTimer', params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }) },
+      ],
+      on: {
+        // The create we gave up on finished after all: destroy what it made.
+        'fly.machineCreated': {
+          guard: ({ context }) => context.machineId === undefined,
+          actions: [
+            assign({ machineId: ({ event }) => event.machineId, instanceId: ({ event }) => event.instanceId }),
+            { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+          ],
+        },
+        'vm.listening': {
+          guard: ({ context }) => context.machineId === undefined,
+          actions: [
+            assign({ machineId: ({ event }) => event.machineId }),
+            { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+          ],
+        },
+        // A late, definite refusal: nothing exists to clean up.
+        'fly.createFailed': {
+          guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
+          target: 'failed',
+          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'fly.machineDestroyed': {
+          guard: 'ourMachineKnown',
+          target: 'failed',
+          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'fly.machineGone': {
+          guard: 'ourMachineKnown',
+          target: 'failed',
+          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'fly.machineObserved': {
+          guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
+          target: 'failed',
+          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+        },
+        'clock.cleanupElapsed': [
+          {
+            guard: ({ context, event }) => context.timers.cleanup === event.due && context.cleanupAttempts < MAX_CLEANUP_ATTEMPTS,
+            actions: [
+              assign({
+                cleanupAttempts: ({ context }) => context.cleanupAttempts + 1,
+                timers: ({ context, event }) => ({ ...context.timers, cleanup: event.at + CLEANUP_RETRY_MS }),
+              }),
+              { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+              { type: 'scheduleTimer', params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }) },
+            ],
+          },
+          {
+            // Out of attempts: the machine's own actor (its TTL) and the reconciler take over.
+            guard: 'cleanupDue',
+            target: 'failed',
+            actions: ['cancelCleanup', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          },
+        ],
+      },
+    },
+
+    failed: { type: 'final', tags: ['failed'] },
+    destroyed: { type: 'final', tags: ['done'] },
+  },
+});
+
+export type LaunchMachine = typeof launchMachine;

@@ -1,0 +1,108 @@
+/**
+ * Model-based testing for charts: generate paths that reach every (abstracted) state and then take
+ * every event each state accepts, run each path live in an actor (recording which transition
+ * definitions fired) and as a pure fold, and hand both to the invariant checks.
+ */
+import { createActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyTransitionDefinition, type SnapshotFrom } from 'xstate';
+import { getShortestPaths, getStateNodes } from 'xstate/graph';
+import { encodeTime } from 'ulid';
+import type { ChartEvent } from '../../machines/facts.js';
+import type { Effect } from '../../machines/effects.js';
+import { fold, type Folded } from '../support/charts.js';
+
+export interface ModelPath<M extends AnyStateMachine> {
+  events: ChartEvent[];
+  description: string;
+  live: SnapshotFrom<M>;
+  folded: Folded<M>;
+  fired: Set<AnyTransitionDefinition>;
+}
+
+/** A deterministic event id for generated facts (ULID time part from `at`). */
+export const idAt = (at: number, salt = 0): string => encodeTime(at, 10) + salt.toString(32).toUpperCase().padStart(16, '0');
+
+export function explore<M extends AnyStateMachine>(
+  machine: M,
+  opts: {
+    events: (snapshot: SnapshotFrom<M>) => ChartEvent[];
+    abstract: (snapshot: SnapshotFrom<M>) => unknown;
+  },
+): ModelPath<M>[] {
+  const shortest = getShortestPaths(machine, {
+    events: (s) => opts.events(s as SnapshotFrom<M>) as never,
+    serializeState: (s) => JSON.stringify(opts.abstract(s as SnapshotFrom<M>)),
+  });
+  // Every reachable state, then every event it accepts: that reaches every transition.
+  const eventLists: ChartEvent[][] = [];
+  for (const p of shortest) {
+    const base = p.steps.map((s) => s.event as unknown as ChartEvent).filter((e) => !e.type.startsWith('xstate.'));
+    eventLists.push(base);
+    const end = p.state as AnyMachineSnapshot;
+    for (const e of opts.events(end as SnapshotFrom<M>)) if (end.status === 'active' && end.can(e)) eventLists.push([...base, e]);
+  }
+  return eventLists.map((events) => runPath(machine, events));
+}
+
+export function runPath<M extends AnyStateMachine>(machine: M, events: ChartEvent[]): ModelPath<M> {
+  const fired = new Set<AnyTransitionDefinition>();
+  const actor = createActor(machine as AnyStateMachine, {
+    inspect: (ev) => {
+      if (ev.type === '@xstate.microstep') for (const t of ev._transitions) fired.add(t);
+    },
+  });
+  actor.start();
+  for (const e of events) {
+    const snap = actor.getSnapshot() as AnyMachineSnapshot;
+    if (snap.status === 'active' && snap.can(e)) actor.send(e);
+  }
+  const live = actor.getSnapshot() as SnapshotFrom<M>;
+  actor.stop();
+  return {
+    events,
+    description: events.map((e) => e.type).join(' → ') || '(initial)',
+    live,
+    folded: fold(machine, events),
+    fired,
+  };
+}
+
+/** Every transition definition of a chart (event transitions and eventless ones). */
+export function allTransitions(machine: AnyStateMachine): { def: AnyTransitionDefinition; label: string }[] {
+  const out: { def: AnyTransitionDefinition; label: string }[] = [];
+  for (const node of getStateNodes(machine.root)) {
+    for (const [type, defs] of node.transitions) {
+      defs.forEach((def, i) => out.push({ def, label: `${node.id} --${type}[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` }));
+    }
+    (node.always ?? []).forEach((def, i) =>
+      out.push({ def, label: `${node.id} --always[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` }),
+    );
+  }
+  return out;
+}
+
+export function allStateIds(machine: AnyStateMachine): string[] {
+  return getStateNodes(machine.root).map((n) => n.id);
+}
+
+/** State node ids active in a snapshot (the whole path from the root). */
+export function activeIds(snapshot: { _nodes: { id: string }[] }): string[] {
+  return snapshot._nodes.map((n) => n.id);
+}
+
+/**
+ * Replays a path's timer effects to the deadlines still armed at its end: a schedule arms, a
+ * cancel disarms, and a timer that fired is spent.
+ */
+export function armedTimers(steps: readonly { event: ChartEvent; accepted: boolean; effects: readonly Effect[] }[]): Record<string, number> {
+  const armed: Record<string, number> = {};
+  for (const step of steps) {
+    if (!step.accepted) continue;
+    if (step.event.type.startsWith('clock.') && 'key' in step.event) delete armed[step.event.key];
+    for (const ef of step.effects) {
+      if (ef.type === 'scheduleTimer') armed[ef.params.key] = ef.params.at;
+      if (ef.type === 'cancelTimer') delete armed[ef.params.key];
+    }
+  }
+  return armed;
+}
+

@@ -1,0 +1,135 @@
+/**
+ * Defensive parsing of what arrives over SSE, for the browser bundle: hand-written guards that
+ * mirror the zod schemas of `wire.ts` (zod itself stays out of the bundle). Never throws; anything
+ * malformed comes back `undefined` and is ignored by the caller.
+ */
+import type {
+  CapacityView,
+  FleetMachine,
+  FleetMessage,
+  FleetSnapshot,
+  LaunchAccepted,
+  LaunchView,
+  MachineGone,
+} from '../wire.js';
+
+type Obj = Record<string, unknown>;
+
+const MACHINE_STATUSES: readonly string[] = ['created', 'started', 'listening', 'stopping'];
+const MACHINE_SOURCES: readonly string[] = ['button', 'dash', 'auto', 'foreign'];
+const LAUNCH_STATUSES: readonly string[] = ['requested', 'created', 'started', 'ready', 'failed', 'done'];
+const LAUNCH_SOURCES: readonly string[] = ['button', 'dash', 'auto'];
+const FAILURE_REASONS: readonly string[] = ['capacity', 'rateLimited', 'flyError', 'readyTimeout', 'machineLost'];
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+const isStr = (v: unknown): v is string => typeof v === 'string';
+// zod's int() means a safe integer.
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+const oneOf = <T extends string>(v: unknown, allowed: readonly string[]): v is T => isStr(v) && allowed.includes(v);
+const optStr = (v: unknown): boolean => v === undefined || isStr(v);
+
+export function asFleetMachine(v: unknown): FleetMachine | undefined {
+  if (!isObj(v)) return undefined;
+  const { machineId, region, status, source, launchId, createdAt, updatedAt } = v;
+  if (!isStr(machineId) || !isStr(region) || !isStr(createdAt) || !isStr(updatedAt) || !optStr(launchId)) return undefined;
+  if (!oneOf<FleetMachine['status']>(status, MACHINE_STATUSES)) return undefined;
+  if (!oneOf<FleetMachine['source']>(source, MACHINE_SOURCES)) return undefined;
+  return { machineId, region, status, source, createdAt, updatedAt, ...(isStr(launchId) ? { launchId } : {}) };
+}
+
+export function asCapacity(v: unknown): CapacityView | undefined {
+  if (!isObj(v) || !isInt(v.live) || !isInt(v.limit)) return undefined;
+  return { live: v.live, limit: v.limit };
+}
+
+/** A snapshot with a malformed machine keeps the well-formed ones: one bad row must not blank the map. */
+export function asFleetSnapshot(v: unknown): FleetSnapshot | undefined {
+  if (!isObj(v) || !Array.isArray(v.machines) || !isStr(v.at)) return undefined;
+  const capacity = asCapacity(v.capacity);
+  if (!capacity) return undefined;
+  const machines = (v.machines as unknown[]).flatMap((m) => {
+    const ok = asFleetMachine(m);
+    return ok ? [ok] : [];
+  });
+  return { machines, capacity, at: v.at };
+}
+
+export function asMachineGone(v: unknown): MachineGone | undefined {
+  if (!isObj(v) || !isStr(v.machineId) || !isStr(v.at)) return undefined;
+  return { machineId: v.machineId, at: v.at };
+}
+
+export function asLaunchView(v: unknown): LaunchView | undefined {
+  if (!isObj(v)) return undefined;
+  const { launchId, status, region, source, machineId, url, reason, message, at, requestedAt, version } = v;
+  if (!isStr(launchId) || !isStr(region) || !isStr(at) || !isStr(requestedAt) || !isInt(version)) return undefined;
+  if (!oneOf<LaunchView['status']>(status, LAUNCH_STATUSES)) return undefined;
+  if (!oneOf<LaunchView['source']>(source, LAUNCH_SOURCES)) return undefined;
+  if (!optStr(machineId) || !optStr(url) || !optStr(message)) return undefined;
+  if (reason !== undefined && !oneOf(reason, FAILURE_REASONS)) return undefined;
+  return {
+    launchId,
+    status,
+    region,
+    source,
+    at,
+    requestedAt,
+    version,
+    ...(isStr(machineId) ? { machineId } : {}),
+    ...(isStr(url) ? { url } : {}),
+    ...(reason !== undefined ? { reason: reason as LaunchView['reason'] & string } : {}),
+    ...(isStr(message) ? { message } : {}),
+  };
+}
+
+export function asLaunchAccepted(v: unknown): LaunchAccepted | undefined {
+  if (!isObj(v) || !isStr(v.launchId) || !isStr(v.region) || !isStr(v.events)) return undefined;
+  if (!oneOf<LaunchAccepted['status']>(v.status, LAUNCH_STATUSES)) return undefined;
+  return { launchId: v.launchId, region: v.region, status: v.status, events: v.events };
+}
+
+/** The `message` of an error body, when the body is one. */
+export function errorMessage(v: unknown): string | undefined {
+  return isObj(v) && isStr(v.message) && v.message.length > 0 ? v.message : undefined;
+}
+
+function json(text: unknown): unknown {
+  if (!isStr(text)) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One fleet SSE message (event name + data text) → a typed message, or undefined if malformed. */
+export function parseFleetMessage(event: string, data: unknown): FleetMessage | undefined {
+  const v = json(data);
+  switch (event) {
+    case 'fleet': {
+      const d = asFleetSnapshot(v);
+      return d && { event, data: d };
+    }
+    case 'machine': {
+      const d = asFleetMachine(v);
+      return d && { event, data: d };
+    }
+    case 'machineGone': {
+      const d = asMachineGone(v);
+      return d && { event, data: d };
+    }
+    case 'capacity': {
+      const d = asCapacity(v);
+      return d && { event, data: d };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** One `launch` SSE message's data → a launch view, or undefined if malformed. */
+export function parseLaunchMessage(data: unknown): LaunchView | undefined {
+  return asLaunchView(json(data));
+}

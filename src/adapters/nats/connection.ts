@@ -1,0 +1,221 @@
+/**
+ * NATS plumbing shared by the NATS adapters: one connection that reconnects forever (jittered) and
+ * logs its status, and ensureStream() that creates or updates the JetStream event stream.
+ */
+import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage, StoreUnavailableError } from '../../shared/errors.js';
+
+export type { NatsConnection };
+
+export interface NatsConnectOptions {
+  /** One URL or several (a cluster); e.g. `nats://127.0.0.1:4222`. */
+  servers: string | readonly string[];
+  /** Connection name shown by the server (`nats server report connections`). */
+  name: string;
+  logger: Logger;
+  /** Wait between reconnect attempts. Default 1000 ms. */
+  reconnectTimeWaitMs?: number;
+  /** Random extra wait per attempt, so many clients do not reconnect in lockstep. Default 500 ms. */
+  reconnectJitterMs?: number;
+  /** Keep retrying the first connect too instead of failing at once. Default false (fail fast at boot). */
+  waitOnFirstConnect?: boolean;
+  /** Connect timeout. Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+/** Connect with reconnect forever and status logging. Throws StoreUnavailableError if the first connect fails. */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const log = opts.logger.child({ nats: opts.name });
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: typeof opts.servers === 'string' ? opts.servers : [...opts.servers],
+      name: opts.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
+      reconnectJitter: opts.reconnectJitterMs ?? 500,
+      waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
+      timeout: opts.timeoutMs ?? 5000,
+      // Notice a dead peer within ~30 s even when no socket error arrives (a partition).
+      pingInterval: 10_000,
+      maxPingOut: 3,
+    });
+  } catch (err) {
+    throw new StoreUnavailableError(`cannot connect to NATS at ${String(opts.servers)}: ${errorMessage(err)}`, { cause: err });
+  }
+  log.info({ server: nc.getServer() }, 'nats connected');
+  void logStatus(nc, log);
+  return nc;
+}
+
+async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  try {
+    for await (const s of nc.status()) logOne(s, log);
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'nats status feed ended');
+  }
+}
+
+function logOne(s: Status, log: Logger): void {
+  switch (s.type) {
+    case 'disconnect':
+      log.warn({ server: s.server }, 'nats disconnected');
+      break;
+    case 'reconnecting':
+      log.debug('nats reconnecting');
+      break;
+    case 'reconnect':
+      log.info({ server: s.server }, 'nats reconnected');
+      break;
+    case 'error':
+      log.error({ err: errorMessage(s.error) }, 'nats error');
+      break;
+    case 'staleConnection':
+      log.warn('nats connection stale');
+      break;
+    case 'slowConsumer':
+      log.warn({ pending: s.pending, subject: s.sub.getSubject() }, 'nats slow consumer');
+      break;
+    case 'ldm':
+      log.info({ server: s.server }, 'nats server entering lame duck mode');
+      break;
+    case 'close':
+      log.info('nats connection closed');
+      break;
+    default:
+      // ping, cluster updates, forced reconnects: not worth a line.
+      break;
+  }
+}
+
+/** Settings of the JetStream stream that holds every actor's events. */
+export interface EventStreamConfig {
+  /** Stream name. Default `WM_EVENTS`. */
+  readonly name: string;
+  /** Subject prefix; actor streams live at `<prefix>.<chart>.<id>`. Default `wm.events`. */
+  readonly subjectPrefix: string;
+  /** Replicas (1 on one server, 3 in a cluster). Default 1. */
+  readonly replicas: number;
+  /** Drop events older than this; 0 keeps them forever. Default 0. Must outlive every actor stream. */
+  readonly maxAgeMs: number;
+  /** Publish dedupe window for `Nats-Msg-Id`. Default 2 minutes (capped at maxAgeMs). */
+  readonly duplicateWindowMs: number;
+}
+
+export const DEFAULT_EVENT_STREAM: EventStreamConfig = {
+  name: 'WM_EVENTS',
+  subjectPrefix: 'wm.events',
+  replicas: 1,
+  maxAgeMs: 0,
+  duplicateWindowMs: 120_000,
+};
+
+const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Fill defaults and check a stream config; throws on a name or prefix NATS would reject. */
+export function eventStreamConfig(opts: Partial<EventStreamConfig> = {}): EventStreamConfig {
+  const cfg = { ...DEFAULT_EVENT_STREAM, ...opts };
+  if (!STREAM_NAME.test(cfg.name)) throw new Error(`bad JetStream stream name "${cfg.name}"`);
+  if (!cfg.subjectPrefix.split('.').every((t) => SUBJECT_TOKEN.test(t))) {
+    throw new Error(`bad subject prefix "${cfg.subjectPrefix}": dot-separated tokens of [A-Za-z0-9_-]`);
+  }
+  if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 5) throw new Error(`replicas must be 1..5`);
+  if (!(cfg.maxAgeMs >= 0) || !(cfg.duplicateWindowMs > 0)) throw new Error('maxAgeMs >= 0 and duplicateWindowMs > 0');
+  const duplicateWindowMs = cfg.maxAgeMs > 0 ? Math.min(cfg.duplicateWindowMs, cfg.maxAgeMs) : cfg.duplicateWindowMs;
+  return { ...cfg, duplicateWindowMs };
+}
+
+const msToNanos = (ms: number): number => ms * 1_000_000;
+
+function desiredStream(cfg: EventStreamConfig): Partial<StreamConfig> & { name: string } {
+  return {
+    name: cfg.name,
+    description: 'WhereMachines: one subject per actor stream, the source of truth',
+    subjects: [`${cfg.subjectPrefix}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: cfg.replicas,
+    max_age: msToNanos(cfg.maxAgeMs),
+    duplicate_window: msToNanos(cfg.duplicateWindowMs),
+    max_msgs: -1,
+    max_bytes: -1,
+    max_msgs_per_subject: -1,
+  };
+}
+
+/** JetStream answers that mean "not ready yet" (a cluster electing its meta leader). */
+function isTransient(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 10008 || err.status === 503;
+  const name = err instanceof Error ? err.name : '';
+  return name === 'TimeoutError' || name === 'JetStreamNotEnabled' || name === 'NoRespondersError';
+}
+
+/**
+ * Create the event stream, or update it to the wanted config: idempotent, safe to call from every
+ * instance at boot. Storage cannot change on a live stream: a mismatch throws rather than guessing.
+ * Retries while a cluster is still electing (bounded by `timeoutMs`, default 30 s).
+ */
+export async function ensureStream(
+  nc: NatsConnection,
+  cfg: EventStreamConfig,
+  opts: { logger?: Logger; timeoutMs?: number } = {},
+): Promise<StreamInfo> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ensureStreamOnce(nc, cfg, opts.logger);
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      if (Date.now() > deadline) {
+        throw new StoreUnavailableError(`JetStream not ready for stream ${cfg.name}: ${errorMessage(err)}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+    }
+  }
+}
+
+async function ensureStreamOnce(nc: NatsConnection, cfg: EventStreamConfig, log: Logger | undefined): Promise<StreamInfo> {
+  const jsm = await jetstreamManager(nc);
+  const want = desiredStream(cfg);
+  const current = await jsm.streams.info(cfg.name).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
+    throw err;
+  });
+  if (!current) {
+    try {
+      const made = await jsm.streams.add(want);
+      log?.info({ stream: cfg.name, subjects: want.subjects, replicas: cfg.replicas }, 'created JetStream stream');
+      return made;
+    } catch (err) {
+      // Another instance created it between our info and add (10058: name in use): update below.
+      if (!(err instanceof JetStreamApiError && err.code === 10058)) throw err;
+    }
+  }
+  const info = current ?? (await jsm.streams.info(cfg.name));
+  const have = info.config;
+  if (have.storage !== StorageType.File) {
+    throw new Error(`stream ${cfg.name} uses ${have.storage} storage; the event store needs file storage`);
+  }
+  const same =
+    JSON.stringify(have.subjects) === JSON.stringify(want.subjects) &&
+    have.num_replicas === want.num_replicas &&
+    have.max_age === want.max_age &&
+    have.duplicate_window === want.duplicate_window;
+  if (same) return info;
+  const { storage: _s, retention: _r, name: _n, ...changes } = want;
+  const updated = await jsm.streams.update(cfg.name, changes);
+  log?.info({ stream: cfg.name, replicas: cfg.replicas, maxAgeMs: cfg.maxAgeMs }, 'updated JetStream stream config');
+  return updated;
+}

@@ -1,0 +1,453 @@
+/**
+ * The actor runtime: the one place that calls `transition()`. For each fact: route it, fold it into
+ * the actor's snapshot (dropping what the snapshot cannot take), append it with the expected stream
+ * version, publish the change, then run the effects it named. Timers are kept in step with the
+ * deadlines recorded in each actor's context, so they survive restarts; boot replays every stream
+ * and re-drives intents still outstanding.
+ */
+import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import { CHARTS, isEffect, timerFactType, type Chart, type Effect, type FactData, type FactType, type TimerKey } from '../../machines/index.js';
+import { makeEnvelope, toChartEvent, type EventMeta, type StoredEvent } from '../events/envelope.js';
+import type { Clock, Timers } from '../ports/clock.js';
+import type { EventStore } from '../ports/eventStore.js';
+import type { Ids } from '../ports/ids.js';
+import { VersionConflictError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { KeyedLock } from './keyedLock.js';
+import { kindOf, routeFact, type StreamKind } from './router.js';
+
+/** A fact as the outside world hands it to the runtime (the envelope is made here). */
+export interface Fact<T extends FactType = FactType> {
+  readonly type: T;
+  readonly data: FactData<T>;
+  /** When it happened (epoch ms); default: now. */
+  readonly at?: number;
+  readonly meta?: Pick<EventMeta, 'causationId' | 'correlationId'>;
+}
+
+/** One live actor, as the registry (and the debug endpoint) sees it. */
+export interface ActorRecord {
+  readonly stream: string;
+  readonly kind: StreamKind;
+  readonly chart: Chart;
+  snapshot: AnyMachineSnapshot;
+  /** Number of events in its stream (0: nothing stored yet). */
+  version: number;
+  /** Type, time and version of its latest events, newest last (a short ring). */
+  recent: { type: string; at: string; version: number; instance: string | undefined }[];
+  /** When this instance last saw it change (epoch ms). */
+  touchedAt: number;
+}
+
+export interface ActorChange {
+  readonly record: ActorRecord;
+  readonly event: StoredEvent;
+  /** True when this instance appended the event (false: folded from another instance). */
+  readonly local: boolean;
+}
+
+export interface EffectContext {
+  readonly stream: string;
+  readonly record: ActorRecord;
+  /** The stored event whose transition named this effect. */
+  readonly cause: StoredEvent | undefined;
+  /** True when re-driven at boot or on takeover (the effect may have run before). */
+  readonly redrive: boolean;
+}
+
+/** Runs one effect; returns the facts that are its outcome (they re-enter the runtime). */
+export type EffectRunner = (effect: Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>, ctx: EffectContext) => Promise<Fact[]>;
+
+export interface RuntimeOptions {
+  store: EventStore;
+  clock: Clock;
+  timers: Timers;
+  ids: Ids;
+  log: Logger;
+  /** This instance's id (recorded in every event it appends). */
+  instance: string;
+  runEffect: EffectRunner;
+  /**
+   * Whether this instance drives an actor: arms its timers and re-drives its outstanding intents.
+   * Default: every actor (a single instance).
+   */
+  drives?: (record: ActorRecord) => boolean;
+  /** Random numbers for timer facts' `roll` (default Math.random). */
+  random?: () => number;
+  /** Finished actors stay in memory this long, then only in the store. */
+  finishedRetentionMs?: number;
+  recentSize?: number;
+}
+
+export type ApplyOutcome =
+  | { accepted: true; stream: string; event: StoredEvent; effects: Effect[] }
+  | { accepted: false; stream: string; why: 'cannotTake' | 'finished' };
+
+export interface BootReport {
+  events: number;
+  actors: number;
+  live: number;
+  redriven: number;
+  ms: number;
+}
+
+const MAX_CONFLICT_RETRIES = 8;
+
+export class ActorRuntime {
+  private readonly records = new Map<string, ActorRecord>();
+  private readonly lock = new KeyedLock();
+  private readonly listeners = new Set<(c: ActorChange) => void>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  /** Timer deadlines this instance has armed, per stream and key. */
+  private readonly armed = new Map<string, Map<TimerKey, number>>();
+  private stopTail: (() => void) | undefined;
+  private position = 0;
+  private closed = false;
+  private readonly o: Required<Omit<RuntimeOptions, 'drives'>> & Pick<RuntimeOptions, 'drives'>;
+
+  constructor(opts: RuntimeOptions) {
+    this.o = { random: Math.random, finishedRetentionMs: 10 * 60_000, recentSize: 6, ...opts };
+  }
+
+  // ---------------------------------------------------------------- boot
+
+  /** Replay the whole store into actors, re-arm their timers, re-drive what is outstanding, then follow the store. */
+  async boot(): Promise<BootReport> {
+    const started = performance.now();
+    let events = 0;
+    for await (const e of this.o.store.readAll(this.position)) {
+      this.foldStored(e, false);
+      events++;
+    }
+    let redriven = 0;
+    const now = this.o.clock.now();
+    for (const rec of [...this.records.values()]) {
+      if (rec.snapshot.status !== 'active') {
+        if (now - rec.touchedAt > this.o.finishedRetentionMs) this.records.delete(rec.stream);
+        continue;
+      }
+      if (!this.drives(rec)) continue;
+      this.syncTimers(rec);
+      redriven += this.redrive(rec);
+    }
+    // Follow the store: other instances' appends (and our own, which we skip by version).
+    this.stopTail = this.o.store.subscribe(this.position, (e) => {
+      if (e.position > this.position) this.position = e.position;
+      this.track(this.lock.run(e.stream, () => this.ingest(e)));
+    });
+    const live = [...this.records.values()].filter((r) => r.snapshot.status === 'active').length;
+    const report = { events, actors: this.records.size, live, redriven, ms: Math.round(performance.now() - started) };
+    this.o.log.info(report, 'runtime booted');
+    return report;
+  }
+
+  /** Take over actors this instance now drives (its owner died): arm timers and re-drive intents. */
+  adopt(filter: (r: ActorRecord) => boolean): number {
+    let n = 0;
+    for (const rec of this.records.values()) {
+      if (rec.snapshot.status !== 'active' || !filter(rec)) continue;
+      this.syncTimers(rec);
+      n += this.redrive(rec);
+    }
+    return n;
+  }
+
+  // ---------------------------------------------------------------- facts in
+
+  /** Route a fact to every actor it concerns and apply it to each. */
+  async dispatch<T extends FactType>(fact: Fact<T>): Promise<ApplyOutcome[]> {
+    const streams = routeFact(fact.type, fact.data, (m) => this.launchOfMachine(m));
+    const out: ApplyOutcome[] = [];
+    for (const s of streams) out.push(await this.apply(s, fact));
+    return out;
+  }
+
+  /** Apply a fact to one actor: decide, append (retrying on a lost race), publish, act. */
+  apply<T extends FactType>(stream: string, fact: Fact<T>): Promise<ApplyOutcome> {
+    if (this.closed) return Promise.resolve({ accepted: false, stream, why: 'finished' });
+    return this.lock.run(stream, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const rec = this.records.get(stream) ?? this.fresh(stream);
+        if (rec.snapshot.status !== 'active') return { accepted: false, stream, why: 'finished' };
+        const at = fact.at ?? this.o.clock.now();
+        const envelope = makeEnvelope({
+          id: this.o.ids.next(),
+          type: fact.type,
+          stream,
+          at,
+          data: fact.data,
+          meta: { chart: rec.chart.id, instance: this.o.instance, ...fact.meta },
+        });
+        const event = toChartEvent(envelope);
+        if (!rec.snapshot.can(event)) return { accepted: false, stream, why: 'cannotTake' };
+        const [next, actions] = transition(rec.chart.machine, rec.snapshot, event);
+        let stored: StoredEvent;
+        try {
+          const res = await this.o.store.append(stream, [envelope], { expectedVersion: rec.version });
+          stored = { ...envelope, version: res.version, position: res.position };
+        } catch (err) {
+          if (err instanceof VersionConflictError && attempt < MAX_CONFLICT_RETRIES) {
+            // Another writer got there first: learn what it wrote, then decide again.
+            await this.catchUp(stream);
+            continue;
+          }
+          throw err;
+        }
+        const effects = actions.filter(isEffect).map((a) => ({ type: a.type, params: a.params }) as unknown as Effect);
+        this.commit(rec, next, stored, true);
+        this.runEffects(rec, effects, stored, false);
+        return { accepted: true, stream, event: stored, effects };
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  actor(stream: string): ActorRecord | undefined {
+    return this.records.get(stream);
+  }
+
+  actors(kind?: StreamKind): ActorRecord[] {
+    const all = [...this.records.values()];
+    return kind ? all.filter((r) => r.kind === kind) : all;
+  }
+
+  /** Every change (this instance's appends and other instances' folded in), after it is stored. */
+  onChange(listener: (c: ActorChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves with the actor once `until` holds for it, or undefined after `timeoutMs`. */
+  waitFor(stream: string, until: (r: ActorRecord) => boolean, timeoutMs: number): Promise<ActorRecord | undefined> {
+    const now = this.records.get(stream);
+    if (now && until(now)) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        stop();
+        resolve(undefined);
+      }, timeoutMs);
+      timer.unref?.();
+      const stop = this.onChange((c) => {
+        if (c.record.stream === stream && until(c.record)) {
+          clearTimeout(timer);
+          stop();
+          resolve(c.record);
+        }
+      });
+    });
+  }
+
+  /** The whole stored history of an actor (from the store, not memory). */
+  history(stream: string): Promise<StoredEvent[]> {
+    return this.o.store.read(stream);
+  }
+
+  /** Rebuild an actor's snapshot at every version of its stream (for SSE resume of any launch). */
+  async replay(stream: string): Promise<{ event: StoredEvent; snapshot: AnyMachineSnapshot }[]> {
+    const kind = kindOf(stream);
+    if (!kind) return [];
+    const chart: Chart = CHARTS[kind];
+    let [snap] = initialTransition(chart.machine);
+    const out: { event: StoredEvent; snapshot: AnyMachineSnapshot }[] = [];
+    for (const e of await this.o.store.read(stream)) {
+      const ev = toChartEvent(e);
+      if (snap.status === 'active' && snap.can(ev)) [snap] = transition(chart.machine, snap, ev);
+      out.push({ event: e, snapshot: snap });
+    }
+    return out;
+  }
+
+  pendingTimers(stream: string): ReadonlyMap<TimerKey, number> {
+    return this.armed.get(stream) ?? new Map();
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /** Stop taking facts, disarm timers, wait (bounded) for effects in flight. */
+  async close(graceMs = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTail?.();
+    for (const [stream, keys] of this.armed) for (const k of keys.keys()) this.o.timers.clear(`${stream}/${k}`);
+    this.armed.clear();
+    await Promise.race([
+      Promise.allSettled([...this.inflight]),
+      new Promise((r) => setTimeout(r, graceMs).unref?.()),
+    ]);
+    await this.lock.idle();
+    this.listeners.clear();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private drives(rec: ActorRecord): boolean {
+    return this.o.drives ? this.o.drives(rec) : true;
+  }
+
+  private launchOfMachine(machineId: string): string | undefined {
+    const rec = this.records.get(`vm.${machineId}`);
+    return (rec?.snapshot.context as { launchId?: string } | undefined)?.launchId;
+  }
+
+  private fresh(stream: string): ActorRecord {
+    const kind = kindOf(stream);
+    if (!kind) throw new Error(`not an actor stream: ${stream}`);
+    const chart: Chart = CHARTS[kind];
+    const [snapshot] = initialTransition(chart.machine);
+    return { stream, kind, chart, snapshot, version: 0, recent: [], touchedAt: this.o.clock.now() };
+  }
+
+  /** Fold a stored event (at boot, or appended by another instance). Runs no effects. */
+  private foldStored(e: StoredEvent, live: boolean): void {
+    if (!live && e.position > this.position) this.position = e.position;
+    const rec = this.records.get(e.stream) ?? this.fresh(e.stream);
+    if (e.version <= rec.version) return;
+    let next = rec.snapshot;
+    const ev = toChartEvent(e);
+    if (rec.snapshot.status === 'active' && rec.snapshot.can(ev)) {
+      [next] = transition(rec.chart.machine, rec.snapshot, ev);
+    } else {
+      // Stored facts were accepted when appended; a refusal now means the chart changed under
+      // its stream. Keep the version in step and say so.
+      this.o.log.warn({ stream: e.stream, type: e.type, version: e.version }, 'stored fact no longer applies');
+    }
+    this.records.set(e.stream, rec);
+    if (live) {
+      this.commit(rec, next, e, false);
+      if (this.drives(rec)) this.syncTimers(rec);
+    } else {
+      rec.snapshot = next;
+      rec.version = e.version;
+      this.remember(rec, e);
+    }
+  }
+
+  /** An event from the store's feed: skip what we have, fill a gap from the store, fold the rest. */
+  private async ingest(e: StoredEvent): Promise<void> {
+    const have = this.records.get(e.stream)?.version ?? 0;
+    if (have >= e.version) return;
+    if (have + 1 < e.version) return this.catchUp(e.stream);
+    this.foldStored(e, true);
+  }
+
+  private async catchUp(stream: string): Promise<void> {
+    const rec = this.records.get(stream) ?? this.fresh(stream);
+    this.records.set(stream, rec);
+    for (const e of await this.o.store.read(stream, rec.version)) this.foldStored(e, true);
+  }
+
+  private remember(rec: ActorRecord, e: StoredEvent): void {
+    rec.recent.push({ type: e.type, at: e.at, version: e.version, instance: e.meta.instance });
+    if (rec.recent.length > this.o.recentSize) rec.recent.shift();
+    rec.touchedAt = Date.parse(e.at);
+  }
+
+  private commit(rec: ActorRecord, next: AnyMachineSnapshot, e: StoredEvent, local: boolean): void {
+    rec.snapshot = next;
+    rec.version = e.version;
+    this.remember(rec, e);
+    this.records.set(rec.stream, rec);
+    if (local && this.drives(rec)) this.syncTimers(rec);
+    for (const l of this.listeners) {
+      try {
+        l({ record: rec, event: e, local });
+      } catch (err) {
+        this.o.log.error({ err: errorMessage(err), stream: rec.stream }, 'change listener failed');
+      }
+    }
+    if (next.status !== 'active') this.scheduleEviction(rec);
+  }
+
+  private scheduleEviction(rec: ActorRecord): void {
+    this.clearTimers(rec.stream);
+    const t = setTimeout(() => {
+      const cur = this.records.get(rec.stream);
+      if (cur === rec && cur.snapshot.status !== 'active') this.records.delete(rec.stream);
+    }, this.o.finishedRetentionMs);
+    t.unref?.();
+  }
+
+  /**
+   * Make the armed timers match the deadlines in the actor's context: arm new or moved ones,
+   * disarm the rest. An overdue deadline fires at once (with the time it actually fired).
+   */
+  private syncTimers(rec: ActorRecord): void {
+    const wanted = ((rec.snapshot.context as { timers?: Partial<Record<TimerKey, number>> }).timers ?? {});
+    const have = this.armed.get(rec.stream) ?? new Map<TimerKey, number>();
+    for (const [key, at] of have) {
+      if (wanted[key] !== at) {
+        this.o.timers.clear(`${rec.stream}/${key}`);
+        have.delete(key);
+      }
+    }
+    if (rec.snapshot.status === 'active') {
+      for (const [key, at] of Object.entries(wanted) as [TimerKey, number][]) {
+        if (have.get(key) === at) continue;
+        have.set(key, at);
+        this.o.timers.set(`${rec.stream}/${key}`, at, () => {
+          this.armed.get(rec.stream)?.delete(key);
+          const fired = this.apply(rec.stream, {
+            type: timerFactType(key),
+            data: { key, due: at, roll: this.o.random() },
+            at: Math.max(at, this.o.clock.now()),
+          });
+          this.track(fired);
+        });
+      }
+    }
+    if (have.size > 0) this.armed.set(rec.stream, have);
+    else this.armed.delete(rec.stream);
+  }
+
+  private clearTimers(stream: string): void {
+    for (const key of this.armed.get(stream)?.keys() ?? []) this.o.timers.clear(`${stream}/${key}`);
+    this.armed.delete(stream);
+  }
+
+  private redrive(rec: ActorRecord): number {
+    const effects = rec.chart.outstanding(rec.snapshot as never);
+    if (effects.length > 0) {
+      this.o.log.info({ stream: rec.stream, effects: effects.map((e) => e.type) }, 're-driving outstanding intents');
+      this.runEffects(rec, effects, undefined, true);
+    }
+    return effects.length;
+  }
+
+  private runEffects(rec: ActorRecord, effects: readonly Effect[], cause: StoredEvent | undefined, redrive: boolean): void {
+    for (const effect of effects) {
+      // Timers follow the context (syncTimers); the intents are kept as the chart's record of them.
+      if (effect.type === 'scheduleTimer' || effect.type === 'cancelTimer') continue;
+      const ctx: EffectContext = { stream: rec.stream, record: rec, cause, redrive };
+      const run = (async () => {
+        let facts: Fact[];
+        try {
+          facts = await this.o.runEffect(effect, ctx);
+        } catch (err) {
+          // A runner must turn failures into facts; an escape here is a bug, logged, never a crash.
+          this.o.log.error({ err: errorMessage(err), stream: rec.stream, effect: effect.type }, 'effect failed');
+          return;
+        }
+        for (const f of facts) {
+          const meta = { causationId: cause?.id, ...f.meta };
+          await this.dispatch({ ...f, meta });
+        }
+      })();
+      this.track(run);
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    const guarded = p.catch((err: unknown) => {
+      this.o.log.error({ err: errorMessage(err) }, 'runtime task failed');
+    });
+    this.inflight.add(guarded);
+    void guarded.finally(() => this.inflight.delete(guarded));
+  }
+
+  /** Resolves when no effect or timer-fired fact is in flight (tests and benches). */
+  async settled(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.lock.idle();
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The effect runner: turns each intent a chart names into calls on the ports (capacity ledger,
+ * Fly Machines) and turns every outcome — success or failure — into facts. Idempotent by design:
+ * a create first looks for the machine its launch may already have made, a destroy of a machine
+ * that is gone is a success, a spawn of a launch that exists is a no-op.
+ */
+import type { Effect, EffectParams, LaunchSource } from '../../machines/index.js';
+import type { CapacityLedger } from '../ports/capacity.js';
+import type { Clock } from '../ports/clock.js';
+import { FlyApiError, type CreateMachineInput, type FlyMachine, type FlyMachines } from '../ports/flyMachines.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { EffectContext, EffectRunner, Fact } from './actorRuntime.js';
+
+export const METADATA = { launchId: 'launch_id', source: 'source', owner: 'owner' } as const;
+
+export interface EffectDeps {
+  fly: FlyMachines;
+  ledger: CapacityLedger;
+  clock: Clock;
+  log: Logger;
+  /** The cap on live machines (read at each reservation, so it can change at run time). */
+  maxMachines: () => number;
+  /** The create request for a launch's machine (image, env with its callback key, metadata…). */
+  machineSpec: (p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string }) => CreateMachineInput;
+  /** The fact that starts an autospawned launch. */
+  spawnFact: (p: { launchId: string; region: string }) => Fact<'launch.requested'>;
+  /** Rounds of Fly's 60 s wait before giving up on seeing a state (the charts' deadlines cover the rest). */
+  waitRounds?: { started: number; destroyed: number };
+  /** How often a create with an unknown outcome is re-tried (after checking it made nothing). */
+  createAttempts?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+type RunnableEffect = Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>;
+
+const sleepReal = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Outcome unknown: no answer, or the server failed mid-way. A 4xx (429 included) is a refusal. */
+const outcomeUnknown = (err: FlyApiError) => err.status === 0 || err.status === 408 || err.status >= 500;
+
+export function createEffectRunner(deps: EffectDeps): EffectRunner {
+  const sleep = deps.sleep ?? sleepReal;
+  const waitRounds = deps.waitRounds ?? { started: 2, destroyed: 5 };
+  const createAttempts = deps.createAttempts ?? 2;
+  const log = deps.log;
+
+  const contextOf = (ctx: EffectContext) => ctx.record.snapshot.context as { region?: string; owner?: string; launchId?: string };
+
+  function created(m: FlyMachine, p: { launchId: string; source: LaunchSource; ttlMs: number }): Fact<'fly.machineCreated'> {
+    return {
+      type: 'fly.machineCreated',
+      data: {
+        machineId: m.id,
+        launchId: p.launchId,
+        region: m.region,
+        instanceId: m.instanceId,
+        state: m.state,
+        source: p.source,
+        ttlMs: p.ttlMs,
+        createdAt: Date.parse(m.createdAt) || deps.clock.now(),
+      },
+    };
+  }
+
+  async function findMachines(launchId: string): Promise<FlyMachine[]> {
+    return deps.fly.list({ metadata: { [METADATA.launchId]: launchId } });
+  }
+
+  const handlers: { [K in RunnableEffect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]> } = {
+    async reserveCapacity(p) {
+      const limit = deps.maxMachines();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await deps.ledger.reserve(p.launchId, limit, deps.clock.now(), p.until);
+          return [{ type: r.ok ? 'capacity.reserved' : 'capacity.exhausted', data: { launchId: p.launchId, live: r.live, limit } }];
+        } catch (err) {
+          // Fail closed: without a working ledger we cannot prove there is room.
+          if (attempt >= 2) {
+            log.error({ err: errorMessage(err), launchId: p.launchId }, 'capacity ledger unavailable; refusing the launch');
+            return [{ type: 'capacity.exhausted', data: { launchId: p.launchId, live: limit, limit } }];
+          }
+          await sleep(200 * 2 ** attempt);
+        }
+      }
+    },
+
+    async holdCapacity(p) {
+      try {
+        await deps.ledger.hold(p.holder, deps.clock.now(), p.until);
+      } catch (err) {
+        log.warn({ err: errorMessage(err), holder: p.holder }, 'could not record a capacity hold');
+      }
+      return [];
+    },
+
+    async releaseCapacity(p) {
+      try {
+        await deps.ledger.release(p.holder);
+      } catch (err) {
+        // The hold expires on its own; the slot comes back later rather than never.
+        log.warn({ err: errorMessage(err), holder: p.holder }, 'could not release a capacity hold');
+      }
+      return [];
+    },
+
+    async createMachine(p, ctx) {
+      const owner = contextOf(ctx).owner ?? '';
+      if (ctx.redrive) {
+        // We may have made it before a crash: find it by its launch id before making another.
+        try {
+          const found = await findMachines(p.launchId);
+          if (found[0]) {
+            log.info({ launchId: p.launchId, machineId: found[0].id }, 'found the machine a previous run created');
+            return [created(found[0], p)];
+          }
+        } catch (err) {
+          log.warn({ err: errorMessage(err), launchId: p.launchId }, 'could not look for an existing machine');
+          return [failure(p.launchId, err)];
+        }
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const m = await deps.fly.create(deps.machineSpec({ ...p, owner }));
+          return [created(m, p)];
+        } catch (err) {
+          if (!(err instanceof FlyApiError) || !outcomeUnknown(err)) return [failure(p.launchId, err)];
+          // The create may have happened. Look before trying again: never a blind retry.
+          try {
+            const found = await findMachines(p.launchId);
+            if (found[0]) return [created(found[0], p)];
+          } catch (lookErr) {
+            log.warn({ err: errorMessage(lookErr), launchId: p.launchId }, 'lookup after a failed create failed');
+            return [failure(p.launchId, err)];
+          }
+          if (attempt >= createAttempts) return [failure(p.launchId, err)];
+          await sleep(500 * attempt);
+        }
+      }
+    },
+
+    async awaitMachine(p, ctx) {
+      const region = contextOf(ctx).region ?? '';
+      const rounds = p.state === 'started' ? waitRounds.started : waitRounds.destroyed;
+      for (let i = 0; i < rounds; i++) {
+        try {
+          if (await deps.fly.wait(p.machineId, p.state, { timeoutS: 60 })) {
+            return [{ type: 'fly.machineObserved', data: { machineId: p.machineId, launchId: p.launchId, state: p.state, region } }];
+          }
+        } catch (err) {
+          if (err instanceof FlyApiError && err.status === 404) {
+            return [{ type: 'fly.machineGone', data: { machineId: p.machineId, launchId: p.launchId } }];
+          }
+          log.warn({ err: errorMessage(err), machineId: p.machineId, state: p.state }, 'waiting on a machine failed');
+          await sleep(1000);
+        }
+      }
+      return [];
+    },
+
+    async destroyMachine(p) {
+      let ids: string[];
+      if (p.machineId) ids = [p.machineId];
+      else if (p.launchId) {
+        try {
+          ids = (await findMachines(p.launchId)).map((m) => m.id);
+        } catch (err) {
+          log.warn({ err: errorMessage(err), launchId: p.launchId }, 'could not list machines to clean up');
+          return [];
+        }
+      } else return [];
+      const out: Fact[] = [];
+      for (const machineId of ids) {
+        try {
+          await deps.fly.destroy(machineId, { force: true });
+          out.push({ type: 'fly.machineDestroyed', data: { machineId, launchId: p.launchId } });
+        } catch (err) {
+          const e = err instanceof FlyApiError ? err : undefined;
+          if (e?.status === 404) out.push({ type: 'fly.machineGone', data: { machineId, launchId: p.launchId } });
+          else {
+            out.push({
+              type: 'fly.destroyFailed',
+              data: { machineId, launchId: p.launchId, status: e?.status ?? 0, message: clip(errorMessage(err)), retryable: e?.retryable ?? true },
+            });
+          }
+        }
+      }
+      return out;
+    },
+
+    async spawnLaunch(p) {
+      return [deps.spawnFact(p)];
+    },
+  };
+
+  return (effect, ctx) => {
+    const run = handlers[effect.type] as (p: unknown, ctx: EffectContext) => Promise<Fact[]>;
+    return run(effect.params, ctx);
+  };
+}
+
+function failure(launchId: string, err: unknown): Fact<'fly.createFailed'> {
+  const e = err instanceof FlyApiError ? err : undefined;
+  return {
+    type: 'fly.createFailed',
+    data: {
+      launchId,
+      status: e?.status ?? 0,
+      message: clip(e?.flyMessage ?? errorMessage(err)),
+      // Whether a machine may exist anyway (the chart then sweeps for it).
+      retryable: e ? outcomeUnknown(e) : true,
+    },
+  };
+}
+
+const clip = (s: string) => (s.length > 500 ? `${s.slice(0, 497)}...` : s);

@@ -1,0 +1,53 @@
+/**
+ * Which actors a fact concerns. A fact about a machine goes to that machine's actor and to the
+ * launch that made it (named in the fact, or remembered by the machine's actor).
+ */
+import type { FactData, FactType } from '../../machines/facts.js';
+import { AUTOSPAWNER_STREAM } from '../../machines/autospawner/autospawner.machine.js';
+
+export const launchStream = (launchId: string) => `launch.${launchId}`;
+export const vmStream = (machineId: string) => `vm.${machineId}`;
+
+export type StreamKind = 'launch' | 'vm' | 'autospawner';
+
+export function kindOf(stream: string): StreamKind | undefined {
+  const k = stream.slice(0, stream.indexOf('.'));
+  return k === 'launch' || k === 'vm' || k === 'autospawner' ? k : undefined;
+}
+
+export function routeFact<T extends FactType>(
+  type: T,
+  data: FactData<T>,
+  launchOfMachine: (machineId: string) => string | undefined,
+): string[] {
+  const d = data as Record<string, unknown>;
+  const launchId = typeof d.launchId === 'string' ? d.launchId : undefined;
+  const machineId = typeof d.machineId === 'string' ? d.machineId : undefined;
+  switch (type) {
+    case 'launch.requested':
+    case 'capacity.reserved':
+    case 'capacity.exhausted':
+    case 'fly.createFailed':
+      return launchId ? [launchStream(launchId)] : [];
+    case 'autospawner.configured':
+    case 'autospawner.switched':
+    case 'presence.changed':
+      return [AUTOSPAWNER_STREAM];
+    case 'fly.machineCreated':
+    case 'fly.machineObserved':
+    case 'fly.machineGone':
+    case 'fly.machineDestroyed':
+    case 'fly.destroyFailed':
+    case 'vm.listening':
+    case 'vm.stopping':
+    case 'reconcile.orphanFound': {
+      if (!machineId) return [];
+      const owner = launchId ?? launchOfMachine(machineId);
+      // The machine's actor first: a launch that follows it sees the machine's own record first.
+      return owner ? [vmStream(machineId), launchStream(owner)] : [vmStream(machineId)];
+    }
+    default:
+      // Timer facts belong to the stream that armed them and are never routed.
+      return [];
+  }
+}

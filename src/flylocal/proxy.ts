@@ -328,7 +328,9 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     out['fly-client-ip'] = ip;
     out['fly-region'] = edgeRegion;
     out['fly-forwarded-port'] = String(port);
-    out['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${ip}` : ip;
+    const xff = req.headers['x-forwarded-for'];
+    const prior = Array.isArray(xff) ? xff.join(', ') : xff;
+    out['x-forwarded-for'] = prior ? `${prior}, ${ip}` : ip;
     out['x-forwarded-proto'] = 'http';
     out['x-forwarded-port'] = String(port);
     out['x-forwarded-ssl'] = 'off';

@@ -74,6 +74,7 @@ export class JetStreamEventStore implements EventStore {
   private readonly requestTimeoutMs: number;
   private jsmPromise: Promise<JetStreamManager> | undefined;
   private closed = false;
+  private stopStatusWatch: () => void = () => undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -85,6 +86,29 @@ export class JetStreamEventStore implements EventStore {
     this.unavailableAfterMs = opts.unavailableAfterMs ?? 30_000;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
     this.js = jetstream(nc, { timeout: this.requestTimeoutMs });
+    this.watchReconnects();
+  }
+
+  /**
+   * After a reconnect, reopen every live feed from the last sequence it delivered. The ordered
+   * consumer would recover by itself, but when its first check fails (JetStream still starting after
+   * a server restart) it backs off for a whole pull expiry; reopening ourselves takes ~100 ms.
+   */
+  private watchReconnects(): void {
+    const statuses = this.nc.status();
+    this.stopStatusWatch = () => {
+      if (hasStop(statuses)) statuses.stop();
+    };
+    void (async () => {
+      try {
+        for await (const s of statuses) {
+          if (s.type !== 'reconnect') continue;
+          for (const feed of this.feeds) feed.messages?.stop();
+        }
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'connection status feed ended');
+      }
+    })();
   }
 
   /** Ensure the stream exists with this config, then return a store over it. */
@@ -134,7 +158,8 @@ export class JetStreamEventStore implements EventStore {
     let messages: ConsumerMessages | undefined;
     let watchdog: NodeJS.Timeout | undefined;
     try {
-      const iter = await consumer.consume({ max_messages: batch, expires: 10_000 });
+      // A short pull expiry: the ordered consumer notices a lost server within ~2 s, not 10.
+      const iter = await consumer.consume({ max_messages: batch, expires: 2_000 });
       messages = iter;
       // The ordered consumer rides out a reconnect by itself; a read that hears nothing for this long
       // (the server is gone) fails instead of waiting forever.
@@ -257,9 +282,9 @@ export class JetStreamEventStore implements EventStore {
       this.heads.delete(subject);
       return empty;
     }
-    let version = parseVersion(last.header.get(VERSION_HEADER));
+    let version = this.decode(last.subject, last.seq, last.header.get(VERSION_HEADER), last.string()).event?.version;
     if (version === undefined) {
-      // The last message is not ours (raw junk on the subject): the version is the last valid one's.
+      // The last message is not an event (raw junk on the subject): the version is the last valid one's.
       version = 0;
       for await (const item of this.scan(subject, 1, last.seq, 256)) if (item.event) version = item.event.version;
     }
@@ -316,7 +341,9 @@ export class JetStreamEventStore implements EventStore {
           opt_start_seq: feed.last + 1,
         });
         if (feed.stopped) break;
-        feed.messages = await consumer.consume({ max_messages: 256, expires: 10_000 });
+        // Pull expiry 5 s: idle heartbeats every 2.5 s, so a consumer lost with its server (a killed
+        // stream leader) is noticed and recreated within ~5 s even when our connection stays up.
+        feed.messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         for await (const m of feed.messages) {
           failures = 0;
           if (feed.stopped) break;
@@ -330,7 +357,7 @@ export class JetStreamEventStore implements EventStore {
             this.log.error({ err: errorMessage(err), position: m.seq }, 'event subscriber threw; the feed goes on');
           }
         }
-        if (!feed.stopped) this.log.warn({ after: feed.last }, 'event feed ended; reopening');
+        if (!feed.stopped) this.log.info({ after: feed.last }, 'event feed reopening');
       } catch (err) {
         if (feed.stopped || this.nc.isClosed()) break;
         this.log.warn({ err: errorMessage(err), after: feed.last }, 'event feed failed; reopening');
@@ -341,7 +368,7 @@ export class JetStreamEventStore implements EventStore {
       }
       if (feed.stopped || this.nc.isClosed()) break;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(5000, 100 * 2 ** failures++));
+        const t = setTimeout(resolve, Math.min(5000, 50 * 2 ** failures++));
         feed.wake = () => {
           clearTimeout(t);
           resolve();
@@ -418,8 +445,13 @@ export class JetStreamEventStore implements EventStore {
     for (const feed of feeds) this.stopFeed(feed);
     await Promise.all(feeds.map((f) => f.done));
     await Promise.all([...this.cleanups]);
+    this.stopStatusWatch();
     if (this.opts.ownsConnection && !this.nc.isClosed()) await this.nc.drain();
   }
+}
+
+function hasStop(x: object): x is { stop(): void } {
+  return typeof (x as { stop?: unknown }).stop === 'function';
 }
 
 function parseVersion(raw: string | undefined): number | undefined {

@@ -100,6 +100,8 @@ export class ActorRuntime {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Timer deadlines this instance has armed, per stream and key. */
   private readonly armed = new Map<string, Map<TimerKey, number>>();
+  /** Streams this instance drives (arms timers for, re-drives on takeover). */
+  private readonly driven = new Set<string>();
   private stopTail: (() => void) | undefined;
   private position = 0;
   private closed = false;
@@ -127,6 +129,7 @@ export class ActorRuntime {
         continue;
       }
       if (!this.drives(rec)) continue;
+      this.driven.add(rec.stream);
       this.syncTimers(rec);
       redriven += this.redrive(rec);
     }
@@ -141,15 +144,28 @@ export class ActorRuntime {
     return report;
   }
 
-  /** Take over actors this instance now drives (its owner died): arm timers and re-drive intents. */
-  adopt(filter: (r: ActorRecord) => boolean): number {
-    let n = 0;
+  /**
+   * Re-evaluate which actors this instance drives (after a change of leader or an owner's death):
+   * newly driven ones get their timers armed and outstanding intents re-driven; ones driven
+   * elsewhere now are disarmed here. Returns how many were taken over.
+   */
+  rebalance(): number {
+    let taken = 0;
     for (const rec of this.records.values()) {
-      if (rec.snapshot.status !== 'active' || !filter(rec)) continue;
-      this.syncTimers(rec);
-      n += this.redrive(rec);
+      if (rec.snapshot.status !== 'active') continue;
+      const mine = this.drives(rec);
+      const had = this.armed.has(rec.stream) || this.driven.has(rec.stream);
+      if (mine && !had) {
+        this.driven.add(rec.stream);
+        this.syncTimers(rec);
+        this.redrive(rec);
+        taken++;
+      } else if (!mine && had) {
+        this.driven.delete(rec.stream);
+        this.clearTimers(rec.stream);
+      }
     }
-    return n;
+    return taken;
   }
 
   // ---------------------------------------------------------------- facts in
@@ -315,7 +331,10 @@ export class ActorRuntime {
     this.records.set(e.stream, rec);
     if (live) {
       this.commit(rec, next, e, false);
-      if (this.drives(rec)) this.syncTimers(rec);
+      if (this.drives(rec)) {
+        this.driven.add(rec.stream);
+        this.syncTimers(rec);
+      }
     } else {
       rec.snapshot = next;
       rec.version = e.version;
@@ -348,7 +367,10 @@ export class ActorRuntime {
     rec.version = e.version;
     this.remember(rec, e);
     this.records.set(rec.stream, rec);
-    if (local && this.drives(rec)) this.syncTimers(rec);
+    if (local && this.drives(rec)) {
+      this.driven.add(rec.stream);
+      this.syncTimers(rec);
+    }
     for (const l of this.listeners) {
       try {
         l({ record: rec, event: e, local });
@@ -403,6 +425,7 @@ export class ActorRuntime {
   private clearTimers(stream: string): void {
     for (const key of this.armed.get(stream)?.keys() ?? []) this.o.timers.clear(`${stream}/${key}`);
     this.armed.delete(stream);
+    this.driven.delete(stream);
   }
 
   private redrive(rec: ActorRecord): number {

@@ -61,7 +61,7 @@ export const regionCode = z
   .regex(/^[a-z]{3}$/, 'a region is three lowercase letters')
   .refine((c) => byCode.has(c), { message: 'not a known Fly.io region' });
 
-export function isRegionCode(code: unknown): code is string {
+export function isRegionCode(code: unknown): boolean {
   return typeof code === 'string' && byCode.has(code);
 }
 

@@ -1,0 +1,45 @@
+/**
+ * What a launch's Useless Machine is made of: the same image as this app started with the VM
+ * command, its own callback key, where to call home, its TTL, and metadata that names its launch
+ * (so a create can be found again, and an orphan recognised).
+ */
+import type { LaunchSource } from '../../machines/facts.js';
+import type { CreateMachineInput } from '../ports/flyMachines.js';
+import { deriveLaunchKey } from '../shared/callbackAuth.js';
+import { METADATA } from '../runtime/effects.js';
+import type { WhereConfig } from './config.js';
+
+export const VM_PORT = 4040;
+export const CALLBACK_PATH = '/api/machine_status';
+
+export function machineSpec(
+  cfg: Pick<WhereConfig, 'vm' | 'callback' | 'publicUrl'>,
+  p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string },
+): CreateMachineInput {
+  return {
+    region: p.region,
+    image: cfg.vm.image,
+    cmd: cfg.vm.cmd,
+    env: {
+      PORT: String(VM_PORT),
+      WM_LAUNCH_ID: p.launchId,
+      WM_CALLBACK_KEY: deriveLaunchKey(cfg.callback.secret, p.launchId),
+      WM_CALLBACK_URL: `${cfg.callback.baseUrl}${CALLBACK_PATH}`,
+      WM_CALLBACK_FALLBACK_URL: `${cfg.callback.fallbackUrl}${CALLBACK_PATH}`,
+      WM_TTL_MS: String(p.ttlMs),
+      WM_HOME_URL: cfg.publicUrl,
+      WM_SOURCE: p.source,
+    },
+    metadata: { [METADATA.launchId]: p.launchId, [METADATA.source]: p.source, [METADATA.owner]: p.owner },
+    guest: { cpuKind: 'shared', cpus: 1, memoryMb: 256 },
+    internalPort: VM_PORT,
+    autoDestroy: true,
+    // Exit 0 (done) is final; a crash is retried twice, then the ready deadline or TTL cleans up.
+    restart: { policy: 'on-failure', maxRetries: 2 },
+    stop: { signal: 'SIGTERM', timeoutS: 10 },
+  };
+}
+
+export function vmUrl(cfg: Pick<WhereConfig, 'vm'>, machineId: string): string {
+  return `${cfg.vm.publicUrl}/machine?instance=${encodeURIComponent(machineId)}`;
+}

@@ -1,0 +1,57 @@
+/**
+ * Builds the landing app's real adapters from its configuration: the embedded default (a file
+ * event store, in-process coordination) or, with NATS_URL, JetStream and KV shared by every
+ * instance. Fly's API (or the local emulator) either way. Nothing else differs.
+ */
+import { join } from 'node:path';
+import { FileEventStore } from '../adapters/file/fileEventStore.js';
+import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../adapters/memory/memoryCoordination.js';
+import { SystemTimers, systemClock } from '../adapters/system/systemClock.js';
+import { UlidIds } from '../adapters/system/ulidIds.js';
+import { connectNats, ensureStream, eventStreamConfig } from '../adapters/nats/connection.js';
+import { JetStreamEventStore } from '../adapters/nats/jetStreamEventStore.js';
+import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../adapters/nats/natsKv.js';
+import { FlyMachinesHttp } from '../fly/client.js';
+import type { Logger } from '../shared/log.js';
+import type { WhereConfig } from './config.js';
+import type { WherePorts } from './system.js';
+
+export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePorts> {
+  const clock = systemClock;
+  const common = {
+    clock,
+    timers: new SystemTimers(clock),
+    ids: new UlidIds(),
+    log,
+    fly: new FlyMachinesHttp({ baseUrl: cfg.fly.baseUrl, token: cfg.fly.token, app: cfg.fly.vmApp, logger: log.child({ part: 'fly' }) }),
+  };
+  if (!cfg.nats) {
+    const store = FileEventStore.open(join(cfg.dataDir, 'events.log'), {
+      onTornRecord: (t) => log.warn(t, 'dropped a torn record at the end of the event log (a crash mid-write)'),
+    });
+    return {
+      ...common,
+      store,
+      ledger: new MemoryCapacityLedger(),
+      leases: new MemoryLeases(),
+      presence: new MemoryPresence(),
+      close: () => store.close(),
+    };
+  }
+  const nc = await connectNats({ servers: cfg.nats.url.split(','), name: `where-${cfg.instance}`, logger: log, waitOnFirstConnect: true });
+  const stream = { name: cfg.nats.stream, replicas: cfg.nats.replicas };
+  await ensureStream(nc, eventStreamConfig(stream), { logger: log });
+  const store = await JetStreamEventStore.open(nc, { logger: log, stream });
+  const kv = { logger: log, replicas: cfg.nats.replicas };
+  return {
+    ...common,
+    store,
+    ledger: await NatsCapacityLedger.open(nc, kv),
+    leases: await NatsLeases.open(nc, kv),
+    presence: await NatsPresence.open(nc, kv),
+    close: async () => {
+      await store.close();
+      await nc.drain();
+    },
+  };
+}

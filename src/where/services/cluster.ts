@@ -1,0 +1,161 @@
+/**
+ * Who drives what across instances. Every instance reports itself (and its visitor count) on a
+ * heartbeat; one holds the leader lease (autospawner, reconciler, orphaned launches). A launch is
+ * driven by the instance that accepted it while that instance lives, then by the leader. With the
+ * in-memory ports there is one instance, and it drives everything.
+ */
+import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
+import type { Clock } from '../../ports/clock.js';
+import type { Leases, Presence } from '../../ports/coordination.js';
+import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+
+export const LEADER_LEASE = 'leader';
+
+export interface ClusterOptions {
+  instance: string;
+  leases: Leases;
+  presence: Presence;
+  clock: Clock;
+  log: Logger;
+  /** Heartbeat period; reports and the lease live for three of them. */
+  beatMs?: number;
+}
+
+export class Cluster {
+  readonly instance: string;
+  private leader = false;
+  private alive = new Set<string>();
+  private visitorsHere = 0;
+  private visitorsTotal = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private runtime: ActorRuntime | undefined;
+  private readonly beatMs: number;
+  private readonly listeners = new Set<() => void>();
+  private beating: Promise<void> | undefined;
+
+  constructor(private readonly o: ClusterOptions) {
+    this.instance = o.instance;
+    this.beatMs = o.beatMs ?? 2000;
+    this.alive.add(o.instance);
+  }
+
+  /** Attach the runtime whose actors this cluster view assigns (before `runtime.boot()`). */
+  attach(runtime: ActorRuntime): void {
+    this.runtime = runtime;
+  }
+
+  /** First heartbeat (so leadership is known before boot), then one every beat. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.beatMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.beating;
+    try {
+      await this.o.presence.withdraw(this.instance);
+      if (this.leader) await this.o.leases.release(LEADER_LEASE, this.instance);
+    } catch (err) {
+      this.o.log.warn({ err: errorMessage(err) }, 'could not withdraw from the cluster cleanly');
+    }
+    this.leader = false;
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  isAlive(instance: string): boolean {
+    return this.alive.has(instance);
+  }
+
+  members(): string[] {
+    return [...this.alive].sort();
+  }
+
+  /** Open fleet streams on this instance (the visitors it reports). */
+  setLocalVisitors(n: number): void {
+    this.visitorsHere = n;
+  }
+
+  /** Visitors across the cluster, as of the last heartbeat (this instance's own count is live). */
+  totalVisitors(): number {
+    return Math.max(this.visitorsTotal, this.visitorsHere);
+  }
+
+  /** Called after each heartbeat that changed leadership or membership. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Does this instance drive (arm timers for, re-drive intents of) this actor? */
+  drives(rec: ActorRecord): boolean {
+    const ctx = rec.snapshot.context as { owner?: string; launchId?: string };
+    switch (rec.kind) {
+      case 'launch':
+        return this.ownerDrives(ctx.owner);
+      case 'vm': {
+        const launch = ctx.launchId ? this.runtime?.actor(`launch.${ctx.launchId}`) : undefined;
+        const owner = (launch?.snapshot.context as { owner?: string } | undefined)?.owner;
+        // A machine whose launch is live belongs with it; any other machine is the leader's.
+        if (launch && launch.snapshot.status === 'active' && owner) return this.ownerDrives(owner);
+        return this.leader;
+      }
+      case 'autospawner':
+        return this.leader;
+    }
+  }
+
+  private ownerDrives(owner: string | undefined): boolean {
+    if (owner === this.instance) return true;
+    if (owner && this.alive.has(owner)) return false;
+    return this.leader;
+  }
+
+  /** One heartbeat: report presence, take or renew the lease, learn who is alive. */
+  beat(): Promise<void> {
+    this.beating ??= this.doBeat().finally(() => {
+      this.beating = undefined;
+    });
+    return this.beating;
+  }
+
+  private async doBeat(): Promise<void> {
+    const now = this.o.clock.now();
+    const ttl = this.beatMs * 3;
+    try {
+      await this.o.presence.report(this.instance, this.visitorsHere, ttl, now);
+      const wasLeader = this.leader;
+      this.leader = await this.o.leases.acquire(LEADER_LEASE, this.instance, ttl, now);
+      const alive = new Set(await this.o.presence.instances(now));
+      alive.add(this.instance);
+      this.visitorsTotal = await this.o.presence.total(now);
+      const changed = wasLeader !== this.leader || !sameSet(alive, this.alive);
+      this.alive = alive;
+      if (wasLeader !== this.leader) this.o.log.info({ leader: this.leader }, this.leader ? 'became the leader' : 'no longer the leader');
+      if (changed) {
+        this.runtime?.rebalance();
+        for (const l of this.listeners) l();
+      }
+    } catch (err) {
+      // Cannot reach the coordination store: stop acting as leader rather than risk two.
+      this.o.log.warn({ err: errorMessage(err) }, 'cluster heartbeat failed');
+      if (this.leader) {
+        this.leader = false;
+        this.runtime?.rebalance();
+        for (const l of this.listeners) l();
+      }
+    }
+  }
+}
+
+function sameSet(a: Set<string>, b: Set<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}

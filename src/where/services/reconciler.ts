@@ -1,0 +1,148 @@
+/**
+ * The reconciler: the API is the truth about which machines exist. It lists them (at start,
+ * periodically, and when asked, debounced to at most one call per gap) and feeds the differences
+ * to the vm actors as facts. An API error changes nothing: the fleet is never emptied, the count
+ * never lowered. Machines with our metadata and no live launch are orphans and are destroyed;
+ * machines nobody here launched are adopted (shown on the map, destroyed at their TTL).
+ */
+import type { ActorRuntime } from '../../runtime/actorRuntime.js';
+import type { Clock, Timers } from '../../ports/clock.js';
+import type { FlyMachine, FlyMachines } from '../../ports/flyMachines.js';
+import { METADATA } from '../../runtime/effects.js';
+import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { isRegionCode } from '../../shared/regions.js';
+import { Debounced } from './debounce.js';
+
+/** A machine younger than this may be missing from a list yet (the API lags a create). */
+export const LIST_GRACE_MS = 30_000;
+
+export interface ReconcileReport {
+  ok: boolean;
+  listed: number;
+  observed: number;
+  orphans: number;
+  gone: number;
+  error?: string;
+}
+
+export class Reconciler {
+  private readonly debounced: Debounced;
+  private interval: NodeJS.Timeout | undefined;
+  last: ReconcileReport | undefined;
+
+  constructor(
+    private readonly deps: {
+      fly: FlyMachines;
+      runtime: ActorRuntime;
+      clock: Clock;
+      timers: Timers;
+      log: Logger;
+      minGapMs: number;
+      intervalMs: number;
+      ttl: { buttonMs: number; autoMs: number };
+      /** Only the leader reconciles (one API caller for the whole cluster). */
+      isLeader: () => boolean;
+    },
+  ) {
+    this.debounced = new Debounced(() => this.runGuarded(), deps.minGapMs, deps.clock, deps.timers, 'reconcile');
+  }
+
+  start(): void {
+    this.request();
+    this.interval = setInterval(() => this.request(), this.deps.intervalMs);
+    this.interval.unref();
+  }
+
+  stop(): void {
+    if (this.interval) clearInterval(this.interval);
+    this.debounced.stop();
+  }
+
+  /** Ask for a reconciliation soon (leading edge now if the gap allows, else one trailing run). */
+  request(): void {
+    if (this.deps.isLeader()) this.debounced.request();
+  }
+
+  get runs(): number {
+    return this.debounced.runs;
+  }
+
+  idle(): Promise<void> {
+    return this.debounced.idle();
+  }
+
+  private async runGuarded(): Promise<void> {
+    try {
+      this.last = await this.runOnce();
+    } catch (err) {
+      this.deps.log.error({ err: errorMessage(err) }, 'reconciliation failed');
+    }
+  }
+
+  async runOnce(): Promise<ReconcileReport> {
+    const { fly, runtime, clock, log } = this.deps;
+    let machines: FlyMachine[];
+    try {
+      machines = await fly.list();
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'could not list machines; keeping the fleet as it is');
+      return { ok: false, listed: 0, observed: 0, orphans: 0, gone: 0, error: errorMessage(err) };
+    }
+    const report: ReconcileReport = { ok: true, listed: machines.length, observed: 0, orphans: 0, gone: 0 };
+    const seen = new Set<string>();
+    for (const m of machines) {
+      if (m.state === 'destroyed' || !/^[a-z0-9]{8,32}$/.test(m.id)) continue;
+      seen.add(m.id);
+      if (!isRegionCode(m.region)) {
+        log.warn({ machineId: m.id, region: m.region }, 'machine in a region we do not know; not shown');
+        continue;
+      }
+      const launchId = validLaunchId(m.metadata[METADATA.launchId]);
+      const source = validSource(m.metadata[METADATA.source]);
+      const createdAt = Date.parse(m.createdAt);
+      const outcomes = await runtime.dispatch({
+        type: 'fly.machineObserved',
+        data: {
+          machineId: m.id,
+          state: m.state,
+          region: m.region,
+          ...(launchId ? { launchId } : {}),
+          ...(source ? { source } : {}),
+          ...(Number.isFinite(createdAt) ? { createdAt } : {}),
+          ...(source ? { ttlMs: source === 'auto' ? this.deps.ttl.autoMs : this.deps.ttl.buttonMs } : {}),
+        },
+      });
+      if (outcomes.some((o) => o.accepted)) report.observed++;
+      if (launchId && !(await this.launchIsLive(launchId))) {
+        const [o] = await runtime.dispatch({ type: 'reconcile.orphanFound', data: { machineId: m.id, launchId, why: 'noLiveLaunch' } });
+        if (o?.accepted) {
+          report.orphans++;
+          log.warn({ machineId: m.id, launchId }, 'orphan machine (its launch is over or unknown): destroying it');
+        }
+      }
+    }
+    const now = clock.now();
+    for (const rec of runtime.actors('vm')) {
+      const c = rec.snapshot.context as { machineId: string; createdAt: number; launchId?: string };
+      if (rec.snapshot.status !== 'active' || rec.snapshot.matches('unknown') || seen.has(c.machineId)) continue;
+      if (now - c.createdAt < LIST_GRACE_MS) continue;
+      const [o] = await runtime.dispatch({ type: 'fly.machineGone', data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) } });
+      if (o?.accepted) report.gone++;
+    }
+    log.debug(report, 'reconciled');
+    return report;
+  }
+
+  private async launchIsLive(launchId: string): Promise<boolean> {
+    const stream = `launch.${launchId}`;
+    const rec = this.deps.runtime.actor(stream);
+    if (rec) return rec.snapshot.status === 'active';
+    const steps = await this.deps.runtime.replay(stream);
+    const last = steps.at(-1);
+    return last !== undefined && last.snapshot.status === 'active';
+  }
+}
+
+const validLaunchId = (v: string | undefined) => (v && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v) ? v : undefined);
+const validSource = (v: string | undefined) => (v === 'button' || v === 'dash' || v === 'auto' ? v : undefined);

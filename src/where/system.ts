@@ -1,0 +1,188 @@
+/**
+ * Assembles the landing app from its ports: the runtime and its effect runner, the services, and
+ * both HTTP apps; then starts and stops them in order. main.ts passes real adapters; tests pass
+ * in-memory ones, the Fly fake and a manual clock.
+ */
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { CapacityLedger } from '../ports/capacity.js';
+import type { Clock, Timers } from '../ports/clock.js';
+import type { Leases, Presence } from '../ports/coordination.js';
+import type { EventStore } from '../ports/eventStore.js';
+import type { FlyMachines } from '../ports/flyMachines.js';
+import type { Ids } from '../ports/ids.js';
+import { ActorRuntime } from '../runtime/actorRuntime.js';
+import { createEffectRunner } from '../runtime/effects.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
+import type { WhereConfig } from './config.js';
+import { machineSpec } from './machineSpec.js';
+import { AutospawnDriver } from './services/autospawn.js';
+import { Callbacks } from './services/callbacks.js';
+import { Cluster } from './services/cluster.js';
+import { Fleet } from './services/fleet.js';
+import { Launches } from './services/launches.js';
+import { Reconciler } from './services/reconciler.js';
+
+export interface WherePorts {
+  store: EventStore;
+  ledger: CapacityLedger;
+  leases: Leases;
+  presence: Presence;
+  fly: FlyMachines;
+  clock: Clock;
+  timers: Timers;
+  ids: Ids;
+  log: Logger;
+  /** Releases the adapters (connections, files) after everything else stopped. */
+  close?: () => Promise<void>;
+}
+
+export interface WhereOptions {
+  /** Folder with the browser bundles (default `dist/web` under the working directory). */
+  assetsDir?: string;
+  random?: () => number;
+  /** Cluster heartbeat period (default 2 s). */
+  beatMs?: number;
+}
+
+export interface WhereSystem {
+  services: WhereServices;
+  publicApp: FastifyInstance;
+  privateApp: FastifyInstance;
+  /** Boot the runtime and the services; listen when `listen` is true (default). */
+  start(listen?: boolean): Promise<{ publicUrl?: string; privateUrl?: string }>;
+  stop(): Promise<void>;
+}
+
+export function loadAssets(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  if (!existsSync(dir)) return out;
+  for (const f of readdirSync(dir)) if (/\.(js|css|map)$/.test(f)) out.set(f, readFileSync(join(dir, f)));
+  return out;
+}
+
+export async function createWhere(cfg: WhereConfig, ports: WherePorts, opts: WhereOptions = {}): Promise<WhereSystem> {
+  const { clock, log } = ports;
+  const cluster = new Cluster({ instance: cfg.instance, leases: ports.leases, presence: ports.presence, clock, log, beatMs: opts.beatMs });
+  let booted = false;
+
+  const runEffect = createEffectRunner({
+    fly: ports.fly,
+    ledger: ports.ledger,
+    clock,
+    log: log.child({ part: 'effects' }),
+    maxMachines: () => cfg.maxMachines,
+    machineSpec: (p) => machineSpec(cfg, p),
+    spawnFact: (p) => ({
+      type: 'launch.requested',
+      data: { launchId: p.launchId, region: p.region, source: 'auto', owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
+    }),
+  });
+  const runtime = new ActorRuntime({
+    store: ports.store,
+    clock,
+    timers: ports.timers,
+    ids: ports.ids,
+    log: log.child({ part: 'runtime' }),
+    instance: cfg.instance,
+    runEffect,
+    drives: (r) => cluster.drives(r),
+    ...(opts.random ? { random: opts.random } : {}),
+  });
+  cluster.attach(runtime);
+
+  const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
+  const launches = new Launches({ runtime, clock, ids: ports.ids, cfg });
+  const callbacks = new Callbacks({ runtime, launches, clock, secret: cfg.callback.secret });
+  const reconciler = new Reconciler({
+    fly: ports.fly,
+    runtime,
+    clock,
+    timers: ports.timers,
+    log: log.child({ part: 'reconciler' }),
+    minGapMs: cfg.reconcile.minGapMs,
+    intervalMs: cfg.reconcile.intervalMs,
+    ttl: cfg.ttl,
+    isLeader: () => cluster.isLeader(),
+  });
+  const autospawn = new AutospawnDriver({
+    runtime,
+    clock,
+    log: log.child({ part: 'autospawn' }),
+    cfg: cfg.autospawn,
+    isLeader: () => cluster.isLeader(),
+    visitors: () => cluster.totalVisitors(),
+    ...(opts.random ? { random: opts.random } : {}),
+  });
+
+  fleet.onVisitors((n) => {
+    cluster.setLocalVisitors(n);
+    void autospawn.sync();
+  });
+  cluster.onChange(() => {
+    if (!booted) return;
+    void autospawn.configure().then(() => autospawn.sync());
+    reconciler.request();
+  });
+
+  const services: WhereServices = {
+    cfg,
+    log,
+    clock,
+    runtime,
+    cluster,
+    fleet,
+    launches,
+    callbacks,
+    autospawn,
+    reconciler,
+    assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
+    ready: () => booted,
+  };
+  const publicApp = await buildPublicApp(services);
+  const privateApp = await buildPrivateApp(services);
+
+  return {
+    services,
+    publicApp,
+    privateApp,
+    async start(listen = true) {
+      await cluster.start();
+      const report = await runtime.boot();
+      booted = true;
+      await autospawn.configure();
+      await autospawn.sync();
+      reconciler.start();
+      autospawn.start();
+      log.info({ instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report }, 'landing app ready');
+      if (!listen) return {};
+      const publicUrl = await publicApp.listen({ host: cfg.public.host, port: cfg.public.port });
+      const privateUrl = await privateApp.listen({ host: cfg.private.host, port: cfg.private.port });
+      return { publicUrl, privateUrl };
+    },
+    async stop() {
+      booted = false;
+      const steps: [string, () => Promise<unknown> | void][] = [
+        ['public listener', () => publicApp.close()],
+        ['private listener', () => privateApp.close()],
+        ['reconciler', () => reconciler.stop()],
+        ['autospawn', () => autospawn.stop()],
+        ['fleet', () => fleet.close()],
+        ['launch streams', () => launches.close()],
+        ['runtime', () => runtime.close()],
+        ['cluster', () => cluster.stop()],
+        ['adapters', () => ports.close?.()],
+      ];
+      for (const [what, step] of steps) {
+        try {
+          await step();
+        } catch (err) {
+          log.warn({ err: errorMessage(err), what }, 'error while stopping');
+        }
+      }
+    },
+  };
+}

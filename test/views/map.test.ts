@@ -1,12 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { REGIONS } from '../../src/shared/regions.js';
-import { MAP_HEIGHT, MAP_WIDTH, REGION_POINTS, project, regionPoint, renderMap } from '../../src/where/views/map.js';
+import {
+  MAP_HEIGHT,
+  MAP_WIDTH,
+  REGION_POINTS,
+  project,
+  regionPoint,
+  renderMap,
+} from '../../src/where/views/map.js';
 
 /** Parses the marker groups out of the SVG string: class list per region code. */
 function markers(svg: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const m of svg.matchAll(/<g class="([^"]*)" id="region-([a-z]+)"/g)) out.set(m[2]!, m[1]!.split(' '));
+  for (const m of svg.matchAll(/<g class="([^"]*)" id="region-([a-z]+)"/g))
+    out.set(m[2]!, m[1]!.split(' '));
   return out;
 }
 
@@ -55,7 +63,9 @@ describe('renderMap', () => {
     const found = markers(svg);
     expect([...found.keys()].sort()).toEqual(REGIONS.map((r) => r.code).sort());
     for (const p of REGION_POINTS) {
-      expect(svg).toContain(`data-region="${p.code}" data-city="${p.city}" data-x="${p.x}" data-y="${p.y}"`);
+      expect(svg).toContain(
+        `data-region="${p.code}" data-city="${p.city}" data-x="${p.x}" data-y="${p.y}"`,
+      );
     }
     // Each marker has an accessible name and a code label.
     expect(svg.match(/<title>[^<]+\([a-z]{3}\)/g)).toHaveLength(REGIONS.length);
@@ -87,12 +97,28 @@ describe('renderMap', () => {
   });
 
   it('never crashes on unknown or hostile region codes', () => {
-    const hostile = ['xyz', '', '"><script>alert(1)</script>', 'unknown', 'FRA', '__proto__', 'constructor'];
+    const hostile = [
+      'xyz',
+      '',
+      '"><script>alert(1)</script>',
+      'unknown',
+      'FRA',
+      '__proto__',
+      'constructor',
+    ];
     for (const code of hostile) {
-      const svg = renderMap({ edgeRegion: code, machines: [{ region: code }], ownRegions: [code] }).toString();
+      const svg = renderMap({
+        edgeRegion: code,
+        machines: [{ region: code }],
+        ownRegions: [code],
+      }).toString();
       expect(svg).not.toContain('<script>');
       expect(markers(svg).size).toBe(REGIONS.length);
-      expect([...markers(svg)].some(([, c]) => c.includes('edge') || c.includes('live') || c.includes('own'))).toBe(false);
+      expect(
+        [...markers(svg)].some(
+          ([, c]) => c.includes('edge') || c.includes('live') || c.includes('own'),
+        ),
+      ).toBe(false);
     }
   });
 

@@ -15,7 +15,12 @@ import { elapsedMs, viewLaunchButton } from '../../src/where/web/launchButton.vi
 const T0 = Date.parse('2025-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();
 
-function view(status: LaunchView['status'], version: number, atMs: number, over: Partial<LaunchView> = {}): LaunchView {
+function view(
+  status: LaunchView['status'],
+  version: number,
+  atMs: number,
+  over: Partial<LaunchView> = {},
+): LaunchView {
   return {
     launchId: 'L1',
     status,
@@ -29,7 +34,11 @@ function view(status: LaunchView['status'], version: number, atMs: number, over:
     ...over,
   };
 }
-const launch = (v: LaunchView, receivedAt = 50_000): LaunchButtonEvent => ({ type: 'launch', view: v, receivedAt });
+const launch = (v: LaunchView, receivedAt = 50_000): LaunchButtonEvent => ({
+  type: 'launch',
+  view: v,
+  receivedAt,
+});
 
 const input = (redirect: boolean): LaunchButtonInput => ({
   redirect,
@@ -52,8 +61,12 @@ interface Edge {
   readonly eventType: string;
   readonly source: AnyStateNode;
 }
-const ALL_TRANSITIONS: Edge[] = allNodes().flatMap((n): Edge[] => [...n.transitions.values()].flat());
-const AFTER_EVENTS = [...new Set(ALL_TRANSITIONS.map((t) => t.eventType).filter((t) => t.startsWith('xstate.after.')))];
+const ALL_TRANSITIONS: Edge[] = allNodes().flatMap((n): Edge[] =>
+  [...n.transitions.values()].flat(),
+);
+const AFTER_EVENTS = [
+  ...new Set(ALL_TRANSITIONS.map((t) => t.eventType).filter((t) => t.startsWith('xstate.after.'))),
+];
 
 // The events a model walk may send: the visitor's press, the server's answers, every launch
 // message (in order, repeated, stale, for another launch), the stream dying, and the timers.
@@ -78,7 +91,10 @@ type Path = ReturnType<typeof getSimplePaths<typeof launchButtonMachine>>[number
 
 function pathsFor(redirect: boolean): { shortest: Path[]; simple: Path[] } {
   const opts = { input: input(redirect), events: EVENTS };
-  return { shortest: getShortestPaths(launchButtonMachine, opts), simple: getSimplePaths(launchButtonMachine, opts) };
+  return {
+    shortest: getShortestPaths(launchButtonMachine, opts),
+    simple: getSimplePaths(launchButtonMachine, opts),
+  };
 }
 
 const byMode = { page: pathsFor(true), tile: pathsFor(false) };
@@ -89,7 +105,11 @@ describe('launch button chart: coverage', () => {
     for (const { shortest } of Object.values(byMode)) {
       for (const p of shortest) for (const n of p.state._nodes) reached.add(n.id);
     }
-    expect([...reached].sort()).toEqual(allNodes().map((n) => n.id).sort());
+    expect([...reached].sort()).toEqual(
+      allNodes()
+        .map((n) => n.id)
+        .sort(),
+    );
   });
 
   it('takes every transition the chart defines (simple paths, each extended by one more event)', () => {
@@ -98,13 +118,20 @@ describe('launch button chart: coverage', () => {
       for (const p of simple) {
         // steps[k].event leads from steps[k-1].state to steps[k].state.
         for (let k = 1; k < p.steps.length; k++) {
-          for (const t of launchButtonMachine.getTransitionData(p.steps[k - 1]!.state, p.steps[k]!.event)) taken.add(t);
+          for (const t of launchButtonMachine.getTransitionData(
+            p.steps[k - 1]!.state,
+            p.steps[k]!.event,
+          ))
+            taken.add(t);
         }
         // Simple paths never revisit a state, so edges back to idle only show up one step further.
-        for (const e of EVENTS) for (const t of launchButtonMachine.getTransitionData(p.state, e)) taken.add(t);
+        for (const e of EVENTS)
+          for (const t of launchButtonMachine.getTransitionData(p.state, e)) taken.add(t);
       }
     }
-    const missing = ALL_TRANSITIONS.filter((t) => !taken.has(t)).map((t) => `${t.source.id} --${t.eventType}-->`);
+    const missing = ALL_TRANSITIONS.filter((t) => !taken.has(t)).map(
+      (t) => `${t.source.id} --${t.eventType}-->`,
+    );
     expect(missing).toEqual([]);
     expect(taken.size).toBe(ALL_TRANSITIONS.length);
   });
@@ -139,15 +166,18 @@ function replay(path: Path, redirect: boolean, extra?: LaunchButtonEvent): void 
     expect(snap.can({ type: 'press' })).toBe(state === 'idle');
     // The timer runs only while launching, and only once a launch message anchored it.
     expect(v.timerRunning).toBe(snap.matches('launching') && snap.context.timer !== undefined);
-    if (state === 'ready' || state === 'redirecting') expect(snap.context.timer?.stoppedMs).toBeDefined();
+    if (state === 'ready' || state === 'redirecting')
+      expect(snap.context.timer?.stoppedMs).toBeDefined();
     if (state === 'requesting') expect(posts).toBeGreaterThan(0);
     if (state === 'failed') {
       expect(snap.context.failure).toBeTruthy();
       expect(v.message).toContain(snap.context.failure);
     }
     if (state === 'failed' && prev !== 'failed') {
-      if (event?.type === 'launch' && event.view.status === 'failed') expect(snap.context.failure).toBe(FAILURE_WORDS.capacity);
-      if (event?.type === 'launch' && event.view.status === 'done') expect(snap.context.failure).toBe(FAILURE_WORDS.machineLost);
+      if (event?.type === 'launch' && event.view.status === 'failed')
+        expect(snap.context.failure).toBe(FAILURE_WORDS.capacity);
+      if (event?.type === 'launch' && event.view.status === 'done')
+        expect(snap.context.failure).toBe(FAILURE_WORDS.machineLost);
       if (event?.type === 'refused') expect(snap.context.failure).toBe(event.message);
       if (event?.type === 'lost') expect(snap.context.failure).toBe(LOST_WORDS);
     }
@@ -185,7 +215,10 @@ describe('launch button chart: the timer', () => {
     for (const e of events) [snap] = transition(launchButtonMachine, snap, e);
     return snap;
   }
-  const start: LaunchButtonEvent[] = [{ type: 'press' }, { type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' }];
+  const start: LaunchButtonEvent[] = [
+    { type: 'press' },
+    { type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' },
+  ];
 
   it('does not start on the click or the 202, only on the first launch message', () => {
     expect(run(start).context.timer).toBeUndefined();
@@ -207,13 +240,25 @@ describe('launch button chart: the timer', () => {
   });
 
   it('stops at ready at the server-measured time, and on failure', () => {
-    const ready = run([...start, launch(view('requested', 1, 100), 10_000), launch(view('ready', 2, 4_321), 99_000)]);
+    const ready = run([
+      ...start,
+      launch(view('requested', 1, 100), 10_000),
+      launch(view('ready', 2, 4_321), 99_000),
+    ]);
     expect(ready.context.timer?.stoppedMs).toBe(4_321);
     expect(elapsedMs(ready.context, 1e9)).toBe(4_321);
-    const failed = run([...start, launch(view('created', 1, 500), 10_000), launch(view('failed', 2, 1_500, { reason: 'readyTimeout' }))]);
+    const failed = run([
+      ...start,
+      launch(view('created', 1, 500), 10_000),
+      launch(view('failed', 2, 1_500, { reason: 'readyTimeout' })),
+    ]);
     expect(failed.context.timer?.stoppedMs).toBe(1_500);
     expect(failed.context.failure).toBe(FAILURE_WORDS.readyTimeout);
-    const lost = run([...start, launch(view('created', 1, 500), 10_000), { type: 'lost', receivedAt: 12_000 }]);
+    const lost = run([
+      ...start,
+      launch(view('created', 1, 500), 10_000),
+      { type: 'lost', receivedAt: 12_000 },
+    ]);
     expect(lost.context.timer?.stoppedMs).toBe(2_500);
   });
 
@@ -231,7 +276,9 @@ describe('launch button chart: the timer', () => {
   it('a ready launch without a URL stays on the page instead of redirecting to nowhere', () => {
     const snap = run([...start, launch(view('ready', 1, 1_000, { url: undefined }))]);
     expect(buttonState(snap.value)).toBe('ready');
-    const [after, actions] = transition(launchButtonMachine, snap, { type: 'xstate.after.redirectDelay.launchButton.ready' } as never);
+    const [after, actions] = transition(launchButtonMachine, snap, {
+      type: 'xstate.after.redirectDelay.launchButton.ready',
+    } as never);
     expect(buttonState(after.value)).toBe('ready');
     expect(actions.some((a) => a.type === 'redirect')).toBe(false);
   });
@@ -240,17 +287,26 @@ describe('launch button chart: the timer', () => {
 describe('launch button chart: real timers', () => {
   it('resets a failure to idle after the configured delay, and success after its own', async () => {
     const actor = createActor(launchButtonMachine, {
-      input: { ...input(true), timing: { failureResetMs: 30, successResetMs: 60, redirectDelayMs: 10 } },
+      input: {
+        ...input(true),
+        timing: { failureResetMs: 30, successResetMs: 60, redirectDelayMs: 10 },
+      },
     }).start();
     actor.send({ type: 'press' });
     actor.send({ type: 'refused', message: 'no' });
     expect(buttonState(actor.getSnapshot().value)).toBe('failed');
-    await expect.poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 }).toBe('idle');
+    await expect
+      .poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 })
+      .toBe('idle');
     actor.send({ type: 'press' });
     actor.send({ type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' });
     actor.send(launch(view('ready', 1, 1_000)));
-    await expect.poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 }).toBe('redirecting');
-    await expect.poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 }).toBe('idle');
+    await expect
+      .poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 })
+      .toBe('redirecting');
+    await expect
+      .poll(() => buttonState(actor.getSnapshot().value), { timeout: 2_000 })
+      .toBe('idle');
     actor.stop();
   });
 });
@@ -261,28 +317,45 @@ describe('launch button view', () => {
     for (const e of events) [snap] = transition(launchButtonMachine, snap, e);
     return snap;
   }
-  const start: LaunchButtonEvent[] = [{ type: 'press' }, { type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' }];
+  const start: LaunchButtonEvent[] = [
+    { type: 'press' },
+    { type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' },
+  ];
   const city = (c: string) => (c === 'fra' ? 'Frankfurt' : c);
 
   it('says what is happening on the page, naming the machine and the city', () => {
-    expect(viewLaunchButton(at([], true), 'page').message).toBe('Press the button to start a machine.');
-    expect(viewLaunchButton(at([{ type: 'press' }], true), 'page').message).toMatch(/Asking/);
-    expect(viewLaunchButton(at([...start, launch(view('created', 1, 900))], true), 'page', city).message).toBe(
-      'Machine m-1 created in Frankfurt. Booting it up…',
+    expect(viewLaunchButton(at([], true), 'page').message).toBe(
+      'Press the button to start a machine.',
     );
-    const ready = viewLaunchButton(at([...start, launch(view('ready', 1, 3_000))], true), 'page', city);
+    expect(viewLaunchButton(at([{ type: 'press' }], true), 'page').message).toMatch(/Asking/);
+    expect(
+      viewLaunchButton(at([...start, launch(view('created', 1, 900))], true), 'page', city).message,
+    ).toBe('Machine m-1 created in Frankfurt. Booting it up…');
+    const ready = viewLaunchButton(
+      at([...start, launch(view('ready', 1, 3_000))], true),
+      'page',
+      city,
+    );
     expect(ready.message).toMatch(/ready! Taking you there/);
     expect(ready.link).toBe('http://useless.test/machine?instance=m-1');
     expect(ready.ownRegion).toBe('fra');
-    const failed = viewLaunchButton(at([...start, launch(view('failed', 1, 900, { reason: 'flyError' }))], true), 'page');
+    const failed = viewLaunchButton(
+      at([...start, launch(view('failed', 1, 900, { reason: 'flyError' }))], true),
+      'page',
+    );
     expect(failed.message).toBe(`Launch failed: ${FAILURE_WORDS.flyError}`);
     expect(failed.ownRegion).toBeUndefined();
   });
 
   it('dashboard tiles: launching, launched in m:ss.t, failed: reason', () => {
     expect(viewLaunchButton(at([{ type: 'press' }], false), 'tile').label).toBe('Launching…');
-    expect(viewLaunchButton(at([...start, launch(view('ready', 1, 3_400))], false), 'tile').label).toBe('Launched in 0:03.4');
-    const failed = viewLaunchButton(at([{ type: 'press' }, { type: 'refused', message: 'No room.' }], false), 'tile');
+    expect(
+      viewLaunchButton(at([...start, launch(view('ready', 1, 3_400))], false), 'tile').label,
+    ).toBe('Launched in 0:03.4');
+    const failed = viewLaunchButton(
+      at([{ type: 'press' }, { type: 'refused', message: 'No room.' }], false),
+      'tile',
+    );
     expect(failed.label).toBe('Failed');
     expect(failed.message).toBe('Failed: No room.');
   });

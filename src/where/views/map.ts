@@ -9,7 +9,7 @@ import { feature } from 'topojson-client';
 import type { GeometryCollection, Topology } from 'topojson-specification';
 import { REGIONS } from '../../shared/regions.js';
 import { markerTitle } from '../web/format.js';
-import { html, raw, type SafeHtml } from './html.js';
+import { markup, raw, type SafeHtml } from './html.js';
 
 /** The map's user-space width; height is cropped just below Tierra del Fuego (no Antarctica). */
 export const MAP_WIDTH = 1000;
@@ -26,7 +26,8 @@ const projection = geoEqualEarth().fitWidth(MAP_WIDTH, { type: 'Sphere' });
  * on the server and (through the data attributes it fills) in the browser.
  */
 export function project(lon: number, lat: number): [number, number] | undefined {
-  if (!Number.isFinite(lon) || !Number.isFinite(lat) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return undefined;
+  if (!Number.isFinite(lon) || !Number.isFinite(lat) || Math.abs(lat) > 90 || Math.abs(lon) > 180)
+    return undefined;
   const p = projection([lon, lat]);
   if (!p) return undefined;
   return [Math.round(p[0] * 10) / 10, Math.round(p[1] * 10) / 10];
@@ -57,7 +58,10 @@ export function regionPoint(code: string): RegionPoint | undefined {
  * Encodes projected lines as compact SVG path data: absolute start, then relative integer steps
  * (`l` with implicit repeats), duplicates dropped. Coordinates are in QUANT-scaled units.
  */
-function encodePath(object: GeoPermissibleObjects, keep: (ring: number[][]) => boolean = () => true): string {
+function encodePath(
+  object: GeoPermissibleObjects,
+  keep: (ring: number[][]) => boolean = () => true,
+): string {
   const rings: { pts: number[][]; closed: boolean }[] = [];
   let current: { pts: number[][]; closed: boolean } | undefined;
   const context = {
@@ -77,7 +81,9 @@ function encodePath(object: GeoPermissibleObjects, keep: (ring: number[][]) => b
   let out = '';
   for (const ring of rings) {
     if (!keep(ring.pts)) continue;
-    const q = ring.pts.map(([x = 0, y = 0]) => [Math.round(x * QUANT), Math.round(y * QUANT)] as const);
+    const q = ring.pts.map(
+      ([x = 0, y = 0]) => [Math.round(x * QUANT), Math.round(y * QUANT)] as const,
+    );
     const [sx, sy] = q[0] ?? [0, 0];
     let px = sx;
     let py = sy;
@@ -87,7 +93,8 @@ function encodePath(object: GeoPermissibleObjects, keep: (ring: number[][]) => b
       if (x === px && y === py) continue;
       const dx = String(x - px);
       const dy = String(y - py);
-      steps += (n === 0 || dx.startsWith('-') ? '' : ' ') + dx + (dy.startsWith('-') ? '' : ' ') + dy;
+      steps +=
+        (n === 0 || dx.startsWith('-') ? '' : ' ') + dx + (dy.startsWith('-') ? '' : ' ') + dy;
       px = x;
       py = y;
       n++;
@@ -146,8 +153,10 @@ export function countByRegion(machines: readonly MapMachine[]): Map<string, numb
 }
 
 function marker(point: RegionPoint, count: number, edge: boolean, own: boolean): SafeHtml {
-  const classes = ['region', edge && 'edge', count > 0 && 'live', own && 'own'].filter(Boolean).join(' ');
-  return html`<g class="${classes}" id="region-${point.code}" data-region="${point.code}" data-city="${point.city}" data-x="${point.x}" data-y="${point.y}" transform="translate(${point.x} ${point.y})" tabindex="0" role="img"><title>${markerTitle(point, count, edge)}</title><circle class="hit" r="13"/><circle class="halo" r="9"/><circle class="pulse" r="9"/>${edge ? raw('<circle class="ring" r="12"/>') : ''}<circle class="dot" r="3.5"/><text class="code" y="-17">${point.code}</text></g>`;
+  const classes = ['region', edge && 'edge', count > 0 && 'live', own && 'own']
+    .filter(Boolean)
+    .join(' ');
+  return markup`<g class="${classes}" id="region-${point.code}" data-region="${point.code}" data-city="${point.city}" data-x="${point.x}" data-y="${point.y}" transform="translate(${point.x} ${point.y})" tabindex="0" role="img"><title>${markerTitle(point, count, edge)}</title><circle class="hit" r="13"/><circle class="halo" r="9"/><circle class="pulse" r="9"/>${edge ? raw('<circle class="ring" r="12"/>') : ''}<circle class="dot" r="3.5"/><text class="code" y="-17">${point.code}</text></g>`;
 }
 
 /**
@@ -160,11 +169,15 @@ export function renderMap(model: MapModel): SafeHtml {
   const own = new Set(model.ownRegions ?? []);
   const edgePoint = model.edgeRegion ? regionPoint(model.edgeRegion) : undefined;
   // The edge region is drawn last so its ring and label sit on top of its neighbours.
-  const ordered = [...REGION_POINTS].sort((a, b) => Number(a === edgePoint) - Number(b === edgePoint));
-  const markers = ordered.map((p) => marker(p, counts.get(p.code) ?? 0, p === edgePoint, own.has(p.code)));
+  const ordered = [...REGION_POINTS].sort(
+    (a, b) => Number(a === edgePoint) - Number(b === edgePoint),
+  );
+  const markers = ordered.map((p) =>
+    marker(p, counts.get(p.code) ?? 0, p === edgePoint, own.has(p.code)),
+  );
   const edgeLabel = edgePoint
-    ? html`<text class="edge-label" x="${edgePoint.x}" y="${edgePoint.y + 34}" aria-hidden="true">${edgePoint.city}</text>`
+    ? markup`<text class="edge-label" x="${edgePoint.x}" y="${edgePoint.y + 34}" aria-hidden="true">${edgePoint.city}</text>`
     : '';
   const label = model.label ?? 'World map of Fly.io regions';
-  return html`<svg class="map" id="region-map" viewBox="0 0 ${MAP_WIDTH} ${MAP_HEIGHT}" role="group" aria-labelledby="map-title" xmlns="http://www.w3.org/2000/svg"><title id="map-title">${label}</title><g transform="scale(${1 / QUANT})" aria-hidden="true"><path class="sphere" d="${raw(geo.sphere)}"/><path class="graticule" d="${raw(geo.graticule)}"/><path class="land" d="${raw(geo.land)}"/></g><g class="regions">${markers}</g>${edgeLabel}</svg>`;
+  return markup`<svg class="map" id="region-map" viewBox="0 0 ${MAP_WIDTH} ${MAP_HEIGHT}" role="group" aria-labelledby="map-title" xmlns="http://www.w3.org/2000/svg"><title id="map-title">${label}</title><g transform="scale(${1 / QUANT})" aria-hidden="true"><path class="sphere" d="${raw(geo.sphere)}"/><path class="graticule" d="${raw(geo.graticule)}"/><path class="land" d="${raw(geo.land)}"/></g><g class="regions">${markers}</g>${edgeLabel}</svg>`;
 }

@@ -12,7 +12,11 @@ export interface Timing {
   readonly redirectDelayMs: number;
 }
 
-export const DEFAULT_TIMING: Timing = { failureResetMs: 5_000, successResetMs: 20_000, redirectDelayMs: 500 };
+export const DEFAULT_TIMING: Timing = {
+  failureResetMs: 5_000,
+  successResetMs: 20_000,
+  redirectDelayMs: 500,
+};
 
 export interface PageConfig {
   readonly endpoints: { readonly launches: string; readonly events: string };
@@ -43,8 +47,14 @@ export function parseConfig(text: string | null | undefined): PageConfig {
     raw = {};
   }
   const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-  const ep = (typeof o.endpoints === 'object' && o.endpoints !== null ? o.endpoints : {}) as Record<string, unknown>;
-  const tm = (typeof o.timing === 'object' && o.timing !== null ? o.timing : {}) as Record<string, unknown>;
+  const ep = (typeof o.endpoints === 'object' && o.endpoints !== null ? o.endpoints : {}) as Record<
+    string,
+    unknown
+  >;
+  const tm = (typeof o.timing === 'object' && o.timing !== null ? o.timing : {}) as Record<
+    string,
+    unknown
+  >;
   const words: Record<string, string> = {};
   if (typeof o.failureWords === 'object' && o.failureWords !== null) {
     for (const [k, v] of Object.entries(o.failureWords)) if (typeof v === 'string') words[k] = v;

@@ -15,7 +15,12 @@ export interface FleetContext {
   readonly synced: boolean;
 }
 
-export const EMPTY_FLEET: FleetContext = { machines: {}, capacity: undefined, clockOffsetMs: 0, synced: false };
+export const EMPTY_FLEET: FleetContext = {
+  machines: {},
+  capacity: undefined,
+  clockOffsetMs: 0,
+  synced: false,
+};
 
 function offset(at: string, receivedAt: number | undefined, previous: number): number {
   const t = parseTime(at);
@@ -69,7 +74,13 @@ export type FleetStore = ReturnType<typeof createFleetStore>;
 /** Machines sorted by creation time, oldest first (id breaks ties: a stable order). */
 export function selectMachineList(ctx: FleetContext): FleetMachine[] {
   return Object.values(ctx.machines).sort((a, b) =>
-    a.createdAt === b.createdAt ? (a.machineId < b.machineId ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1,
+    a.createdAt === b.createdAt
+      ? a.machineId < b.machineId
+        ? -1
+        : 1
+      : a.createdAt < b.createdAt
+        ? -1
+        : 1,
   );
 }
 
@@ -79,5 +90,7 @@ export function selectRegionCounts(ctx: FleetContext): RegionCount[] {
 }
 
 export function sameRegionCounts(a: readonly RegionCount[], b: readonly RegionCount[]): boolean {
-  return a.length === b.length && a.every((x, i) => x.code === b[i]?.code && x.count === b[i]?.count);
+  return (
+    a.length === b.length && a.every((x, i) => x.code === b[i]?.code && x.count === b[i]?.count)
+  );
 }

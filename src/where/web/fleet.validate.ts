@@ -17,9 +17,22 @@ type Obj = Record<string, unknown>;
 
 const MACHINE_STATUSES: readonly string[] = ['created', 'started', 'listening', 'stopping'];
 const MACHINE_SOURCES: readonly string[] = ['button', 'dash', 'auto', 'foreign'];
-const LAUNCH_STATUSES: readonly string[] = ['requested', 'created', 'started', 'ready', 'failed', 'done'];
+const LAUNCH_STATUSES: readonly string[] = [
+  'requested',
+  'created',
+  'started',
+  'ready',
+  'failed',
+  'done',
+];
 const LAUNCH_SOURCES: readonly string[] = ['button', 'dash', 'auto'];
-const FAILURE_REASONS: readonly string[] = ['capacity', 'rateLimited', 'flyError', 'readyTimeout', 'machineLost'];
+const FAILURE_REASONS: readonly string[] = [
+  'capacity',
+  'rateLimited',
+  'flyError',
+  'readyTimeout',
+  'machineLost',
+];
 
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -27,16 +40,32 @@ function isObj(v: unknown): v is Obj {
 const isStr = (v: unknown): v is string => typeof v === 'string';
 // zod's int() means a safe integer.
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
-const oneOf = <T extends string>(v: unknown, allowed: readonly string[]): v is T => isStr(v) && allowed.includes(v);
+const oneOf = <T extends string>(v: unknown, allowed: readonly string[]): v is T =>
+  isStr(v) && allowed.includes(v);
 const optStr = (v: unknown): boolean => v === undefined || isStr(v);
 
 export function asFleetMachine(v: unknown): FleetMachine | undefined {
   if (!isObj(v)) return undefined;
   const { machineId, region, status, source, launchId, createdAt, updatedAt } = v;
-  if (!isStr(machineId) || !isStr(region) || !isStr(createdAt) || !isStr(updatedAt) || !optStr(launchId)) return undefined;
+  if (
+    !isStr(machineId) ||
+    !isStr(region) ||
+    !isStr(createdAt) ||
+    !isStr(updatedAt) ||
+    !optStr(launchId)
+  )
+    return undefined;
   if (!oneOf<FleetMachine['status']>(status, MACHINE_STATUSES)) return undefined;
   if (!oneOf<FleetMachine['source']>(source, MACHINE_SOURCES)) return undefined;
-  return { machineId, region, status, source, createdAt, updatedAt, ...(isStr(launchId) ? { launchId } : {}) };
+  return {
+    machineId,
+    region,
+    status,
+    source,
+    createdAt,
+    updatedAt,
+    ...(isStr(launchId) ? { launchId } : {}),
+  };
 }
 
 export function asCapacity(v: unknown): CapacityView | undefined {
@@ -63,8 +92,21 @@ export function asMachineGone(v: unknown): MachineGone | undefined {
 
 export function asLaunchView(v: unknown): LaunchView | undefined {
   if (!isObj(v)) return undefined;
-  const { launchId, status, region, source, machineId, url, reason, message, at, requestedAt, version } = v;
-  if (!isStr(launchId) || !isStr(region) || !isStr(at) || !isStr(requestedAt) || !isInt(version)) return undefined;
+  const {
+    launchId,
+    status,
+    region,
+    source,
+    machineId,
+    url,
+    reason,
+    message,
+    at,
+    requestedAt,
+    version,
+  } = v;
+  if (!isStr(launchId) || !isStr(region) || !isStr(at) || !isStr(requestedAt) || !isInt(version))
+    return undefined;
   if (!oneOf<LaunchView['status']>(status, LAUNCH_STATUSES)) return undefined;
   if (!oneOf<LaunchView['source']>(source, LAUNCH_SOURCES)) return undefined;
   if (!optStr(machineId) || !optStr(url) || !optStr(message)) return undefined;

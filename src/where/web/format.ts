@@ -39,7 +39,9 @@ export interface RegionCount {
 export function regionCounts(regions: Iterable<string>): RegionCount[] {
   const counts = new Map<string, number>();
   for (const r of regions) counts.set(r, (counts.get(r) ?? 0) + 1);
-  return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([code, count]) => ({ code, count }));
+  return [...counts]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([code, count]) => ({ code, count }));
 }
 
 /** Milliseconds of an ISO timestamp, or undefined when it does not parse. */
@@ -50,15 +52,27 @@ export function parseTime(iso: string | undefined): number | undefined {
 }
 
 /** A region marker's accessible name: `Frankfurt (fra) · your edge region · 2 Useless Machines running`. */
-export function markerTitle(point: { readonly city: string; readonly code: string }, count: number, edge: boolean): string {
+export function markerTitle(
+  point: { readonly city: string; readonly code: string },
+  count: number,
+  edge: boolean,
+): string {
   const parts = [`${point.city} (${point.code})`];
   if (edge) parts.push('your edge region');
-  parts.push(count === 0 ? 'no machines' : count === 1 ? '1 Useless Machine running' : `${count} Useless Machines running`);
+  parts.push(
+    count === 0
+      ? 'no machines'
+      : count === 1
+        ? '1 Useless Machine running'
+        : `${count} Useless Machines running`,
+  );
   return parts.join(' · ');
 }
 
 /** `3 of 8 machine slots in use`, or a neutral phrase before we know. */
-export function capacityText(cap: { readonly live: number; readonly limit: number } | undefined): string {
+export function capacityText(
+  cap: { readonly live: number; readonly limit: number } | undefined,
+): string {
   if (!cap) return 'Machine slots: unknown';
   return `${cap.live} of ${cap.limit} machine ${cap.limit === 1 ? 'slot' : 'slots'} in use`;
 }

@@ -101,7 +101,9 @@ export const launchButtonMachine = setup({
         ? { launchId: event.launchId, eventsUrl: event.events, machineRegion: event.region }
         : {},
     ),
-    refuse: assign(({ event }) => (event.type === 'refused' ? { failure: event.message || GENERIC_FAILURE_WORDS } : {})),
+    refuse: assign(({ event }) =>
+      event.type === 'refused' ? { failure: event.message || GENERIC_FAILURE_WORDS } : {},
+    ),
     apply: assign(({ context, event }) => {
       if (event.type !== 'launch') return {};
       const v = event.view;
@@ -117,22 +119,29 @@ export const launchButtonMachine = setup({
       event.type === 'launch' ? { timer: stopped(context.timer, serverMs(event.view)) } : {},
     ),
     stopTimerNow: assign(({ context, event }) =>
-      event.type === 'lost' && context.timer ? { timer: stopped(context.timer, event.receivedAt - context.timer.anchor) } : {},
+      event.type === 'lost' && context.timer
+        ? { timer: stopped(context.timer, event.receivedAt - context.timer.anchor) }
+        : {},
     ),
-    failFromView: assign(({ context, event }) => (event.type === 'launch' ? { failure: failureWords(context, event.view) } : {})),
+    failFromView: assign(({ context, event }) =>
+      event.type === 'launch' ? { failure: failureWords(context, event.view) } : {},
+    ),
     failLost: assign({ failure: LOST_WORDS }),
   },
   guards: {
     /** A message for this launch that is newer than anything applied so far. */
     fresh: ({ context, event }) =>
-      event.type === 'launch' && event.view.launchId === context.launchId && event.view.version > context.version,
+      event.type === 'launch' &&
+      event.view.launchId === context.launchId &&
+      event.view.version > context.version,
     /** Fresh, and carrying this status. */
     freshWith: ({ context, event }, params: { status: LaunchStatus }) =>
       event.type === 'launch' &&
       event.view.launchId === context.launchId &&
       event.view.version > context.version &&
       event.view.status === params.status,
-    canRedirect: ({ context }) => context.redirect && typeof context.url === 'string' && context.url.length > 0,
+    canRedirect: ({ context }) =>
+      context.redirect && typeof context.url === 'string' && context.url.length > 0,
   },
   delays: {
     failureReset: ({ context }) => context.timing.failureResetMs,
@@ -193,15 +202,27 @@ export const launchButtonMachine = setup({
         requested: {
           on: {
             launch: [
-              { guard: { type: 'freshWith', params: { status: 'created' } }, target: 'created', actions: 'apply' },
-              { guard: { type: 'freshWith', params: { status: 'started' } }, target: 'started', actions: 'apply' },
+              {
+                guard: { type: 'freshWith', params: { status: 'created' } },
+                target: 'created',
+                actions: 'apply',
+              },
+              {
+                guard: { type: 'freshWith', params: { status: 'started' } },
+                target: 'started',
+                actions: 'apply',
+              },
             ],
           },
         },
         created: {
           on: {
             launch: [
-              { guard: { type: 'freshWith', params: { status: 'started' } }, target: 'started', actions: 'apply' },
+              {
+                guard: { type: 'freshWith', params: { status: 'started' } },
+                target: 'started',
+                actions: 'apply',
+              },
             ],
           },
         },
@@ -227,7 +248,8 @@ export const launchButtonMachine = setup({
 export type LaunchButtonMachine = typeof launchButtonMachine;
 
 /** The top-level state names, for views and tests. */
-export type LaunchButtonState = 'idle' | 'requesting' | 'requested' | 'created' | 'started' | 'ready' | 'redirecting' | 'failed';
+export type LaunchButtonState =
+  'idle' | 'requesting' | 'requested' | 'created' | 'started' | 'ready' | 'redirecting' | 'failed';
 
 /** Flattens the snapshot value: `{ launching: 'created' }` → `created`. */
 export function buttonState(value: unknown): LaunchButtonState {

@@ -2,7 +2,11 @@
  * What the launch button looks like and says in each state: a pure function of the chart's
  * snapshot, shared by the landing page (one big button) and the dashboard (a button per region).
  */
-import { buttonState, type LaunchButtonContext, type LaunchButtonState } from './launchButton.machine.js';
+import {
+  buttonState,
+  type LaunchButtonContext,
+  type LaunchButtonState,
+} from './launchButton.machine.js';
 import { formatElapsed } from './format.js';
 
 export type ButtonMode = 'page' | 'tile';
@@ -35,7 +39,13 @@ export function elapsedMs(ctx: LaunchButtonContext, now: number): number | undef
   return t.stoppedMs ?? Math.max(0, now - t.anchor);
 }
 
-const ALIVE: ReadonlySet<LaunchButtonState> = new Set(['requested', 'created', 'started', 'ready', 'redirecting']);
+const ALIVE: ReadonlySet<LaunchButtonState> = new Set([
+  'requested',
+  'created',
+  'started',
+  'ready',
+  'redirecting',
+]);
 
 export function viewLaunchButton(
   snapshot: SnapshotLike,
@@ -60,7 +70,9 @@ export function viewLaunchButton(
       break;
     case 'requested':
       label = mode === 'page' ? 'Queued' : 'Launching…';
-      message = where ? `Request accepted. Making room in ${where}…` : 'Request accepted. Making room…';
+      message = where
+        ? `Request accepted. Making room in ${where}…`
+        : 'Request accepted. Making room…';
       break;
     case 'created':
       label = mode === 'page' ? 'Created' : 'Launching…';
@@ -71,7 +83,12 @@ export function viewLaunchButton(
       message = `${id} is running. Waiting for it to say hello…`;
       break;
     case 'ready':
-      label = mode === 'page' ? 'Ready!' : final !== undefined ? `Launched in ${formatElapsed(final)}` : 'Launched';
+      label =
+        mode === 'page'
+          ? 'Ready!'
+          : final !== undefined
+            ? `Launched in ${formatElapsed(final)}`
+            : 'Launched';
       message =
         mode === 'page' && ctx.redirect && ctx.url
           ? `${id} is ready! Taking you there…`

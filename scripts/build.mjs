@@ -1,7 +1,9 @@
 // Build: bundle each program with esbuild (dependencies stay external) and the browser scripts.
 // Fast enough (~1 s) to run before every `npm start` and every test run.
 import { build } from 'esbuild';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+
+rmSync('dist', { recursive: true, force: true });
 
 const programs = ['where', 'useless', 'flylocal', 'devstack'].filter((p) => existsSync(`src/${p}/main.ts`));
 
@@ -18,8 +20,13 @@ await build({
   logLevel: 'warning',
 });
 
-const web = ['src/where/web/app.ts', 'src/where/web/dash.ts', 'src/useless/web/machine.ts'].filter((f) => existsSync(f));
-if (web.length > 0) {
+// Flat names (dist/web/app.js, dash.js, machine.js): the apps serve them by file name.
+const web = Object.fromEntries(
+  Object.entries({ app: 'src/where/web/app.ts', dash: 'src/where/web/dash.ts', machine: 'src/useless/web/machine.ts' }).filter(([, f]) =>
+    existsSync(f),
+  ),
+);
+if (Object.keys(web).length > 0) {
   await build({
     entryPoints: web,
     outdir: 'dist/web',

@@ -4,7 +4,7 @@
  * API and the operators' debug endpoint), which never shares a route with the public one.
  */
 import { randomBytes } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifySSE } from '@fastify/sse';
 import { z } from 'zod';
 import type { Logger } from '../shared/log.js';
@@ -81,7 +81,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     loggerInstance: logger,
     bodyLimit: 16 * 1024,
     trustProxy: false,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
@@ -301,7 +301,7 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 8 * 1024,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });

@@ -42,6 +42,15 @@ export function eventStoreContract(
       expect(back[0]!.at).toBe(evs[0]!.at);
     });
 
+    it('reports the new version after each append, and accepts it as the next expected version', async () => {
+      const s = aStream();
+      expect((await h.store.append(s, [anEvent(s)], { expectedVersion: 0 })).version).toBe(1);
+      expect((await h.store.append(s, [anEvent(s), anEvent(s)], { expectedVersion: 1 })).version).toBe(3);
+      expect((await h.store.append(s, [anEvent(s)], { expectedVersion: 3 })).version).toBe(4);
+      const back = await h.store.read(s);
+      expect(back.map((e) => e.version)).toEqual([1, 2, 3, 4]);
+    });
+
     it('reads an unknown stream as empty', async () => {
       expect(await h.store.read(aStream())).toEqual([]);
     });

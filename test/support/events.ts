@@ -15,7 +15,7 @@ export function anEvent<T extends FactType = 'presence.changed'>(
   at?: number,
 ): EventEnvelope<T> {
   const t = (type ?? 'presence.changed') as T;
-  const d = (data ?? { visitors: 1 }) as FactData<T>;
+  const d = (data ?? { visitors: 1, roll: 0.5 }) as FactData<T>;
   return makeEnvelope({ id: ulid(), type: t, stream, at: at ?? (clockMs += 1000), data: d });
 }
 

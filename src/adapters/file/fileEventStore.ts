@@ -159,9 +159,10 @@ export class FileEventStore implements EventStore {
     // One write per append: a record is either wholly in the file or (torn) dropped at next open.
     writeSync(this.fd, stored.map(encodeLine).join(''));
     if (this.fsync) fdatasyncSync(this.fd);
+    const result = { version: stored.at(-1)!.version, position: stored.at(-1)!.position };
     for (const e of stored) this.index(e);
     for (const e of stored) for (const l of this.listeners) l(e);
-    return { version: current.length + stored.length, position: this.log.length };
+    return result;
   }
 
   async *readAll(afterPosition = 0): AsyncIterable<StoredEvent> {

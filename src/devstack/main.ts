@@ -1,0 +1,195 @@
+/**
+ * `npm start`: the whole system on one laptop. Starts the local Fly platform (Machines API
+ * emulator + edge proxy) and the landing app, then prints the URL. With `--regions ams,ord,syd`
+ * (`npm run start:regions`) it runs one landing instance per region sharing a NATS server (started
+ * here when NATS_URL is unset), and the proxy routes each visitor to a region. Ctrl-C stops
+ * everything, VMs included.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../shared/log.js';
+import { REGION_CODES } from '../shared/regions.js';
+
+const { values } = parseArgs({
+  options: {
+    regions: { type: 'string' },
+    port: { type: 'string', default: process.env.PORT ?? '8080' },
+    'data-dir': { type: 'string', default: process.env.WM_DATA_DIR ?? '.data' },
+  },
+});
+
+const log = createLogger({ name: 'devstack', level: process.env.LOG_LEVEL ?? 'info' });
+const regions = (values.regions ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+const multi = regions.length > 0;
+for (const r of regions) {
+  if (!REGION_CODES.includes(r)) {
+    process.stderr.write(`devstack: --regions: "${r}" is not a known Fly.io region\n`);
+    process.exit(2);
+  }
+}
+const instances = multi ? regions : [process.env.FLY_REGION ?? 'ams'];
+const proxyPort = Number(values.port);
+const dataDir = values['data-dir'];
+const children: { name: string; proc: ChildProcess }[] = [];
+const cleanups: (() => void)[] = [];
+let stopping = false;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function run(name: string, cmd: string, args: string[], env: Record<string, string>): ChildProcess {
+  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push({ name, proc });
+  proc.on('exit', (code, signal) => {
+    if (!stopping) {
+      log.error({ name, code, signal }, 'a part of the stack exited; stopping everything');
+      void stop(1);
+    }
+  });
+  return proc;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (stopping) throw new Error('stopping');
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
+}
+
+async function stop(code = 0): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  // Landing instances first (they stop cleanly), then the platform (which stops every VM), then NATS.
+  const order = [...children].sort((a, b) => rank(a.name) - rank(b.name));
+  for (const { name, proc } of order) {
+    if (proc.exitCode !== null || proc.signalCode !== null) continue;
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      proc.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+    log.debug({ name }, 'stopped');
+  }
+  for (const c of cleanups) c();
+  process.exit(code);
+}
+const rank = (name: string) => (name.startsWith('where') ? 0 : name === 'flylocal' ? 1 : 2);
+
+async function main(): Promise<void> {
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  mkdirSync(dataDir, { recursive: true });
+
+  let natsUrl = process.env.NATS_URL;
+  if (multi && !natsUrl) {
+    const port = await freePort();
+    const store = mkdtempSync(join(tmpdir(), 'wm-nats-'));
+    cleanups.push(() => rmSync(store, { recursive: true, force: true }));
+    run('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {}).on('error', () => {
+      process.stderr.write('devstack: --regions needs NATS: install nats-server (apt-get install nats-server) or set NATS_URL\n');
+      void stop(2);
+    });
+    natsUrl = `nats://127.0.0.1:${port}`;
+    await waitFor('nats-server', () =>
+      new Promise<boolean>((resolve) => {
+        const s = new Socket();
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+        s.connect(port, '127.0.0.1');
+      }),
+    );
+  }
+
+  const flyToken = `flylocal-${randomBytes(12).toString('hex')}`;
+  const flyPort = Number(process.env.FLYLOCAL_PORT ?? 4280);
+  const secret = process.env.WM_CALLBACK_SECRET ?? randomBytes(32).toString('hex');
+  const debugToken = process.env.DEBUG_TOKEN ?? randomBytes(18).toString('base64url');
+  const publicUrl = `http://localhost:${proxyPort}`;
+  const plan = instances.map((region, i) => ({
+    region,
+    id: `where-${region}`,
+    port: 3000 + i,
+    privatePort: 4001 + i,
+  }));
+
+  run('flylocal', process.execPath, ['dist/flylocal.mjs'], {
+    FLYLOCAL_PORT: String(flyPort),
+    FLYLOCAL_TOKEN: flyToken,
+    FLYLOCAL_REGION: instances[0]!,
+    FLYLOCAL_PROXY_PORT: String(proxyPort),
+    FLYLOCAL_STATIC_INSTANCES: JSON.stringify({
+      where: plan.map((p) => ({ id: p.id, region: p.region, url: `http://127.0.0.1:${p.port}` })),
+    }),
+  });
+  await waitFor('the Machines API emulator', async () => {
+    const r = await fetch(`http://127.0.0.1:${flyPort}/v1/apps/useless-machine/machines`, { headers: { authorization: `Bearer ${flyToken}` } });
+    return r.ok;
+  });
+
+  for (const [i, p] of plan.entries()) {
+    const other = plan[(i + 1) % plan.length]!;
+    run(p.id, process.execPath, ['dist/where.mjs'], {
+      WM_LOCAL: '1',
+      WM_INSTANCE_ID: p.id,
+      FLY_REGION: p.region,
+      HOST: '127.0.0.1',
+      PORT: String(p.port),
+      PRIVATE_HOST: '127.0.0.1',
+      PRIVATE_PORT: String(p.privatePort),
+      FLY_API_BASE_URL: `http://127.0.0.1:${flyPort}/v1`,
+      FLY_API_TOKEN: flyToken,
+      WM_VM_PUBLIC_URL: `http://useless-machine.localhost:${proxyPort}`,
+      WM_PUBLIC_URL: publicUrl,
+      WM_CALLBACK_SECRET: secret,
+      WM_CALLBACK_BASE_URL: `http://127.0.0.1:${p.privatePort}`,
+      WM_CALLBACK_FALLBACK_URL: `http://127.0.0.1:${other.privatePort}`,
+      DEBUG_TOKEN: debugToken,
+      WM_DATA_DIR: multi ? join(dataDir, p.region) : dataDir,
+      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+    });
+  }
+  for (const p of plan) {
+    await waitFor(p.id, async () => (await fetch(`http://127.0.0.1:${p.port}/readyz`)).ok);
+  }
+  await waitFor('the edge proxy', async () => (await fetch(`http://127.0.0.1:${proxyPort}/healthz`)).ok);
+
+  const lines = [
+    '',
+    `  WhereMachines is running: ${publicUrl}`,
+    multi ? `  regions: ${regions.join(', ')} (pick one with ${publicUrl}/?edge=<region>)` : `  region: ${instances[0]}`,
+    `  dashboard: ${publicUrl}/dash`,
+    `  debug: http://127.0.0.1:${plan[0]!.privatePort}/debug/actors  (Authorization: Bearer ${debugToken})`,
+    '  Ctrl-C stops everything.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((err: unknown) => {
+  log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not start the stack');
+  void stop(1);
+});

@@ -158,6 +158,21 @@ describe.skipIf(!hasChromium)('pages in Chromium', { timeout: 90_000 }, () => {
     expect(await classes('#region-fra')).toContain('edge');
     expect(await text('#edge-text')).toContain('Frankfurt');
 
+    // The first snapshot replaces what the server rendered, even when it is empty.
+    site.fleet({ event: 'fleet', data: snapshot([]) });
+    await expect.poll(() => classes('#region-ams')).not.toContain('live');
+    expect(await text('#fleet-regions')).toBe('none right now');
+
+    // Tapping a marker shows its code; tapping another moves the label.
+    await page.click('#region-syd .dot');
+    expect(await classes('#region-syd')).toContain('active');
+    await expect
+      .poll(() => page.$eval('#region-syd .code', (e) => getComputedStyle(e).opacity))
+      .toBe('1');
+    await page.click('#region-nrt .dot');
+    expect(await classes('#region-syd')).not.toContain('active');
+    expect(await classes('#region-nrt')).toContain('active');
+
     site.fleet({ event: 'fleet', data: snapshot([machine('m1', 'nrt'), machine('m2', 'nrt')]) });
     await expect.poll(() => classes('#region-nrt')).toContain('live');
     expect(await classes('#region-ams')).not.toContain('live');

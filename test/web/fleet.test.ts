@@ -7,7 +7,9 @@ import {
   fleetTransitions,
   selectMachineList,
   selectRegionCounts,
+  selectRegionSummary,
   sameRegionCounts,
+  sameRegionSummary,
 } from '../../src/where/web/fleet.store.js';
 import {
   asFleetMachine,
@@ -116,6 +118,15 @@ describe('fleet store', () => {
     store.trigger.machineGone({ gone: { machineId: 'a', at: T(6) } });
     store.trigger.machineGone({ gone: { machineId: 'b', at: T(7) } });
     expect(seen).toEqual([['fra:1'], ['fra:2'], ['fra:1'], []]);
+  });
+
+  it('the first snapshot notifies region watchers even when it is empty', () => {
+    const store = createFleetStore();
+    const seen: boolean[] = [];
+    store.select(selectRegionSummary, sameRegionSummary).subscribe((s) => seen.push(s.synced));
+    store.trigger.fleet({ snapshot: snapshot([]) });
+    store.trigger.fleet({ snapshot: snapshot([]) });
+    expect(seen).toEqual([true]);
   });
 
   it('transition() is pure: the store is unchanged', () => {

@@ -4,7 +4,7 @@
  */
 import { renderChips } from './chips.js';
 import { CONFIG_ELEMENT_ID, parseConfig } from './config.js';
-import { createFleetStore, sameRegionCounts, selectRegionCounts } from './fleet.store.js';
+import { createFleetStore, sameRegionSummary, selectRegionSummary } from './fleet.store.js';
 import { connectFleet } from './fleetStream.js';
 import { capacityText } from './format.js';
 import { mountLaunchButton } from './launchButton.js';
@@ -14,7 +14,7 @@ const config = parseConfig(document.getElementById(CONFIG_ELEMENT_ID)?.textConte
 const map = bindMap(document.getElementById('region-map'));
 const store = createFleetStore();
 
-store.select(selectRegionCounts, sameRegionCounts).subscribe((counts) => {
+store.select(selectRegionSummary, sameRegionSummary).subscribe(({ counts }) => {
   map.setCounts(counts);
   renderChips(document.getElementById('fleet-regions'), counts, map.cityOf);
 });

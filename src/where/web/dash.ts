@@ -6,9 +6,9 @@ import { renderChips } from './chips.js';
 import { CONFIG_ELEMENT_ID, parseConfig } from './config.js';
 import {
   createFleetStore,
-  sameRegionCounts,
+  sameRegionSummary,
   selectMachineList,
-  selectRegionCounts,
+  selectRegionSummary,
 } from './fleet.store.js';
 import { connectFleet } from './fleetStream.js';
 import { capacityText, formatCountdown, parseTime } from './format.js';
@@ -22,7 +22,7 @@ const store = createFleetStore();
 const byId = (id: string) => document.getElementById(id);
 const serverNow = () => Date.now() + store.getSnapshot().context.clockOffsetMs;
 
-store.select(selectRegionCounts, sameRegionCounts).subscribe((counts) => {
+store.select(selectRegionSummary, sameRegionSummary).subscribe(({ counts }) => {
   map.setCounts(counts);
   renderChips(byId('dash-regions'), counts, map.cityOf);
   const countOf = new Map(counts.map((c) => [c.code, c.count]));

@@ -94,3 +94,20 @@ export function sameRegionCounts(a: readonly RegionCount[], b: readonly RegionCo
     a.length === b.length && a.every((x, i) => x.code === b[i]?.code && x.count === b[i]?.count)
   );
 }
+
+export interface RegionSummary {
+  readonly synced: boolean;
+  readonly counts: RegionCount[];
+}
+
+/**
+ * Region counts plus whether a snapshot has arrived: the first `fleet` message always notifies,
+ * even when it is empty, so regions the server rendered as live are cleared if they emptied.
+ */
+export function selectRegionSummary(ctx: FleetContext): RegionSummary {
+  return { synced: ctx.synced, counts: selectRegionCounts(ctx) };
+}
+
+export function sameRegionSummary(a: RegionSummary, b: RegionSummary): boolean {
+  return a.synced === b.synced && sameRegionCounts(a.counts, b.counts);
+}

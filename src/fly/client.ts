@@ -43,6 +43,11 @@ export interface FlyMachinesHttpOptions {
   readonly random?: () => number;
   /** Overall budget per call (token wait + attempts + backoff). A wait call adds its own timeout. */
   readonly timeoutMs?: number;
+  /**
+   * Budget of one attempt of an idempotent call, so a hung request leaves time to retry. A create
+   * has one attempt, which may use the whole call budget.
+   */
+  readonly attemptTimeoutMs?: number;
   /** Attempts per idempotent call, the first included. */
   readonly maxAttempts?: number;
   readonly backoff?: BackoffPolicy;
@@ -52,7 +57,8 @@ export interface FlyMachinesHttpOptions {
   readonly userAgent?: string;
 }
 
-export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_ATTEMPTS = 4;
 /** Fly's proxy cuts requests at 60 s, so a wait never asks for more (fly-go clamps the same way). */
 export const WAIT_MAX_S = 60;
@@ -144,7 +150,7 @@ interface CallSpec<T> {
 
 type Attempt =
   | { kind: 'response'; status: number; text: string; contentType: string; requestId: string | undefined; retryAfter: string | null }
-  | { kind: 'noResponse'; timedOut: boolean; cause: Error };
+  | { kind: 'noResponse'; timedOutAfterMs: number | undefined; cause: Error };
 
 export class FlyMachinesHttp implements FlyMachines {
   private readonly baseUrl: string;
@@ -155,6 +161,7 @@ export class FlyMachinesHttp implements FlyMachines {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly timeoutMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly maxAttempts: number;
   private readonly backoff: BackoffPolicy;
   private readonly buckets: ActionBuckets<FlyAction> | undefined;
@@ -172,6 +179,7 @@ export class FlyMachinesHttp implements FlyMachines {
     this.sleep = opts.sleep ?? realSleep;
     this.random = opts.random ?? Math.random;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.attemptTimeoutMs = opts.attemptTimeoutMs ?? Math.min(DEFAULT_ATTEMPT_TIMEOUT_MS, this.timeoutMs);
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     const limits = opts.rateLimits;
@@ -278,13 +286,14 @@ export class FlyMachinesHttp implements FlyMachines {
     for (let attempt = 1; ; attempt++) {
       await this.takeToken(spec.action, deadline);
       const remaining = deadline - this.clock.now();
-      if (remaining <= 0) throw this.noResponseError(spec.action, true, undefined, idempotent);
+      if (remaining <= 0) throw this.noResponseError(spec.action, this.clock.now() - started, undefined, idempotent);
+      const attemptMs = idempotent ? Math.min(remaining, this.attemptTimeoutMs + (spec.extraMs ?? 0)) : remaining;
 
-      const a = await this.send(spec, url, remaining);
+      const a = await this.send(spec, url, attemptMs);
       const lastAttempt = !idempotent || attempt >= this.maxAttempts;
 
       if (a.kind === 'noResponse') {
-        log?.warn({ attempt, timedOut: a.timedOut, ms: this.clock.now() - started }, 'fly call got no response');
+        log?.warn({ attempt, timedOut: a.timedOutAfterMs !== undefined, ms: this.clock.now() - started }, 'fly call got no response');
         if (!lastAttempt) {
           const delay = backoffMs(this.backoff, attempt, this.random());
           if (this.clock.now() + delay < deadline) {
@@ -292,7 +301,7 @@ export class FlyMachinesHttp implements FlyMachines {
             continue;
           }
         }
-        throw this.noResponseError(spec.action, a.timedOut, a.cause, idempotent);
+        throw this.noResponseError(spec.action, a.timedOutAfterMs, a.cause, idempotent);
       }
 
       const special = spec.onStatus?.(a.status);
@@ -372,7 +381,7 @@ export class FlyMachinesHttp implements FlyMachines {
         retryAfter: res.headers.get('retry-after'),
       };
     } catch (err) {
-      return { kind: 'noResponse', timedOut, cause: this.safeCause(err) };
+      return { kind: 'noResponse', timedOutAfterMs: timedOut ? timeoutMs : undefined, cause: this.safeCause(err) };
     } finally {
       clearTimeout(timer);
     }
@@ -398,8 +407,9 @@ export class FlyMachinesHttp implements FlyMachines {
     return parsed.data;
   }
 
-  private noResponseError(action: FlyAction, timedOut: boolean, cause: Error | undefined, idempotent: boolean): FlyApiError {
-    const what = timedOut ? `timed out after ${this.timeoutMs} ms` : `network error: ${cause?.message ?? 'unknown'}`;
+  private noResponseError(action: FlyAction, timedOutAfterMs: number | undefined, cause: Error | undefined, idempotent: boolean): FlyApiError {
+    const what =
+      timedOutAfterMs !== undefined ? `timed out after ${Math.round(timedOutAfterMs)} ms` : `network error: ${cause?.message ?? 'unknown'}`;
     const msg = idempotent ? what : `${what} (outcome unknown: look for the machine by its metadata before creating again)`;
     return new FlyApiError(action, 0, this.scrub(msg), true, undefined, cause ? { cause } : undefined);
   }

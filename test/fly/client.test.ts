@@ -250,6 +250,13 @@ describe('FlyMachinesHttp: retries', () => {
     }
   });
 
+  it('gives each attempt of an idempotent call its own timeout, so a hung get is retried (real timers)', async () => {
+    const f = scriptedFetch([{ hang: true }, { status: 200, body: machineJson() }]);
+    const fly = new FlyMachinesHttp({ baseUrl: BASE, token: TOKEN, app: 'a', fetch: f.fetch, rateLimits: false, timeoutMs: 5_000, attemptTimeoutMs: 50 });
+    expect((await fly.get('m1')).id).toBe('3d8d9e1c2b4a78');
+    expect(f.sent).toHaveLength(2);
+  });
+
   it('times out a call that gets no answer (real timers), and a timed-out create is not retried', async () => {
     const f = scriptedFetch([{ hang: true }]);
     const fly = new FlyMachinesHttp({ baseUrl: BASE, token: TOKEN, app: 'a', fetch: f.fetch, rateLimits: false, timeoutMs: 100 });

@@ -152,7 +152,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       const host = req.headers['x-forwarded-host'] ?? req.headers.host;
-      const ok = origin === cfg.publicUrl || (host !== undefined && new URL(origin).host === host);
+      // An Origin that is not a URL comes from no page of ours (and must not become a 500).
+      const ok = origin === cfg.publicUrl || (host !== undefined && URL.canParse(origin) && new URL(origin).host === host);
       if (!ok) throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
     } else if (origin === 'null') throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
   };

@@ -148,7 +148,8 @@ footer.foot { margin: 2rem 0 0; font-size: .85rem; color: var(--muted); text-ali
 }
 @media (prefers-reduced-motion: reduce) {
   *, *::before, *::after { animation: none !important; transition: none !important; }
-  .region.own .pulse { opacity: 1; transform: scale(1.4); }
+  /* Without motion, your machine is a steady double ring instead of a pulse. */
+  .region.own .pulse { opacity: 1; transform: scale(1.5); stroke-width: 4; }
 }
 
 /* Dashboard */

@@ -1,9 +1,7 @@
 // Build: bundle each program with esbuild (dependencies stay external) and the browser scripts.
 // Fast enough (~1 s) to run before every `npm start` and every test run.
 import { build } from 'esbuild';
-import { existsSync, rmSync } from 'node:fs';
-
-rmSync('dist', { recursive: true, force: true });
+import { existsSync } from 'node:fs';
 
 const programs = ['where', 'useless', 'flylocal', 'devstack'].filter((p) => existsSync(`src/${p}/main.ts`));
 

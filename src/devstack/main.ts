@@ -3,7 +3,8 @@
  * emulator + edge proxy) and the landing app, then prints the URL. With `--regions ams,ord,syd`
  * (`npm run start:regions`) it runs one landing instance per region sharing a NATS server (started
  * here when NATS_URL is unset), and the proxy routes each visitor to a region. Ctrl-C stops
- * everything, VMs included.
+ * everything, VMs included. Ports: PORT (proxy, 8080), FLYLOCAL_PORT (4280), WM_BASE_PORT (3000) and
+ * WM_BASE_PRIVATE_PORT (4001) for the landing instances.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -129,11 +130,13 @@ async function main(): Promise<void> {
   const secret = process.env.WM_CALLBACK_SECRET ?? randomBytes(32).toString('hex');
   const debugToken = process.env.DEBUG_TOKEN ?? randomBytes(18).toString('base64url');
   const publicUrl = `http://localhost:${proxyPort}`;
+  const basePort = Number(process.env.WM_BASE_PORT ?? 3000);
+  const basePrivatePort = Number(process.env.WM_BASE_PRIVATE_PORT ?? 4001);
   const plan = instances.map((region, i) => ({
     region,
     id: `where-${region}`,
-    port: 3000 + i,
-    privatePort: 4001 + i,
+    port: basePort + i,
+    privatePort: basePrivatePort + i,
   }));
 
   run('flylocal', process.execPath, ['dist/flylocal.mjs'], {

@@ -14,6 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage, StoreUnavailableError } from '../../shared/errors.js';
+import { isTransientNatsError } from './retry.js';
 
 export type { NatsConnection };
 
@@ -155,13 +156,6 @@ function desiredStream(cfg: EventStreamConfig): Partial<StreamConfig> & { name: 
   };
 }
 
-/** JetStream answers that mean "not ready yet" (a cluster electing its meta leader). */
-function isTransient(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.code === 10008 || err.status === 503;
-  const name = err instanceof Error ? err.name : '';
-  return name === 'TimeoutError' || name === 'JetStreamNotEnabled' || name === 'NoRespondersError';
-}
-
 /**
  * Create the event stream, or update it to the wanted config: idempotent, safe to call from every
  * instance at boot. Storage cannot change on a live stream: a mismatch throws rather than guessing.
@@ -177,7 +171,7 @@ export async function ensureStream(
     try {
       return await ensureStreamOnce(nc, cfg, opts.logger);
     } catch (err) {
-      if (!isTransient(err)) throw err;
+      if (!isTransientNatsError(err)) throw err;
       if (Date.now() > deadline) {
         throw new StoreUnavailableError(`JetStream not ready for stream ${cfg.name}: ${errorMessage(err)}`, { cause: err });
       }

@@ -20,7 +20,7 @@ import type { AppendResult, EventStore } from '../../ports/eventStore.js';
 import { errorMessage, EventDecodeError, StoreUnavailableError, VersionConflictError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { ensureStream, eventStreamConfig, type EventStreamConfig } from './connection.js';
-import { asUnavailable, retryTransient } from './retry.js';
+import { asUnavailable, isConnectionGone, retryTransient, sleep } from './retry.js';
 import { streamForSubject, subjectForStream } from './subjects.js';
 
 /** Header holding the event's version in its actor stream (1..n). */
@@ -152,35 +152,49 @@ export class JetStreamEventStore implements EventStore {
    * waited for pending 0 could wait forever, and one that trusted a short count would stop early.
    */
   private async *scan(filter: string, startSeq: number, endSeq: number, batch: number): AsyncGenerator<{ seq: number; event?: StoredEvent }> {
-    const consumer = await this.retrying(`open a reader on ${filter}`, () =>
-      this.js.consumers.get(this.config.name, { filter_subjects: filter, opt_start_seq: startSeq, inactive_threshold: 60_000 }),
-    );
-    let messages: ConsumerMessages | undefined;
-    let watchdog: NodeJS.Timeout | undefined;
-    try {
-      // A short pull expiry: the ordered consumer notices a lost server within ~2 s, not 10.
-      const iter = await consumer.consume({ max_messages: batch, expires: 2_000 });
-      messages = iter;
-      // The ordered consumer rides out a reconnect by itself; a read that hears nothing for this long
-      // (the server is gone) fails instead of waiting forever.
-      const arm = () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => {
-          iter.stop(new StoreUnavailableError(`reading ${filter}: no message for ${this.unavailableAfterMs} ms`));
-        }, this.unavailableAfterMs);
-      };
-      arm();
-      for await (const m of iter) {
-        arm();
-        yield { seq: m.seq, ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string()) };
-        if (m.seq >= endSeq) break;
+    let next = startSeq;
+    let lastProgress = Date.now();
+    for (let reopen = 0; next <= endSeq; reopen++) {
+      if (reopen > 0) {
+        if (Date.now() - lastProgress > this.unavailableAfterMs) {
+          throw new StoreUnavailableError(`cannot read ${filter}: no progress for ${this.unavailableAfterMs} ms`);
+        }
+        await sleep(Math.min(1000, 50 * 2 ** reopen));
       }
-    } catch (err) {
-      throw asUnavailable(`read ${filter}`, err);
-    } finally {
-      clearTimeout(watchdog);
-      messages?.stop();
-      this.forget(consumer);
+      const consumer = await this.retrying(`open a reader on ${filter}`, () =>
+        this.js.consumers.get(this.config.name, { filter_subjects: filter, opt_start_seq: next, inactive_threshold: 60_000 }),
+      );
+      let iter: ConsumerMessages | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      try {
+        // Pull expiry 2 s: idle heartbeats every second, so a dead consumer is noticed in ~2 s.
+        const messages = await consumer.consume({ max_messages: batch, expires: 2_000 });
+        iter = messages;
+        // A consumer whose server died (a killed stream leader) can stay "known" to the cluster and
+        // never deliver again: on missed heartbeats, open a new one from where we are.
+        onHeartbeatsMissed(messages, () => messages.stop());
+        // Last resort: a read that hears nothing for this long fails instead of waiting for ever.
+        const arm = () => {
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => messages.stop(), this.unavailableAfterMs);
+        };
+        arm();
+        for await (const m of messages) {
+          arm();
+          if (m.seq < next) continue;
+          next = m.seq + 1;
+          lastProgress = Date.now();
+          yield { seq: m.seq, ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string()) };
+          if (m.seq >= endSeq) return;
+        }
+      } catch (err) {
+        if (err instanceof StoreUnavailableError || isConnectionGone(err)) throw asUnavailable(`read ${filter}`, err);
+        this.log.warn({ err: errorMessage(err), filter, next }, 'reader failed; reopening');
+      } finally {
+        clearTimeout(watchdog);
+        iter?.stop();
+        this.forget(consumer);
+      }
     }
   }
 
@@ -343,7 +357,10 @@ export class JetStreamEventStore implements EventStore {
         if (feed.stopped) break;
         // Pull expiry 5 s: idle heartbeats every 2.5 s, so a consumer lost with its server (a killed
         // stream leader) is noticed and recreated within ~5 s even when our connection stays up.
-        feed.messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        feed.messages = messages;
+        // See scan(): a consumer stranded on a dead server is replaced, not waited for.
+        onHeartbeatsMissed(messages, () => messages.stop());
         for await (const m of feed.messages) {
           failures = 0;
           if (feed.stopped) break;
@@ -448,6 +465,15 @@ export class JetStreamEventStore implements EventStore {
     this.stopStatusWatch();
     if (this.opts.ownsConnection && !this.nc.isClosed()) await this.nc.drain();
   }
+}
+
+/** Call `fn` when the consumer reports missed idle heartbeats (its server stopped serving it). */
+function onHeartbeatsMissed(messages: ConsumerMessages, fn: () => void): void {
+  void (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === 'heartbeats_missed') fn();
+    }
+  })().catch(() => undefined);
 }
 
 function hasStop(x: object): x is { stop(): void } {

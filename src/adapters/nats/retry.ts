@@ -11,8 +11,9 @@ export function isTransientNatsError(err: unknown): boolean {
   if (err instanceof TimeoutError) return true;
   if (err instanceof RequestError) return err.isNoResponders();
   if (err instanceof JetStreamApiError) {
-    // 503 / 10008: "JetStream system temporarily unavailable" (no meta or stream leader yet).
-    return err.status === 503 || err.code === 10008;
+    // 503 / 10008: "JetStream system temporarily unavailable" (no meta or stream leader yet);
+    // 10005: "no suitable peers for placement" (a forming cluster that has not met all its peers).
+    return err.status === 503 || err.code === 10008 || err.code === 10005;
   }
   if (err instanceof ConnectionError) return true;
   // Thrown by the JetStream client when a request found no responders (the server is restarting).

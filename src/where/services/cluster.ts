@@ -27,6 +27,8 @@ export class Cluster {
   private leader = false;
   private alive = new Set<string>();
   private visitorsHere = 0;
+  /** This instance's count as the last heartbeat reported it (it is inside `visitorsTotal`). */
+  private visitorsReported = 0;
   private visitorsTotal = 0;
   private timer: NodeJS.Timeout | undefined;
   private runtime: ActorRuntime | undefined;
@@ -84,10 +86,10 @@ export class Cluster {
 
   /** Visitors across the cluster, as of the last heartbeat (this instance's own count is live). */
   totalVisitors(): number {
-    return Math.max(this.visitorsTotal, this.visitorsHere);
+    return Math.max(0, this.visitorsTotal - this.visitorsReported + this.visitorsHere);
   }
 
-  /** Called after each heartbeat that changed leadership or membership. */
+  /** Called after each heartbeat that changed leadership, membership or the visitors elsewhere. */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -129,19 +131,22 @@ export class Cluster {
     const now = this.o.clock.now();
     const ttl = this.beatMs * 3;
     try {
-      await this.o.presence.report(this.instance, this.visitorsHere, ttl, now);
+      const here = this.visitorsHere;
+      const visitorsBefore = this.totalVisitors();
+      await this.o.presence.report(this.instance, here, ttl, now);
       const wasLeader = this.leader;
       this.leader = await this.o.leases.acquire(LEADER_LEASE, this.instance, ttl, now);
       const alive = new Set(await this.o.presence.instances(now));
       alive.add(this.instance);
       this.visitorsTotal = await this.o.presence.total(now);
+      this.visitorsReported = here;
       const changed = wasLeader !== this.leader || !sameSet(alive, this.alive);
       this.alive = alive;
       if (wasLeader !== this.leader) this.o.log.info({ leader: this.leader }, this.leader ? 'became the leader' : 'no longer the leader');
-      if (changed) {
-        this.runtime?.rebalance();
-        for (const l of this.listeners) l();
-      }
+      if (changed) this.runtime?.rebalance();
+      // Visitors came or went on another instance: the autospawner must hear it now, not at its
+      // next periodic re-statement (minutes away).
+      if (changed || this.totalVisitors() !== visitorsBefore) for (const l of this.listeners) l();
     } catch (err) {
       // Cannot reach the coordination store: stop acting as leader rather than risk two.
       this.o.log.warn({ err: errorMessage(err) }, 'cluster heartbeat failed');

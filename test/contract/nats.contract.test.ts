@@ -29,7 +29,8 @@ describe.skipIf(!HAVE_NATS)('NATS adapters against a real nats-server', () => {
   });
 
   let n = 0;
-  const conn = (name: string): Promise<NatsConnection> => connectNats({ servers: server!.url, name: `${name}-${n++}`, logger });
+  const conn = (name: string): Promise<NatsConnection> =>
+    connectNats({ servers: server!.url, name: `${name}-${n++}`, logger });
   const closeAll = async (...ncs: NatsConnection[]) => {
     await Promise.all(ncs.filter((nc) => !nc.isClosed()).map((nc) => nc.drain()));
   };
@@ -38,10 +39,16 @@ describe.skipIf(!HAVE_NATS)('NATS adapters against a real nats-server', () => {
     'jetstream',
     async () => {
       const h: StoreHarness = {
-        store: await JetStreamEventStore.open(await conn('store'), { logger, ownsConnection: true }),
+        store: await JetStreamEventStore.open(await conn('store'), {
+          logger,
+          ownsConnection: true,
+        }),
         reopen: async () => {
           await h.store.close();
-          return JetStreamEventStore.open(await conn('store-reopened'), { logger, ownsConnection: true });
+          return JetStreamEventStore.open(await conn('store-reopened'), {
+            logger,
+            ownsConnection: true,
+          });
         },
       };
       return h;
@@ -76,6 +83,9 @@ describe.skipIf(!HAVE_NATS)('NATS adapters against a real nats-server', () => {
   presenceContract('nats kv', async () => {
     const nc = await conn('presence');
     // A bucket per test: total() sums every instance in the bucket.
-    return { presence: await NatsPresence.open(nc, { logger, bucket: `presence_${n++}` }), cleanup: () => closeAll(nc) };
+    return {
+      presence: await NatsPresence.open(nc, { logger, bucket: `presence_${n++}` }),
+      cleanup: () => closeAll(nc),
+    };
   });
 });

@@ -10,8 +10,17 @@ export const logger = silentLogger();
 let n = 0;
 
 /** A connection that reconnects fast (tests kill servers and wait for the client to come back). */
-export function connectTo(servers: string | readonly string[], name = 'test'): Promise<NatsConnection> {
-  return connectNats({ servers, name: `${name}-${n++}`, logger, reconnectTimeWaitMs: 100, reconnectJitterMs: 100 });
+export function connectTo(
+  servers: string | readonly string[],
+  name = 'test',
+): Promise<NatsConnection> {
+  return connectNats({
+    servers,
+    name: `${name}-${n++}`,
+    logger,
+    reconnectTimeWaitMs: 100,
+    reconnectJitterMs: 100,
+  });
 }
 
 /** A valid event for `stream` (explicit data, so it decodes whatever the builder's default is). */

@@ -7,10 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ensureStream, eventStreamConfig } from '../../src/adapters/nats/connection.js';
-import { JetStreamEventStore, VERSION_HEADER } from '../../src/adapters/nats/jetStreamEventStore.js';
+import {
+  JetStreamEventStore,
+  VERSION_HEADER,
+} from '../../src/adapters/nats/jetStreamEventStore.js';
 import { InvalidStreamNameError } from '../../src/adapters/nats/subjects.js';
 import type { StoredEvent } from '../../src/events/envelope.js';
-import { EventDecodeError, StoreUnavailableError, VersionConflictError } from '../../src/shared/errors.js';
+import {
+  EventDecodeError,
+  StoreUnavailableError,
+  VersionConflictError,
+} from '../../src/shared/errors.js';
 import { NatsServer } from '../support/natsServer.js';
 import { aStream } from '../support/events.js';
 import { NATS_SERVER, needs } from '../support/require.js';
@@ -62,7 +69,10 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
       const ids = appended.get(s)!;
       expect(back.map((e) => e.id)).toEqual(ids);
       expect(back.map((e) => e.version)).toEqual(ids.map((_, i) => i + 1));
-      expect((await a.read(s, ids.length - 2)).map((e) => e.version)).toEqual([ids.length - 1, ids.length]);
+      expect((await a.read(s, ids.length - 2)).map((e) => e.version)).toEqual([
+        ids.length - 1,
+        ids.length,
+      ]);
     }
 
     // readAll sees the same events in position order, each with its own stream's version.
@@ -86,7 +96,8 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
         a.append(s, [ev(s)], { expectedVersion: v }),
       ]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(VersionConflictError);
+      for (const r of results)
+        if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(VersionConflictError);
     }
     expect((await b.read(s)).map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
@@ -108,13 +119,19 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
     await a.append(s, [ev(s)], { expectedVersion: 0 });
     await b.append(s, [ev(s)], { expectedVersion: 1 });
     // a last saw version 1; the caller knows it is 2 now.
-    await expect(a.append(s, [ev(s)], { expectedVersion: 2 })).resolves.toMatchObject({ version: 3 });
-    await expect(a.append(s, [ev(s)], { expectedVersion: 2 })).rejects.toBeInstanceOf(VersionConflictError);
+    await expect(a.append(s, [ev(s)], { expectedVersion: 2 })).resolves.toMatchObject({
+      version: 3,
+    });
+    await expect(a.append(s, [ev(s)], { expectedVersion: 2 })).rejects.toBeInstanceOf(
+      VersionConflictError,
+    );
   });
 
   it('refuses stream names that are not <chart>.<id> before building a subject', async () => {
     for (const bad of ['launch.*', 'vm.>', 'vm.a.b', 'other.x', 'launch.', 'launch.a b']) {
-      await expect(a.append(bad, [ev('vm.placeholder')], { expectedVersion: 0 })).rejects.toBeInstanceOf(InvalidStreamNameError);
+      await expect(
+        a.append(bad, [ev('vm.placeholder')], { expectedVersion: 0 }),
+      ).rejects.toBeInstanceOf(InvalidStreamNameError);
       await expect(a.read(bad)).rejects.toBeInstanceOf(InvalidStreamNameError);
     }
   });
@@ -122,9 +139,14 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
   it('skips junk published raw onto event subjects, reporting each as EventDecodeError, in reads and feeds', async () => {
     const decodeErrors: EventDecodeError[] = [];
     const nc = await connectTo(server.url, 'junk-reader');
-    const store = await JetStreamEventStore.open(nc, { logger, ownsConnection: true, onDecodeError: (e) => decodeErrors.push(e) });
+    const store = await JetStreamEventStore.open(nc, {
+      logger,
+      ownsConnection: true,
+      onDecodeError: (e) => decodeErrors.push(e),
+    });
     const raw = jetstream(ncA);
-    const start = (await jetstreamManager(ncA).then((m) => m.streams.info('WM_EVENTS'))).state.last_seq;
+    const start = (await jetstreamManager(ncA).then((m) => m.streams.info('WM_EVENTS'))).state
+      .last_seq;
     const live: StoredEvent[] = [];
     const stop = store.subscribe(start, (e) => live.push(e));
     try {
@@ -134,12 +156,18 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
       const withVersion = headers();
       withVersion.set(VERSION_HEADER, '2');
       await raw.publish(`wm.events.${s}`, 'not json {'); // no header, not JSON
-      await raw.publish(`wm.events.${s}`, JSON.stringify({ hello: 'world' }), { headers: withVersion }); // wrong shape
+      await raw.publish(`wm.events.${s}`, JSON.stringify({ hello: 'world' }), {
+        headers: withVersion,
+      }); // wrong shape
       await raw.publish('wm.events.launch.x.y.z', JSON.stringify(good1)); // not an actor subject
-      await raw.publish(`wm.events.${aStream('vm')}`, JSON.stringify({ ...good1, id: ev(s).id }), { headers: withVersion }); // wrong stream inside
+      await raw.publish(`wm.events.${aStream('vm')}`, JSON.stringify({ ...good1, id: ev(s).id }), {
+        headers: withVersion,
+      }); // wrong stream inside
       // The stream's head is junk now: the next append still finds version 1 and its true last sequence.
       const good2 = ev(s);
-      await expect(a.append(s, [good2], { expectedVersion: 1 })).resolves.toMatchObject({ version: 2 });
+      await expect(a.append(s, [good2], { expectedVersion: 1 })).resolves.toMatchObject({
+        version: 2,
+      });
 
       expect((await store.read(s)).map((e) => [e.id, e.version])).toEqual([
         [good1.id, 1],
@@ -170,12 +198,22 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
       await store.append(s, [e], { expectedVersion: 0 });
       // Wait (by polling, not sleeping) until the server forgets a msg id published after e.
       const js = jetstream(nc);
-      await js.publish('wmshort.events.probe', '', { msgID: `probe-${e.id}` }).catch(() => undefined);
+      await js
+        .publish('wmshort.events.probe', '', { msgID: `probe-${e.id}` })
+        .catch(() => undefined);
       await expect
-        .poll(async () => (await js.publish('wmshort.events.probe', '', { msgID: `probe-${e.id}` }).catch(() => ({ duplicate: true }))).duplicate, {
-          timeout: 20_000,
-          interval: 200,
-        })
+        .poll(
+          async () =>
+            (
+              await js
+                .publish('wmshort.events.probe', '', { msgID: `probe-${e.id}` })
+                .catch(() => ({ duplicate: true }))
+            ).duplicate,
+          {
+            timeout: 20_000,
+            interval: 200,
+          },
+        )
         .toBe(false);
       const again = await store.append(s, [e], { expectedVersion: 0 });
       expect(again.version).toBe(1);
@@ -188,7 +226,10 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
   it('keeps stores on different stream names and prefixes apart, and updates a stream config in place', async () => {
     const nc = await connectTo(server.url, 'isolated');
     try {
-      const other = await JetStreamEventStore.open(nc, { logger, stream: { name: 'WM_OTHER', subjectPrefix: 'wmother.events' } });
+      const other = await JetStreamEventStore.open(nc, {
+        logger,
+        stream: { name: 'WM_OTHER', subjectPrefix: 'wmother.events' },
+      });
       const s = aStream('vm');
       await other.append(s, [ev(s)], { expectedVersion: 0 });
       expect(await a.read(s)).toEqual([]);
@@ -234,7 +275,9 @@ describe.skipIf(!HAVE_NATS)('JetStreamEventStore on nats-server', () => {
     await store.close();
     expect(nc.isClosed()).toBe(true);
     const s = aStream();
-    await expect(store.append(s, [ev(s)], { expectedVersion: 0 })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.append(s, [ev(s)], { expectedVersion: 0 })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
     await expect(store.read(s)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });

@@ -14,13 +14,20 @@ describe.skipIf(!HAVE_NATS)('openNatsAdapters', () => {
   it('opens store, bus, ledger, leases and presence on one connection and closes them together', async () => {
     const server = await NatsServer.start();
     try {
-      const nats = await openNatsAdapters({ url: `${server.url}, ${server.url}`, name: 'where-test', logger, stream: 'WM_WIRED' });
+      const nats = await openNatsAdapters({
+        url: `${server.url}, ${server.url}`,
+        name: 'where-test',
+        logger,
+        stream: 'WM_WIRED',
+      });
       const s = aStream('launch');
       const got: unknown[] = [];
       nats.bus.subscribe('wm.presence.fra.>', (p) => got.push(p));
       await nats.nc.flush();
       nats.bus.publish('wm.presence.fra.i1', { visitors: 2 });
-      expect(await nats.store.append(s, [ev(s)], { expectedVersion: 0 })).toMatchObject({ version: 1 });
+      expect(await nats.store.append(s, [ev(s)], { expectedVersion: 0 })).toMatchObject({
+        version: 1,
+      });
       expect((await nats.ledger.reserve('l1', 1, T0, T0 + 1000)).ok).toBe(true);
       expect(await nats.leases.acquire('autospawner', 'i1', 1000, T0)).toBe(true);
       await nats.presence.report('i1', 2, 1000, T0);
@@ -39,6 +46,8 @@ describe.skipIf(!HAVE_NATS)('openNatsAdapters', () => {
     const server = await NatsServer.start();
     const url = server.url;
     await server.cleanup();
-    await expect(openNatsAdapters({ url, name: 'nobody', logger })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(openNatsAdapters({ url, name: 'nobody', logger })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
   });
 });

@@ -24,7 +24,10 @@ describe.skipIf(!HAVE_NATS)('NatsEventBus', () => {
 
   beforeAll(async () => {
     server = await NatsServer.start();
-    [ncPub, ncSub] = await Promise.all([connectTo(server.url, 'pub'), connectTo(server.url, 'sub')]);
+    [ncPub, ncSub] = await Promise.all([
+      connectTo(server.url, 'pub'),
+      connectTo(server.url, 'sub'),
+    ]);
     pub = new NatsEventBus(ncPub, { logger });
     sub = new NatsEventBus(ncSub, { logger });
   });

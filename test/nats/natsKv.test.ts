@@ -4,7 +4,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { keyFor, nameForKey, NatsCapacityLedger, NatsLeases, NatsPresence } from '../../src/adapters/nats/natsKv.js';
+import {
+  keyFor,
+  nameForKey,
+  NatsCapacityLedger,
+  NatsLeases,
+  NatsPresence,
+} from '../../src/adapters/nats/natsKv.js';
 import { StoreUnavailableError } from '../../src/shared/errors.js';
 import { NatsServer } from '../support/natsServer.js';
 import { NATS_SERVER, needs } from '../support/require.js';
@@ -27,9 +33,13 @@ describe.skipIf(!HAVE_NATS)('NATS KV coordination', () => {
   });
 
   it('never grants more than the limit to a burst from four connections', async () => {
-    const ledgers = await Promise.all(ncs.map((nc) => NatsCapacityLedger.open(nc, { logger, key: 'burst' })));
+    const ledgers = await Promise.all(
+      ncs.map((nc) => NatsCapacityLedger.open(nc, { logger, key: 'burst' })),
+    );
     const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => ledgers[i % ledgers.length]!.reserve(`launch-${i}`, 7, T0, T0 + 60_000)),
+      Array.from({ length: 40 }, (_, i) =>
+        ledgers[i % ledgers.length]!.reserve(`launch-${i}`, 7, T0, T0 + 60_000),
+      ),
     );
     expect(results.filter((r) => r.ok)).toHaveLength(7);
     for (const r of results) expect(r.live).toBeLessThanOrEqual(7);
@@ -37,12 +47,21 @@ describe.skipIf(!HAVE_NATS)('NATS KV coordination', () => {
     // Releasing one frees exactly one slot.
     const winner = results.findIndex((r) => r.ok);
     await ledgers[3]!.release(`launch-${winner}`);
-    const again = await Promise.all([ledgers[1]!.reserve('late-a', 7, T0, T0 + 1), ledgers[2]!.reserve('late-b', 7, T0, T0 + 1)]);
+    const again = await Promise.all([
+      ledgers[1]!.reserve('late-a', 7, T0, T0 + 1),
+      ledgers[2]!.reserve('late-b', 7, T0, T0 + 1),
+    ]);
     expect(again.filter((r) => r.ok)).toHaveLength(1);
   });
 
   it('stores names that are not valid KV keys under an encoded key, and gives them back', async () => {
-    for (const name of ['launch.01J/abc', 'with space', 'ünïcode', '=starts-with-equals', 'plain_name-1']) {
+    for (const name of [
+      'launch.01J/abc',
+      'with space',
+      'ünïcode',
+      '=starts-with-equals',
+      'plain_name-1',
+    ]) {
       expect(nameForKey(keyFor(name))).toBe(name);
       expect(keyFor(name)).toMatch(/^[-/_=.A-Za-z0-9]+$/);
     }

@@ -22,7 +22,8 @@ function serversMentioning(needle: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.includes('nats-server') && cmd.includes(needle) && processAlive(Number(entry))) pids.push(Number(entry));
+      if (cmd.includes('nats-server') && cmd.includes(needle) && processAlive(Number(entry)))
+        pids.push(Number(entry));
     } catch {
       // The process ended while we looked.
     }
@@ -47,14 +48,16 @@ describe.skipIf(!HAVE_NATS)('nats-server harness', () => {
       await server.kill();
       expect(server.running).toBe(false);
       expect(processAlive(pid)).toBe(false);
-      await expect(connectNats({ servers: server.url, name: 'refused', logger, timeoutMs: 1000 })).rejects.toBeInstanceOf(
-        StoreUnavailableError,
-      );
+      await expect(
+        connectNats({ servers: server.url, name: 'refused', logger, timeoutMs: 1000 }),
+      ).rejects.toBeInstanceOf(StoreUnavailableError);
 
       await server.start();
       expect(server.pid).not.toBe(pid);
       const nc2 = await connectTo(server.url, 'harness-again');
-      const msg = await (await jetstreamManager(nc2)).streams.getMessage('HARNESS', { last_by_subj: 'harness.a' });
+      const msg = await (
+        await jetstreamManager(nc2)
+      ).streams.getMessage('HARNESS', { last_by_subj: 'harness.a' });
       expect(msg?.string()).toBe('kept');
       await drainAll(nc2);
     } finally {

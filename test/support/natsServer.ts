@@ -98,7 +98,8 @@ export class NatsServer {
 
   /** Start a server and wait until it accepts client connections. */
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
-    if (!NATS_SERVER) throw new Error('nats-server is not installed (guard the suite with needs())');
+    if (!NATS_SERVER)
+      throw new Error('nats-server is not installed (guard the suite with needs())');
     // A free port can be taken by someone else before the server binds it: retry with a new one,
     // unless the caller chose the port.
     for (let attempt = 1; ; attempt++) {
@@ -109,7 +110,8 @@ export class NatsServer {
         return server;
       } catch (err) {
         await server.cleanup();
-        if (opts.port !== undefined || attempt >= 3 || !/address already in use/i.test(String(err))) throw err;
+        if (opts.port !== undefined || attempt >= 3 || !/address already in use/i.test(String(err)))
+          throw err;
       }
     }
   }
@@ -130,7 +132,9 @@ export class NatsServer {
   /** Start the process (again): same port, same store dir. */
   async start(): Promise<void> {
     if (this.child) throw new Error(`nats-server on ${this.port} is already running`);
-    const child = spawn(NATS_SERVER!, ['-c', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NATS_SERVER!, ['-c', this.configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     live.add(child);
     const onData = (chunk: Buffer) => {
@@ -189,10 +193,13 @@ export class NatsServer {
   private async waitAccepting(): Promise<void> {
     const deadline = Date.now() + this.startTimeoutMs;
     for (;;) {
-      if (!this.child) throw new Error(`nats-server on ${this.port} exited while starting:\n${this.logs()}`);
+      if (!this.child)
+        throw new Error(`nats-server on ${this.port} exited while starting:\n${this.logs()}`);
       if (await answersInfo(this.port)) return;
       if (Date.now() > deadline) {
-        throw new Error(`nats-server on ${this.port} did not accept connections in ${this.startTimeoutMs} ms:\n${this.logs()}`);
+        throw new Error(
+          `nats-server on ${this.port} did not accept connections in ${this.startTimeoutMs} ms:\n${this.logs()}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }

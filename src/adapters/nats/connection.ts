@@ -52,7 +52,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       maxPingOut: 3,
     });
   } catch (err) {
-    throw new StoreUnavailableError(`cannot connect to NATS at ${String(opts.servers)}: ${errorMessage(err)}`, { cause: err });
+    throw new StoreUnavailableError(
+      `cannot connect to NATS at ${String(opts.servers)}: ${errorMessage(err)}`,
+      { cause: err },
+    );
   }
   log.info({ server: nc.getServer() }, 'nats connected');
   void logStatus(nc, log);
@@ -129,11 +132,16 @@ export function eventStreamConfig(opts: Partial<EventStreamConfig> = {}): EventS
   const cfg = { ...DEFAULT_EVENT_STREAM, ...opts };
   if (!STREAM_NAME.test(cfg.name)) throw new Error(`bad JetStream stream name "${cfg.name}"`);
   if (!cfg.subjectPrefix.split('.').every((t) => SUBJECT_TOKEN.test(t))) {
-    throw new Error(`bad subject prefix "${cfg.subjectPrefix}": dot-separated tokens of [A-Za-z0-9_-]`);
+    throw new Error(
+      `bad subject prefix "${cfg.subjectPrefix}": dot-separated tokens of [A-Za-z0-9_-]`,
+    );
   }
-  if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 5) throw new Error(`replicas must be 1..5`);
-  if (!(cfg.maxAgeMs >= 0) || !(cfg.duplicateWindowMs > 0)) throw new Error('maxAgeMs >= 0 and duplicateWindowMs > 0');
-  const duplicateWindowMs = cfg.maxAgeMs > 0 ? Math.min(cfg.duplicateWindowMs, cfg.maxAgeMs) : cfg.duplicateWindowMs;
+  if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 5)
+    throw new Error(`replicas must be 1..5`);
+  if (!(cfg.maxAgeMs >= 0) || !(cfg.duplicateWindowMs > 0))
+    throw new Error('maxAgeMs >= 0 and duplicateWindowMs > 0');
+  const duplicateWindowMs =
+    cfg.maxAgeMs > 0 ? Math.min(cfg.duplicateWindowMs, cfg.maxAgeMs) : cfg.duplicateWindowMs;
   return { ...cfg, duplicateWindowMs };
 }
 
@@ -173,14 +181,21 @@ export async function ensureStream(
     } catch (err) {
       if (!isTransientNatsError(err)) throw err;
       if (Date.now() > deadline) {
-        throw new StoreUnavailableError(`JetStream not ready for stream ${cfg.name}: ${errorMessage(err)}`, { cause: err });
+        throw new StoreUnavailableError(
+          `JetStream not ready for stream ${cfg.name}: ${errorMessage(err)}`,
+          { cause: err },
+        );
       }
       await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
     }
   }
 }
 
-async function ensureStreamOnce(nc: NatsConnection, cfg: EventStreamConfig, log: Logger | undefined): Promise<StreamInfo> {
+async function ensureStreamOnce(
+  nc: NatsConnection,
+  cfg: EventStreamConfig,
+  log: Logger | undefined,
+): Promise<StreamInfo> {
   const jsm = await jetstreamManager(nc);
   const want = desiredStream(cfg);
   const current = await jsm.streams.info(cfg.name).catch((err: unknown) => {
@@ -190,7 +205,10 @@ async function ensureStreamOnce(nc: NatsConnection, cfg: EventStreamConfig, log:
   if (!current) {
     try {
       const made = await jsm.streams.add(want);
-      log?.info({ stream: cfg.name, subjects: want.subjects, replicas: cfg.replicas }, 'created JetStream stream');
+      log?.info(
+        { stream: cfg.name, subjects: want.subjects, replicas: cfg.replicas },
+        'created JetStream stream',
+      );
       return made;
     } catch (err) {
       // Another instance created it between our info and add (10058: name in use): update below.
@@ -200,7 +218,9 @@ async function ensureStreamOnce(nc: NatsConnection, cfg: EventStreamConfig, log:
   const info = current ?? (await jsm.streams.info(cfg.name));
   const have = info.config;
   if (have.storage !== StorageType.File) {
-    throw new Error(`stream ${cfg.name} uses ${have.storage} storage; the event store needs file storage`);
+    throw new Error(
+      `stream ${cfg.name} uses ${have.storage} storage; the event store needs file storage`,
+    );
   }
   const same =
     JSON.stringify(have.subjects) === JSON.stringify(want.subjects) &&
@@ -210,6 +230,9 @@ async function ensureStreamOnce(nc: NatsConnection, cfg: EventStreamConfig, log:
   if (same) return info;
   const { storage: _s, retention: _r, name: _n, ...changes } = want;
   const updated = await jsm.streams.update(cfg.name, changes);
-  log?.info({ stream: cfg.name, replicas: cfg.replicas, maxAgeMs: cfg.maxAgeMs }, 'updated JetStream stream config');
+  log?.info(
+    { stream: cfg.name, replicas: cfg.replicas, maxAgeMs: cfg.maxAgeMs },
+    'updated JetStream stream config',
+  );
   return updated;
 }

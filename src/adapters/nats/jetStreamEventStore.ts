@@ -17,7 +17,12 @@ import {
 } from '@nats-io/jetstream';
 import { decodeEventJson, type EventEnvelope, type StoredEvent } from '../../events/envelope.js';
 import type { AppendResult, EventStore } from '../../ports/eventStore.js';
-import { errorMessage, EventDecodeError, StoreUnavailableError, VersionConflictError } from '../../shared/errors.js';
+import {
+  errorMessage,
+  EventDecodeError,
+  StoreUnavailableError,
+  VersionConflictError,
+} from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { ensureStream, eventStreamConfig, type EventStreamConfig } from './connection.js';
 import { asUnavailable, isConnectionGone, retryTransient, sleep } from './retry.js';
@@ -89,6 +94,19 @@ export class JetStreamEventStore implements EventStore {
     this.watchReconnects();
   }
 
+  /** Ensure the stream exists with this config, then return a store over it. */
+  static async open(
+    nc: NatsConnection,
+    opts: JetStreamEventStoreOptions,
+  ): Promise<JetStreamEventStore> {
+    const config = eventStreamConfig(opts.stream);
+    await ensureStream(nc, config, {
+      logger: opts.logger,
+      timeoutMs: opts.unavailableAfterMs ?? 30_000,
+    });
+    return new JetStreamEventStore(nc, config, opts);
+  }
+
   /**
    * After a reconnect, reopen every live feed from the last sequence it delivered. The ordered
    * consumer would recover by itself, but when its first check fails (JetStream still starting after
@@ -111,13 +129,6 @@ export class JetStreamEventStore implements EventStore {
     })();
   }
 
-  /** Ensure the stream exists with this config, then return a store over it. */
-  static async open(nc: NatsConnection, opts: JetStreamEventStoreOptions): Promise<JetStreamEventStore> {
-    const config = eventStreamConfig(opts.stream);
-    await ensureStream(nc, config, { logger: opts.logger, timeoutMs: opts.unavailableAfterMs ?? 30_000 });
-    return new JetStreamEventStore(nc, config, opts);
-  }
-
   // ---- reads ---------------------------------------------------------------------------------
 
   async read(stream: string, afterVersion = 0): Promise<StoredEvent[]> {
@@ -136,10 +147,17 @@ export class JetStreamEventStore implements EventStore {
   async *readAll(afterPosition = 0): AsyncIterable<StoredEvent> {
     this.assertOpen();
     const jsm = await this.jsm();
-    const info = await this.retrying('read the stream state', () => jsm.streams.info(this.config.name));
+    const info = await this.retrying('read the stream state', () =>
+      jsm.streams.info(this.config.name),
+    );
     const end = info.state.last_seq;
     if (end <= afterPosition) return;
-    for await (const item of this.scan(`${this.config.subjectPrefix}.>`, afterPosition + 1, end, 1000)) {
+    for await (const item of this.scan(
+      `${this.config.subjectPrefix}.>`,
+      afterPosition + 1,
+      end,
+      1000,
+    )) {
       if (item.event) yield item.event;
     }
   }
@@ -151,18 +169,29 @@ export class JetStreamEventStore implements EventStore {
    * 2.9.10 miscounts pending for some filtered consumers (seen here: off by one), so a scan that
    * waited for pending 0 could wait forever, and one that trusted a short count would stop early.
    */
-  private async *scan(filter: string, startSeq: number, endSeq: number, batch: number): AsyncGenerator<{ seq: number; event?: StoredEvent }> {
+  private async *scan(
+    filter: string,
+    startSeq: number,
+    endSeq: number,
+    batch: number,
+  ): AsyncGenerator<{ seq: number; event?: StoredEvent }> {
     let next = startSeq;
     let lastProgress = Date.now();
     for (let reopen = 0; next <= endSeq; reopen++) {
       if (reopen > 0) {
         if (Date.now() - lastProgress > this.unavailableAfterMs) {
-          throw new StoreUnavailableError(`cannot read ${filter}: no progress for ${this.unavailableAfterMs} ms`);
+          throw new StoreUnavailableError(
+            `cannot read ${filter}: no progress for ${this.unavailableAfterMs} ms`,
+          );
         }
         await sleep(Math.min(1000, 50 * 2 ** reopen));
       }
       const consumer = await this.retrying(`open a reader on ${filter}`, () =>
-        this.js.consumers.get(this.config.name, { filter_subjects: filter, opt_start_seq: next, inactive_threshold: 60_000 }),
+        this.js.consumers.get(this.config.name, {
+          filter_subjects: filter,
+          opt_start_seq: next,
+          inactive_threshold: 60_000,
+        }),
       );
       let iter: ConsumerMessages | undefined;
       let watchdog: NodeJS.Timeout | undefined;
@@ -184,11 +213,15 @@ export class JetStreamEventStore implements EventStore {
           if (m.seq < next) continue;
           next = m.seq + 1;
           lastProgress = Date.now();
-          yield { seq: m.seq, ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string()) };
+          yield {
+            seq: m.seq,
+            ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string()),
+          };
           if (m.seq >= endSeq) return;
         }
       } catch (err) {
-        if (err instanceof StoreUnavailableError || isConnectionGone(err)) throw asUnavailable(`read ${filter}`, err);
+        if (err instanceof StoreUnavailableError || isConnectionGone(err))
+          throw asUnavailable(`read ${filter}`, err);
         this.log.warn({ err: errorMessage(err), filter, next }, 'reader failed; reopening');
       } finally {
         clearTimeout(watchdog);
@@ -200,11 +233,16 @@ export class JetStreamEventStore implements EventStore {
 
   // ---- appends -------------------------------------------------------------------------------
 
-  async append(stream: string, events: readonly EventEnvelope[], opts: { expectedVersion: number }): Promise<AppendResult> {
+  async append(
+    stream: string,
+    events: readonly EventEnvelope[],
+    opts: { expectedVersion: number },
+  ): Promise<AppendResult> {
     this.assertOpen();
     const subject = subjectForStream(this.config.subjectPrefix, stream);
     const expected = opts.expectedVersion;
-    if (!Number.isInteger(expected) || expected < 0) throw new RangeError(`expectedVersion must be an integer >= 0, got ${expected}`);
+    if (!Number.isInteger(expected) || expected < 0)
+      throw new RangeError(`expectedVersion must be an integer >= 0, got ${expected}`);
     if (events.length === 0) {
       const head = await this.fetchHead(subject);
       if (head.version !== expected) throw new VersionConflictError(stream, expected, head.version);
@@ -232,7 +270,11 @@ export class JetStreamEventStore implements EventStore {
           continue;
         }
         // A retry of events stored long ago (beyond the dedupe window) is still a no-op.
-        if (i === 0 && head.version > expected && (await this.allStored(stream, expected, events))) {
+        if (
+          i === 0 &&
+          head.version > expected &&
+          (await this.allStored(stream, expected, events))
+        ) {
           return { version: head.version, position: head.seq };
         }
         throw new VersionConflictError(stream, expected + i, head.version);
@@ -244,6 +286,7 @@ export class JetStreamEventStore implements EventStore {
         if (original !== undefined) {
           version = original;
           expectSeq = ack.seq;
+          position = ack.seq;
         }
       } else {
         version += 1;
@@ -261,7 +304,12 @@ export class JetStreamEventStore implements EventStore {
   }
 
   /** Publish one event, retrying through disconnects with the same msg id (so a retry is a dedupe). */
-  private async publish(subject: string, event: EventEnvelope, version: number, expectSeq: number): Promise<PubAck> {
+  private async publish(
+    subject: string,
+    event: EventEnvelope,
+    version: number,
+    expectSeq: number,
+  ): Promise<PubAck> {
     const body = JSON.stringify(event);
     return this.retrying(`append to ${subject}`, () => {
       const h = headers();
@@ -296,11 +344,17 @@ export class JetStreamEventStore implements EventStore {
       this.heads.delete(subject);
       return empty;
     }
-    let version = this.decode(last.subject, last.seq, last.header.get(VERSION_HEADER), last.string()).event?.version;
+    let version = this.decode(
+      last.subject,
+      last.seq,
+      last.header.get(VERSION_HEADER),
+      last.string(),
+    ).event?.version;
     if (version === undefined) {
       // The last message is not an event (raw junk on the subject): the version is the last valid one's.
       version = 0;
-      for await (const item of this.scan(subject, 1, last.seq, 256)) if (item.event) version = item.event.version;
+      for await (const item of this.scan(subject, 1, last.seq, 256))
+        if (item.event) version = item.event.version;
     }
     const head = { version, seq: last.seq };
     this.noteHead(subject, head, true);
@@ -310,11 +364,17 @@ export class JetStreamEventStore implements EventStore {
   /** The version of the message at `seq` if it belongs to `subject`. */
   private async versionAt(subject: string, seq: number): Promise<number | undefined> {
     const jsm = await this.jsm();
-    const msg = await this.retrying(`read message ${seq}`, () => jsm.streams.getMessage(this.config.name, { seq }));
+    const msg = await this.retrying(`read message ${seq}`, () =>
+      jsm.streams.getMessage(this.config.name, { seq }),
+    );
     return msg?.subject === subject ? parseVersion(msg.header.get(VERSION_HEADER)) : undefined;
   }
 
-  private async allStored(stream: string, afterVersion: number, events: readonly EventEnvelope[]): Promise<boolean> {
+  private async allStored(
+    stream: string,
+    afterVersion: number,
+    events: readonly EventEnvelope[],
+  ): Promise<boolean> {
     const ids = new Set((await this.read(stream, afterVersion)).map((e) => e.id));
     return events.every((e) => ids.has(e.id));
   }
@@ -334,16 +394,22 @@ export class JetStreamEventStore implements EventStore {
 
   subscribe(afterPosition: number, onEvent: (event: StoredEvent) => void): () => void {
     this.assertOpen();
-    const feed: Feed = { stopped: false, last: afterPosition, messages: undefined, wake: undefined, done: Promise.resolve() };
+    const feed: Feed = {
+      stopped: false,
+      last: afterPosition,
+      messages: undefined,
+      wake: undefined,
+      done: Promise.resolve(),
+    };
     feed.done = this.runFeed(feed, onEvent);
     this.feeds.add(feed);
     return () => this.stopFeed(feed);
   }
 
   /**
-   * Deliver every event after `feed.last`, in order, each once. The ordered consumer recreates itself
-   * after a reconnect or a server restart from the last sequence it delivered; if it gives up, this
-   * loop opens a new one from `feed.last + 1`, so the feed outlives any outage.
+   * Deliver every event after `feed.last`, in order, each once. Whenever the ordered consumer ends
+   * (a reconnect, missed heartbeats, an error, the library giving up) this loop opens a new one from
+   * `feed.last + 1` with a growing backoff, so the feed outlives any outage without a gap.
    */
   private async runFeed(feed: Feed, onEvent: (event: StoredEvent) => void): Promise<void> {
     let failures = 0;
@@ -366,12 +432,20 @@ export class JetStreamEventStore implements EventStore {
           if (feed.stopped) break;
           if (m.seq <= feed.last) continue;
           feed.last = m.seq;
-          const { event } = this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string());
+          const { event } = this.decode(
+            m.subject,
+            m.seq,
+            m.headers?.get(VERSION_HEADER),
+            m.string(),
+          );
           if (!event) continue;
           try {
             onEvent(event);
           } catch (err) {
-            this.log.error({ err: errorMessage(err), position: m.seq }, 'event subscriber threw; the feed goes on');
+            this.log.error(
+              { err: errorMessage(err), position: m.seq },
+              'event subscriber threw; the feed goes on',
+            );
           }
         }
         if (!feed.stopped) this.log.info({ after: feed.last }, 'event feed reopening');
@@ -406,20 +480,33 @@ export class JetStreamEventStore implements EventStore {
   // ---- shared --------------------------------------------------------------------------------
 
   /** Decode one stored message; a bad one is logged, reported and returned without an event. */
-  private decode(subject: string, seq: number, versionHeader: string | undefined, text: string): { event?: StoredEvent } {
+  private decode(
+    subject: string,
+    seq: number,
+    versionHeader: string | undefined,
+    text: string,
+  ): { event?: StoredEvent } {
     const stream = streamForSubject(this.config.subjectPrefix, subject);
     const version = parseVersion(versionHeader);
     let error: EventDecodeError | undefined;
-    if (stream === undefined) error = new EventDecodeError(`subject ${subject} is not an actor stream`, subject);
-    else if (version === undefined) error = new EventDecodeError(`no valid ${VERSION_HEADER} header`, text.slice(0, 200));
+    if (stream === undefined)
+      error = new EventDecodeError(`subject ${subject} is not an actor stream`, subject);
+    else if (version === undefined)
+      error = new EventDecodeError(`no valid ${VERSION_HEADER} header`, text.slice(0, 200));
     else {
       const decoded = decodeEventJson(text);
       if (!decoded.ok) error = decoded.error;
       else if (decoded.event.stream !== stream) {
-        error = new EventDecodeError(`event of stream ${decoded.event.stream} stored on ${subject}`, decoded.event.id);
+        error = new EventDecodeError(
+          `event of stream ${decoded.event.stream} stored on ${subject}`,
+          decoded.event.id,
+        );
       } else return { event: { ...decoded.event, version, position: seq } };
     }
-    this.log.warn({ subject, position: seq, code: error.code, err: error.message }, 'skipping a stored message that does not decode');
+    this.log.warn(
+      { subject, position: seq, code: error.code, err: error.message },
+      'skipping a stored message that does not decode',
+    );
     try {
       this.opts.onDecodeError?.(error, { subject, position: seq });
     } catch (err) {
@@ -437,7 +524,10 @@ export class JetStreamEventStore implements EventStore {
   }
 
   private jsm(): Promise<JetStreamManager> {
-    this.jsmPromise ??= jetstreamManager(this.nc, { timeout: this.requestTimeoutMs, checkAPI: false });
+    this.jsmPromise ??= jetstreamManager(this.nc, {
+      timeout: this.requestTimeoutMs,
+      checkAPI: false,
+    });
     return this.jsmPromise;
   }
 

@@ -37,7 +37,10 @@ export interface NatsAdapters {
 }
 
 export async function openNatsAdapters(opts: NatsAdaptersOptions): Promise<NatsAdapters> {
-  const servers = opts.url.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = opts.url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const nc = await connectNats({ servers, name: opts.name, logger: opts.logger });
   try {
     const replicas = opts.replicas ?? 1;
@@ -47,7 +50,11 @@ export async function openNatsAdapters(opts: NatsAdaptersOptions): Promise<NatsA
       stream: { replicas, ...(opts.stream ? { name: opts.stream } : {}) },
     });
     const bus = new NatsEventBus(nc, { logger: opts.logger });
-    const [ledger, leases, presence] = await Promise.all([NatsCapacityLedger.open(nc, kv), NatsLeases.open(nc, kv), NatsPresence.open(nc, kv)]);
+    const [ledger, leases, presence] = await Promise.all([
+      NatsCapacityLedger.open(nc, kv),
+      NatsLeases.open(nc, kv),
+      NatsPresence.open(nc, kv),
+    ]);
     return {
       nc,
       store,

@@ -32,7 +32,9 @@ const TOKEN = /^[^\s.*>]+$/;
 /** A NATS subject: non-empty tokens without whitespace; with wildcards, `*` tokens and a final `>`. */
 export function isValidSubject(subject: string, wildcards: boolean): boolean {
   const tokens = subject.split('.');
-  return tokens.every((t, i) => TOKEN.test(t) || (wildcards && (t === '*' || (t === '>' && i === tokens.length - 1))));
+  return tokens.every(
+    (t, i) => TOKEN.test(t) || (wildcards && (t === '*' || (t === '>' && i === tokens.length - 1))),
+  );
 }
 
 export class NatsEventBus implements EventBus {
@@ -57,14 +59,19 @@ export class NatsEventBus implements EventBus {
     try {
       this.nc.publish(subject, body);
     } catch (err) {
-      if (isConnectionGone(err)) throw new StoreUnavailableError(`cannot publish to ${subject}: ${errorMessage(err)}`, { cause: err });
+      if (isConnectionGone(err))
+        throw new StoreUnavailableError(`cannot publish to ${subject}: ${errorMessage(err)}`, {
+          cause: err,
+        });
       throw err;
     }
   }
 
   subscribe(subject: string, onMessage: (payload: unknown, subject: string) => void): () => void {
-    if (!isValidSubject(subject, true)) throw new RangeError(`cannot subscribe to subject ${JSON.stringify(subject)}`);
-    if (this.closed) throw new StoreUnavailableError(`event bus is closed (subscribe to ${subject})`);
+    if (!isValidSubject(subject, true))
+      throw new RangeError(`cannot subscribe to subject ${JSON.stringify(subject)}`);
+    if (this.closed)
+      throw new StoreUnavailableError(`event bus is closed (subscribe to ${subject})`);
     const sub = this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) {
@@ -76,7 +83,10 @@ export class NatsEventBus implements EventBus {
           payload = JSON.parse(msg.string());
         } catch (e) {
           const bad = new BusPayloadError(msg.subject, errorMessage(e));
-          this.log.warn({ subject: msg.subject, code: bad.code, err: bad.message }, 'dropping a bus message that is not JSON');
+          this.log.warn(
+            { subject: msg.subject, code: bad.code, err: bad.message },
+            'dropping a bus message that is not JSON',
+          );
           return;
         }
         try {

@@ -40,7 +40,11 @@ export class CasContentionError extends StoreUnavailableError {
 }
 
 /** Open (create if absent) a bucket with history 1 and file storage; reads go to the stream leader. */
-export async function openBucket(nc: NatsConnection, name: string, opts: { replicas?: number; ttlMs?: number; timeoutMs?: number } = {}): Promise<KV> {
+export async function openBucket(
+  nc: NatsConnection,
+  name: string,
+  opts: { replicas?: number; ttlMs?: number; timeoutMs?: number } = {},
+): Promise<KV> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   return retryTransient(`open KV bucket ${name}`, deadline, async () => {
     try {
@@ -53,7 +57,11 @@ export async function openBucket(nc: NatsConnection, name: string, opts: { repli
   });
 }
 
-function create(nc: NatsConnection, name: string, opts: { replicas?: number; ttlMs?: number }): Promise<KV> {
+function create(
+  nc: NatsConnection,
+  name: string,
+  opts: { replicas?: number; ttlMs?: number },
+): Promise<KV> {
   return new Kvm(nc).create(name, {
     history: 1,
     replicas: opts.replicas ?? 1,
@@ -70,7 +78,9 @@ function create(nc: NatsConnection, name: string, opts: { replicas?: number; ttl
  */
 export function keyFor(name: string): string {
   if (name.length === 0) throw new RangeError('empty KV key name');
-  return /^[A-Za-z0-9_-]+$/.test(name) ? name : `=${Buffer.from(name, 'utf8').toString('base64url')}`;
+  return /^[A-Za-z0-9_-]+$/.test(name)
+    ? name
+    : `=${Buffer.from(name, 'utf8').toString('base64url')}`;
 }
 
 export function nameForKey(key: string): string {
@@ -92,7 +102,10 @@ function parseEntry<T>(entry: KvEntry | null, schema: z.ZodType<T>, log: Logger)
   }
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  log.error({ bucket: entry.bucket, key: entry.key, revision: entry.revision }, 'KV value does not parse; treating it as absent');
+  log.error(
+    { bucket: entry.bucket, key: entry.key, revision: entry.revision },
+    'KV value does not parse; treating it as absent',
+  );
   return undefined;
 }
 
@@ -128,10 +141,16 @@ abstract class KvAdapter {
    * Write `value` at `key` only if the key is still at `entry`'s revision (absent when `entry` is
    * null). Returns false on a conflict (someone wrote first).
    */
-  protected async writeIfUnchanged(key: string, entry: KvEntry | null, value: unknown): Promise<boolean> {
+  protected async writeIfUnchanged(
+    key: string,
+    entry: KvEntry | null,
+    value: unknown,
+  ): Promise<boolean> {
     const body = JSON.stringify(value);
     try {
-      await this.io(`write ${key}`, () => (entry ? this.kv.update(key, body, entry.revision) : this.kv.create(key, body)));
+      await this.io(`write ${key}`, () =>
+        entry ? this.kv.update(key, body, entry.revision) : this.kv.create(key, body),
+      );
       return true;
     } catch (err) {
       if (isCasConflict(err)) return false;
@@ -171,8 +190,14 @@ export class NatsCapacityLedger extends KvAdapter implements CapacityLedger {
   }
 
   /** `key` names the ledger inside the bucket (one cap per key); default `live-vms`. */
-  static async open(nc: NatsConnection, opts: NatsKvOptions & { key?: string }): Promise<NatsCapacityLedger> {
-    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.capacity, { replicas: opts.replicas, timeoutMs: opts.unavailableAfterMs });
+  static async open(
+    nc: NatsConnection,
+    opts: NatsKvOptions & { key?: string },
+  ): Promise<NatsCapacityLedger> {
+    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.capacity, {
+      replicas: opts.replicas,
+      timeoutMs: opts.unavailableAfterMs,
+    });
     return new NatsCapacityLedger(kv, nc, opts);
   }
 
@@ -198,7 +223,10 @@ export class NatsCapacityLedger extends KvAdapter implements CapacityLedger {
   }
 
   async release(holder: string): Promise<void> {
-    await this.change(`release ${holder}`, undefined, (holders) => ({ write: holders.delete(holder), result: undefined }));
+    await this.change(`release ${holder}`, undefined, (holders) => ({
+      write: holders.delete(holder),
+      result: undefined,
+    }));
   }
 
   async holds(now: number): Promise<CapacityHold[]> {
@@ -226,7 +254,8 @@ export class NatsCapacityLedger extends KvAdapter implements CapacityLedger {
       const { holders } = this.parse(entry, now);
       const { write, result } = decide(holders, holders.size);
       if (!write) return result;
-      if (await this.writeIfUnchanged(this.key, entry, { holders: Object.fromEntries(holders) })) return result;
+      if (await this.writeIfUnchanged(this.key, entry, { holders: Object.fromEntries(holders) }))
+        return result;
       await this.lostRace(what, attempt);
     }
   }
@@ -241,7 +270,10 @@ export class NatsLeases extends KvAdapter implements Leases {
   }
 
   static async open(nc: NatsConnection, opts: NatsKvOptions): Promise<NatsLeases> {
-    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.leases, { replicas: opts.replicas, timeoutMs: opts.unavailableAfterMs });
+    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.leases, {
+      replicas: opts.replicas,
+      timeoutMs: opts.unavailableAfterMs,
+    });
     return new NatsLeases(kv, nc, opts);
   }
 
@@ -284,7 +316,10 @@ export class NatsPresence extends KvAdapter implements Presence {
     super(kv, nc, opts, 'presence');
   }
 
-  static async open(nc: NatsConnection, opts: NatsKvOptions & { maxAgeMs?: number }): Promise<NatsPresence> {
+  static async open(
+    nc: NatsConnection,
+    opts: NatsKvOptions & { maxAgeMs?: number },
+  ): Promise<NatsPresence> {
     const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.presence, {
       replicas: opts.replicas,
       ttlMs: opts.maxAgeMs ?? 3_600_000,

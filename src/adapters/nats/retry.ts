@@ -2,7 +2,13 @@
  * Which NATS failures are worth retrying (the server is restarting, a cluster is electing a leader,
  * the connection is reconnecting) and which mean the store is gone for good (closed connection).
  */
-import { ClosedConnectionError, ConnectionError, DrainingConnectionError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  RequestError,
+  TimeoutError,
+} from '@nats-io/transport-node';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { errorMessage, StoreUnavailableError } from '../../shared/errors.js';
 
@@ -17,7 +23,9 @@ export function isTransientNatsError(err: unknown): boolean {
   }
   if (err instanceof ConnectionError) return true;
   // Thrown by the JetStream client when a request found no responders (the server is restarting).
-  return err instanceof Error && (err.name === 'JetStreamNotEnabled' || err.name === 'NoRespondersError');
+  return (
+    err instanceof Error && (err.name === 'JetStreamNotEnabled' || err.name === 'NoRespondersError')
+  );
 }
 
 /** The connection is closed or closing: nothing will ever get through it again. */
@@ -26,10 +34,13 @@ export function isConnectionGone(err: unknown): boolean {
 }
 
 export function asUnavailable(what: string, err: unknown): StoreUnavailableError {
-  return err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`cannot ${what}: ${errorMessage(err)}`, { cause: err });
+  return err instanceof StoreUnavailableError
+    ? err
+    : new StoreUnavailableError(`cannot ${what}: ${errorMessage(err)}`, { cause: err });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Run an idempotent NATS operation, retrying transient failures with capped exponential backoff
@@ -43,7 +54,8 @@ export async function retryTransient<T>(
   opts: { isClosed?: () => boolean; onRetry?: (err: unknown) => void } = {},
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
-    if (opts.isClosed?.()) throw new StoreUnavailableError(`cannot ${what}: the connection is closed`);
+    if (opts.isClosed?.())
+      throw new StoreUnavailableError(`cannot ${what}: the connection is closed`);
     try {
       return await op();
     } catch (err) {

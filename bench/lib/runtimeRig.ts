@@ -1,0 +1,167 @@
+/**
+ * The landing app's actor runtime on chosen ports, for benches: the real ActorRuntime and effect
+ * runner against the Fly fake in immediate mode (zero provider latency), and a driver that takes
+ * one launch through its whole life: requested → capacity → create → started → "listening"
+ * callback → "stopping" callback → the machine exits and is auto-destroyed → both actors final.
+ */
+import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
+import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordination.js';
+import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
+import { UlidIds } from '../../src/adapters/system/ulidIds.js';
+import type { EventEnvelope, StoredEvent } from '../../src/events/envelope.js';
+import type { CapacityLedger } from '../../src/ports/capacity.js';
+import type { AppendResult, EventStore } from '../../src/ports/eventStore.js';
+import { ActorRuntime, type ActorChange, type ActorRecord } from '../../src/runtime/actorRuntime.js';
+import { createEffectRunner } from '../../src/runtime/effects.js';
+import { silentLogger } from '../../src/shared/log.js';
+import { machineSpec } from '../../src/where/machineSpec.js';
+
+export const INSTANCE = 'bench-1';
+export const REGION = 'ams';
+export const READY_TIMEOUT_MS = 60_000;
+export const TTL_MS = 600_000;
+
+const SPEC_CFG = {
+  vm: { image: 'wheremachines:bench', cmd: ['node', 'dist/useless.mjs'], publicUrl: 'http://useless-machine.localhost:8080' },
+  callback: { baseUrl: 'http://127.0.0.1:4001', fallbackUrl: 'http://127.0.0.1:4001', secret: 's'.repeat(40) },
+  publicUrl: 'http://localhost:8080',
+};
+
+/** A ledger that records nothing: isolates the actors' own memory in the heap bench. */
+export class NullLedger implements CapacityLedger {
+  async reserve(): Promise<{ ok: true; live: number }> {
+    return { ok: true, live: 0 };
+  }
+  async hold(): Promise<void> {}
+  async release(): Promise<void> {}
+  async holds(): Promise<[]> {
+    return [];
+  }
+}
+
+/**
+ * An EventStore that keeps nothing: appends succeed with the version the caller expected plus
+ * one. Only for measuring the runtime's own memory per actor (the store's copy of the events is
+ * the store's cost, not the actor's).
+ */
+export class DiscardingEventStore implements EventStore {
+  private position = 0;
+  async read(): Promise<StoredEvent[]> {
+    return [];
+  }
+  async append(_stream: string, events: readonly EventEnvelope[], opts: { expectedVersion: number }): Promise<AppendResult> {
+    this.position += events.length;
+    return { version: opts.expectedVersion + events.length, position: this.position };
+  }
+  async *readAll(): AsyncIterable<StoredEvent> {}
+  subscribe(): () => void {
+    return () => undefined;
+  }
+  async close(): Promise<void> {}
+}
+
+export interface RuntimeRig {
+  runtime: ActorRuntime;
+  fly: FakeFlyMachines;
+  store: EventStore;
+  ids: UlidIds;
+  /** Resolves when `pred` holds for the actor of `stream` (checked on every change of it). */
+  until(stream: string, pred: (r: ActorRecord) => boolean, timeoutMs?: number): Promise<ActorRecord>;
+  close(): Promise<void>;
+}
+
+export function makeRuntimeRig(store: EventStore, opts: { ledger?: CapacityLedger; fly?: FakeFlyMachines; instance?: string } = {}): RuntimeRig {
+  const fly = opts.fly ?? new FakeFlyMachines({ mode: 'immediate', region: REGION });
+  const clock = systemClock;
+  const timers = new SystemTimers(clock);
+  const ids = new UlidIds();
+  const log = silentLogger();
+  const runEffect = createEffectRunner({
+    fly,
+    ledger: opts.ledger ?? new MemoryCapacityLedger(),
+    clock,
+    log,
+    maxMachines: () => 1_000_000,
+    machineSpec: (p) => machineSpec(SPEC_CFG, p),
+    spawnFact: (p) => ({
+      type: 'launch.requested',
+      data: { launchId: p.launchId, region: p.region, source: 'auto', owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
+    }),
+  });
+  const runtime = new ActorRuntime({ store, clock, timers, ids, log, instance: opts.instance ?? INSTANCE, runEffect });
+
+  // One listener for every waiter (a map by stream), so waiting costs the same at any concurrency.
+  const waiters = new Map<string, Set<{ pred: (r: ActorRecord) => boolean; resolve: (r: ActorRecord) => void }>>();
+  const stop = runtime.onChange((c: ActorChange) => {
+    const set = waiters.get(c.record.stream);
+    if (!set) return;
+    for (const w of set) {
+      if (w.pred(c.record)) {
+        set.delete(w);
+        w.resolve(c.record);
+      }
+    }
+    if (set.size === 0) waiters.delete(c.record.stream);
+  });
+
+  return {
+    runtime,
+    fly,
+    store,
+    ids,
+    until(stream, pred, timeoutMs = 10_000) {
+      const now = runtime.actor(stream);
+      if (now && pred(now)) return Promise.resolve(now);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.get(stream)?.delete(w);
+          reject(new Error(`${stream}: condition not reached within ${timeoutMs} ms (state ${JSON.stringify(runtime.actor(stream)?.snapshot.value)})`));
+        }, timeoutMs);
+        const w = {
+          pred,
+          resolve: (r: ActorRecord) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+        };
+        let set = waiters.get(stream);
+        if (!set) waiters.set(stream, (set = new Set()));
+        set.add(w);
+      });
+    },
+    async close() {
+      stop();
+      await runtime.close(1000);
+      timers.clearAll();
+    },
+  };
+}
+
+const isFinal = (r: ActorRecord) => r.snapshot.status === 'done';
+
+/**
+ * One launch through its whole life, each step as the outside world would cause it. Resolves
+ * with the machine id once the launch and its machine's actor are both final (destroyed).
+ */
+export async function runLaunch(rig: RuntimeRig): Promise<string> {
+  const { runtime, fly } = rig;
+  const launchId = rig.ids.next();
+  const stream = `launch.${launchId}`;
+  await runtime.dispatch({
+    type: 'launch.requested',
+    data: { launchId, region: REGION, source: 'button', owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
+  });
+  // capacity.reserved → createMachine → fly.machineCreated → awaitMachine(started) → observed.
+  const started = await rig.until(stream, (r) => r.snapshot.matches({ waitingReady: 'started' }));
+  const machineId = (started.snapshot.context as { machineId: string }).machineId;
+  // The VM's signed callbacks, as the private API hands them over after checking them.
+  await runtime.dispatch({ type: 'vm.listening', data: { machineId, launchId, region: REGION, ttlMs: TTL_MS } });
+  await runtime.dispatch({ type: 'vm.stopping', data: { machineId, launchId, reason: 'finished' } });
+  // The VM exits 0; auto_destroy removes it; awaitMachine(destroyed) reports it.
+  fly.exit(machineId, 0);
+  await Promise.all([rig.until(stream, isFinal), rig.until(`vm.${machineId}`, isFinal)]);
+  return machineId;
+}
+
+/** Events one launch appends: 6 on the launch stream, 5 on the machine's. Checked by the bench. */
+export const EVENTS_PER_LAUNCH = 11;

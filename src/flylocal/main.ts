@@ -97,7 +97,11 @@ async function shutdown(signal: string): Promise<void> {
   await proxy?.close();
   await local.close();
   log.info('flylocal stopped');
-  log.flush();
-  process.exit(0);
+  // Let the event loop end by itself rather than process.exit(): pino's exit hook flushes
+  // synchronously, and if stdout is a pipe whose reader is gone (`npm run flylocal | head`, or a
+  // Ctrl-C that also killed the reader) sonic-boom retries the EPIPE write forever. The unref'd
+  // timer only fires if some handle was left open.
+  process.exitCode = 0;
+  setTimeout(() => process.exit(0), 3_000).unref();
 }
 for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => void shutdown(s));

@@ -38,6 +38,10 @@ export function describeActor(r: ActorRecord, timers: ReadonlyMap<string, number
 }
 
 export const debugRoutes: FastifyPluginAsync<{ services: WhereServices; sse: SseRegistry }> = async (app, { services: s, sse }) => {
+  // Operator data: never kept by a browser or a proxy on the way.
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+  });
   app.addHook('onRequest', requireToken(s.cfg.debugToken));
 
   app.get('/debug/actors', async (req, reply) => {

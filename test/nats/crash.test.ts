@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { JetStreamEventStore } from '../../src/adapters/nats/jetStreamEventStore.js';
 import type { StoredEvent } from '../../src/events/envelope.js';
 import { StoreUnavailableError } from '../../src/shared/errors.js';
+import { NatsCapacityLedger } from '../../src/adapters/nats/natsKv.js';
 import { NatsServer } from '../support/natsServer.js';
 import { aStream } from '../support/events.js';
 import { NATS_SERVER, needs } from '../support/require.js';
@@ -112,4 +113,39 @@ describe.skipIf(!HAVE_NATS)('event store across nats-server crashes', () => {
       }
     },
   );
+  it('fails appends, reads and KV calls with StoreUnavailableError when the server stays down', async () => {
+    const server = await NatsServer.start();
+    const nc = await connectTo(server.url, 'outage');
+    try {
+      const store = await JetStreamEventStore.open(nc, {
+        logger,
+        requestTimeoutMs: 500,
+        unavailableAfterMs: 1500,
+      });
+      const ledger = await NatsCapacityLedger.open(nc, {
+        logger,
+        requestTimeoutMs: 500,
+        unavailableAfterMs: 1500,
+      });
+      const s = aStream('vm');
+      await store.append(s, [ev(s)], { expectedVersion: 0 });
+      await server.kill();
+      // Never silently lost: each call waits a bounded time, then says so with a typed error.
+      const outcomes = await Promise.allSettled([
+        store.append(s, [ev(s)], { expectedVersion: 1 }),
+        store.read(s),
+        collect(store.readAll(0)),
+        ledger.reserve('h', 1, 0, 1),
+      ]);
+      for (const o of outcomes) {
+        expect(o.status).toBe('rejected');
+        if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(StoreUnavailableError);
+      }
+      await store.close();
+    } finally {
+      await drainAll(nc).catch(() => undefined);
+      await nc.close();
+      await server.cleanup();
+    }
+  });
 });

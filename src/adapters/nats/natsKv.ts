@@ -4,7 +4,7 @@
  * any number of connections or instances never both win: the cap holds cluster-wide.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import type { CapacityHold, CapacityLedger, ReserveResult } from '../../ports/capacity.js';
@@ -27,6 +27,8 @@ export interface NatsKvOptions {
   replicas?: number;
   /** How long one operation keeps retrying through a disconnect before StoreUnavailableError. Default 15 s. */
   unavailableAfterMs?: number;
+  /** Timeout of one KV request (a read or a write and its ack). Default 5 s. */
+  requestTimeoutMs?: number;
   /** Compare-and-set attempts before giving up under contention. Default 100. */
   maxCasAttempts?: number;
 }
@@ -43,7 +45,7 @@ export class CasContentionError extends StoreUnavailableError {
 export async function openBucket(
   nc: NatsConnection,
   name: string,
-  opts: { replicas?: number; ttlMs?: number; timeoutMs?: number } = {},
+  opts: { replicas?: number; ttlMs?: number; timeoutMs?: number; requestTimeoutMs?: number } = {},
 ): Promise<KV> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   return retryTransient(`open KV bucket ${name}`, deadline, async () => {
@@ -60,9 +62,9 @@ export async function openBucket(
 function create(
   nc: NatsConnection,
   name: string,
-  opts: { replicas?: number; ttlMs?: number },
+  opts: { replicas?: number; ttlMs?: number; requestTimeoutMs?: number },
 ): Promise<KV> {
-  return new Kvm(nc).create(name, {
+  return new Kvm(jetstream(nc, { timeout: opts.requestTimeoutMs ?? 5_000 })).create(name, {
     history: 1,
     replicas: opts.replicas ?? 1,
     storage: StorageType.File,
@@ -197,6 +199,7 @@ export class NatsCapacityLedger extends KvAdapter implements CapacityLedger {
     const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.capacity, {
       replicas: opts.replicas,
       timeoutMs: opts.unavailableAfterMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
     });
     return new NatsCapacityLedger(kv, nc, opts);
   }
@@ -273,6 +276,7 @@ export class NatsLeases extends KvAdapter implements Leases {
     const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.leases, {
       replicas: opts.replicas,
       timeoutMs: opts.unavailableAfterMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
     });
     return new NatsLeases(kv, nc, opts);
   }
@@ -324,6 +328,7 @@ export class NatsPresence extends KvAdapter implements Presence {
       replicas: opts.replicas,
       ttlMs: opts.maxAgeMs ?? 3_600_000,
       timeoutMs: opts.unavailableAfterMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
     });
     return new NatsPresence(kv, nc, opts);
   }

@@ -122,8 +122,14 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
       for (let attempt = 1; ; attempt++) {
         try {
           const m = await deps.fly.create(deps.machineSpec({ ...p, owner }));
+          log.info({ launchId: p.launchId, machineId: m.id, region: m.region, state: m.state }, 'machine created');
           return [created(m, p)];
         } catch (err) {
+          const e = err instanceof FlyApiError ? err : undefined;
+          log.warn(
+            { launchId: p.launchId, region: p.region, attempt, status: e?.status, flyRequestId: e?.requestId, err: errorMessage(err) },
+            'create failed',
+          );
           if (!(err instanceof FlyApiError) || !outcomeUnknown(err)) return [failure(p.launchId, err)];
           // The create may have happened. Look before trying again: never a blind retry.
           try {
@@ -178,6 +184,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
           const e = err instanceof FlyApiError ? err : undefined;
           if (e?.status === 404) out.push({ type: 'fly.machineGone', data: { machineId, launchId: p.launchId } });
           else {
+            log.warn({ machineId, launchId: p.launchId, status: e?.status, flyRequestId: e?.requestId, err: errorMessage(err) }, 'destroy failed');
             out.push({
               type: 'fly.destroyFailed',
               data: { machineId, launchId: p.launchId, status: e?.status ?? 0, message: clip(errorMessage(err)), retryable: e?.retryable ?? true },

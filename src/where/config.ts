@@ -34,7 +34,8 @@ export const whereEnv = z
 
     FLY_API_BASE_URL: z.url().default('https://api.machines.dev/v1'),
     FLY_API_TOKEN: z.string().min(1).optional(),
-    FLY_VM_APP: z.string().regex(/^[a-z0-9-]+$/).default('useless-machine'),
+    /** The Fly app the Useless Machines are created in (not FLY_-prefixed: fly.toml [env] may not set those). */
+    WM_VM_APP: z.string().regex(/^[a-z0-9-]+$/).default('useless-machine'),
     WM_VM_IMAGE: z.string().optional(),
     WM_VM_CMD: z.string().default('node dist/useless.mjs'),
     /** Where a browser reaches the VM app (the redirect goes to `<this>/machine?instance=<id>`). */
@@ -126,7 +127,7 @@ export function toConfig(env: WhereEnv): WhereConfig {
     appName: env.FLY_APP_NAME,
     public: { host: env.HOST, port: env.PORT },
     private: { host: privateHost, port: env.PRIVATE_PORT },
-    fly: { baseUrl: env.FLY_API_BASE_URL, token: env.FLY_API_TOKEN ?? '', vmApp: env.FLY_VM_APP },
+    fly: { baseUrl: env.FLY_API_BASE_URL, token: env.FLY_API_TOKEN ?? '', vmApp: env.WM_VM_APP },
     vm: {
       image: env.WM_VM_IMAGE ?? env.FLY_IMAGE_REF ?? 'wheremachines:local',
       cmd: env.WM_VM_CMD.split(/\s+/).filter(Boolean),

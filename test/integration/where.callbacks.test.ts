@@ -137,6 +137,33 @@ describe('the VM callback API', () => {
     expect(await storeIds(r)).toEqual(after);
   });
 
+  it('answers 200 accepted:false to a repeated "stopping" (a VM retrying, or reaching both URLs): no second transition, no second wait', async () => {
+    const { r, ...l } = await launched();
+    const call = async (over: Record<string, unknown>, at: number) => {
+      const raw = JSON.stringify(body(l, { ...over, at: new Date(at).toISOString() }));
+      const res = await post(r, raw, signFor(r, l.launchId, raw));
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { accepted: boolean }).accepted;
+    };
+    expect(await call({ status: 'listening' }, Date.now() - 3000)).toBe(true);
+    expect(await call({ status: 'stopping', reason: 'finished' }, Date.now() - 2000)).toBe(true);
+    const vm = () => r.system.services.runtime.actor(`vm.${l.machineId}`)!;
+    await expect.poll(() => vm().snapshot.hasTag('stopping')).toBe(true);
+    await expect.poll(() => r.fly.count('wait')).toBe(2);
+    const vmEvents = (await r.store.read(`vm.${l.machineId}`)).length;
+    const all = await storeIds(r);
+
+    expect(await call({ status: 'stopping', reason: 'finished' }, Date.now() - 1000)).toBe(false);
+    expect(await call({ status: 'stopping', reason: 'ttl' }, Date.now())).toBe(false);
+    expect((await r.store.read(`vm.${l.machineId}`)).length).toBe(vmEvents);
+    expect(await storeIds(r)).toEqual(all);
+    expect(r.fly.count('wait')).toBe(2);
+
+    // The machine goes: the one wait there is sees it, and the launch is done.
+    r.fly.exit(l.machineId, 0);
+    await expect.poll(async () => (await r.system.services.launches.current(l.launchId))?.view.status).toBe('done');
+  });
+
   it('answers 404 for a launch it does not know (validly signed) and 409 for another machine than the launch made', async () => {
     const { r, ...l } = await launched();
     const before = await storeIds(r);
@@ -249,7 +276,7 @@ describe('the VM callback API', () => {
         seen.push(res.statusCode);
         return res.statusCode >= 400 && res.statusCode < 500;
       }),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
     expect(seen.some((s) => s === 400)).toBe(true);
     expect(seen.some((s) => s === 401)).toBe(true);

@@ -50,6 +50,10 @@ export const whereEnv = z
     DEBUG_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
 
     NATS_URL: z.string().optional(),
+    /** NATS credentials (secrets): a user and password, or a token. */
+    NATS_USER: z.string().optional(),
+    NATS_PASSWORD: z.string().optional(),
+    NATS_TOKEN: z.string().optional(),
     WM_NATS_STREAM: z.string().default('WM_EVENTS'),
     WM_NATS_REPLICAS: envInt(1, 5).default(1),
     WM_DATA_DIR: z.string().default('.data'),
@@ -101,7 +105,7 @@ export interface WhereConfig {
   publicUrl: string;
   callback: { baseUrl: string; fallbackUrl: string; secret: string };
   debugToken: string;
-  nats: { url: string; stream: string; replicas: number } | undefined;
+  nats: { url: string; stream: string; replicas: number; auth?: { user: string; pass: string } | { token: string } } | undefined;
   dataDir: string;
   maxMachines: number;
   readyTimeoutMs: number;
@@ -140,7 +144,18 @@ export function toConfig(env: WhereEnv): WhereConfig {
       secret: env.WM_CALLBACK_SECRET ?? randomBytes(32).toString('hex'),
     },
     debugToken: env.DEBUG_TOKEN ?? randomBytes(18).toString('base64url'),
-    nats: env.NATS_URL ? { url: env.NATS_URL, stream: env.WM_NATS_STREAM, replicas: env.WM_NATS_REPLICAS } : undefined,
+    nats: env.NATS_URL
+      ? {
+          url: env.NATS_URL,
+          stream: env.WM_NATS_STREAM,
+          replicas: env.WM_NATS_REPLICAS,
+          ...(env.NATS_TOKEN
+            ? { auth: { token: env.NATS_TOKEN } }
+            : env.NATS_USER
+              ? { auth: { user: env.NATS_USER, pass: env.NATS_PASSWORD ?? '' } }
+              : {}),
+        }
+      : undefined,
     dataDir: env.WM_DATA_DIR,
     maxMachines: env.WM_MAX_MACHINES,
     readyTimeoutMs: env.WM_READY_TIMEOUT_MS,

@@ -38,7 +38,15 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
       close: () => store.close(),
     };
   }
-  const nc = await connectNats({ servers: cfg.nats.url.split(','), name: `where-${cfg.instance}`, logger: log, waitOnFirstConnect: true });
+  // Wait for NATS rather than exit and restart in a loop: the instance starts listening (and
+  // passes its health check) as soon as NATS answers.
+  const nc = await connectNats({
+    servers: cfg.nats.url.split(','),
+    name: `where-${cfg.instance}`,
+    logger: log,
+    waitOnFirstConnect: true,
+    ...(cfg.nats.auth ? { auth: cfg.nats.auth } : {}),
+  });
   const stream = { name: cfg.nats.stream, replicas: cfg.nats.replicas };
   await ensureStream(nc, eventStreamConfig(stream), { logger: log });
   const store = await JetStreamEventStore.open(nc, { logger: log, stream });

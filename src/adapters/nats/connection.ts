@@ -32,6 +32,8 @@ export interface NatsConnectOptions {
   waitOnFirstConnect?: boolean;
   /** Connect timeout. Default 5000 ms. */
   timeoutMs?: number;
+  /** Credentials, when the server asks for them (user + password, or a token). */
+  auth?: { user: string; pass: string } | { token: string };
 }
 
 /** Connect with reconnect forever and status logging. Throws StoreUnavailableError if the first connect fails. */
@@ -50,6 +52,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       // Notice a dead peer within ~30 s even when no socket error arrives (a partition).
       pingInterval: 10_000,
       maxPingOut: 3,
+      ...(opts.auth ?? {}),
     });
   } catch (err) {
     throw new StoreUnavailableError(

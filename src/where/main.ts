@@ -27,7 +27,10 @@ async function main(): Promise<void> {
     force.unref();
     await system.stop();
     log.info('stopped');
-    process.exit(0);
+    // Let the process end on its own: process.exit() can hang in the logger's final flush when
+    // stdout is a pipe whose reader is gone. The fallback only fires if something still holds on.
+    process.exitCode = 0;
+    setTimeout(() => process.exit(0), 3000).unref();
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

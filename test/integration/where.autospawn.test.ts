@@ -178,8 +178,11 @@ describe('the autospawner, driven by visitors', () => {
     const b = await start('test-b');
     expect(a.system.services.cluster.isLeader()).toBe(true);
     expect(b.system.services.cluster.isLeader()).toBe(false);
-    const leaderView = () => a.system.services.autospawn.view();
+    // Whoever leads at each moment (a stalled event loop could move the lease) speaks for the chart.
+    const leader = () => [a, b].find((x) => x.system.services.cluster.isLeader()) ?? a;
+    const leaderView = () => leader().system.services.autospawn.view();
 
+    // The visitor is on the instance that does not lead.
     const visitor = await openSse(`${b.base}/events`);
     readers.push(visitor);
     await expect.poll(() => visitor.frames.some((f) => f.event === 'fleet')).toBe(true);
@@ -189,6 +192,6 @@ describe('the autospawner, driven by visitors', () => {
 
     visitor.close();
     await expect.poll(() => leaderView().state, { timeout: 3000 }).toBe('idle');
-    expect(a.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn')).toBe(false);
+    for (const x of [a, b]) expect(x.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn')).toBe(false);
   });
 });

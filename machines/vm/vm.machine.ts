@@ -229,6 +229,11 @@ export const vmMachine = setup({
         { type: 'awaitMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId, state: 'destroyed' }) },
       ],
       on: {
+        // Already stopping: a repeated "stopping" (a VM retrying its callback) or another orphan
+        // report changes nothing. Masking the root handlers here keeps them from re-entering
+        // this state, storing a fact and starting another watch each time.
+        'vm.stopping': undefined,
+        'reconcile.orphanFound': undefined,
         'fly.machineObserved': { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry },
         // Still here after its grace: force it, and keep trying with backoff.
         'clock.stopElapsed': {

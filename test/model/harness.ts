@@ -71,7 +71,11 @@ export function allTransitions(machine: AnyStateMachine): { def: AnyTransitionDe
   const out: { def: AnyTransitionDefinition; label: string }[] = [];
   for (const node of getStateNodes(machine.root)) {
     for (const [type, defs] of node.transitions) {
-      defs.forEach((def, i) => out.push({ def, label: `${node.id} --${type}[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` }));
+      defs.forEach((def, i) => {
+        // `on: { event: undefined }` masks an ancestor's handler: a forbidden transition, never taken.
+        if (!def.target && def.actions.length === 0 && !def.guard) return;
+        out.push({ def, label: `${node.id} --${type}[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` });
+      });
     }
     (node.always ?? []).forEach((def, i) =>
       out.push({ def, label: `${node.id} --always[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` }),

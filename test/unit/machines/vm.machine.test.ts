@@ -91,6 +91,17 @@ describe('vm chart', () => {
     }
   });
 
+  it('takes a repeated "stopping" (or orphan report) while stopping as nothing: no fact, no second watch', () => {
+    const base = fold(vmMachine, [created(), stopping(T0 + 5000)]);
+    const again = fold(
+      vmMachine,
+      [stopping(T0 + 6000), ev('reconcile.orphanFound', { machineId: M, launchId: L, why: 'noLiveLaunch' }, T0 + 7000)],
+      base.snapshot,
+    );
+    expect(again.steps.map((s) => s.accepted)).toEqual([false, false]);
+    expect(again.effects).toEqual([]);
+  });
+
   it('ignores facts about other machines', () => {
     const r = fold(vmMachine, [created(), ev('fly.machineGone', { machineId: 'ffff0000ffff00' }, T0 + 100)]);
     expect(r.steps[1]!.accepted).toBe(false);

@@ -45,15 +45,17 @@ async function main(): Promise<void> {
   process.stdout.write(
     `WhereMachines benchmarks — ${started.toISOString()} — node ${process.version}, ${host.cpus} CPU (${host.cpuModel ?? '?'}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ' — QUICK (figures not meaningful)' : ''}\n`,
   );
+  let sectionStart = performance.now();
   const ctx: SectionContext = {
     quick,
     shared: {},
-    progress: (line) => process.stderr.write(`  … ${line}\n`),
+    progress: (line) => process.stderr.write(`  … [+${((performance.now() - sectionStart) / 1000).toFixed(1)} s] ${line}\n`),
   };
   const results: (SectionResult & { loadBefore: number[]; loadAfter: number[]; error?: string })[] = [];
   for (const s of chosen) {
     if (wasInterrupted()) break;
     const t = performance.now();
+    sectionStart = t;
     const loadBefore = loadavg();
     let result: SectionResult & { loadBefore: number[]; loadAfter: number[]; error?: string };
     try {

@@ -16,7 +16,8 @@ export interface IpcChild<In, Out extends { type: string }> {
 export function forkTs<In, Out extends { type: string }>(script: string, args: string[], label: string): IpcChild<In, Out> {
   const proc = trackChild(
     fork(join(process.cwd(), script), args, {
-      execArgv: ['--expose-gc', '--import', 'tsx'],
+      // BENCH_CPU_PROF=<dir> profiles the children too (for finding what dominates a figure).
+      execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );

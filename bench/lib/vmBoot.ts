@@ -78,14 +78,14 @@ export function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
   });
 }
 
-function spawnTracked(args: string[], env: Record<string, string>): { child: ChildProcess; exited: () => boolean; output: string[] } {
+function spawnTracked(args: string[], env: Record<string, string>, keep = 50): { child: ChildProcess; exited: () => boolean; output: string[] } {
   const child = trackChild(spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: process.cwd() }));
   const output: string[] = [];
   for (const s of [child.stdout, child.stderr]) {
     s?.setEncoding('utf8');
     s?.on('data', (d: string) => {
       output.push(d);
-      if (output.length > 50) output.shift();
+      if (output.length > keep) output.shift();
     });
   }
   let gone = false;
@@ -101,15 +101,43 @@ const baseEnv = (): Record<string, string> => {
 
 let vmSeq = 0;
 
+/** /health is polled this often; a finer poll perturbs the boot it measures on a 2-core box. */
+export const POLL_MS = 5;
+
 export interface VmBoot {
-  /** spawn() → /health answers 200 (polled every 2 ms). */
+  /** spawn() → /health answers 200 (polled every POLL_MS); NaN when not polled. */
   healthMs: number;
   /** spawn() → its signed "listening" callback arrives. */
   callbackMs: number;
+  /** From the VM's own log (pino `time`, whole ms): spawn() → "Server listening" (process, modules, listen). */
+  listenMs: number;
+  /** "Server listening" → "ready to serve" (its readiness self-check over HTTP). */
+  selfCheckMs: number;
+  /** "ready to serve" → the callback arrives (sign, POST). */
+  callMs: number;
 }
 
-/** One Useless Machine: spawn, time /health and the callback, then stop it (SIGTERM, it calls home and exits). */
-export async function bootUseless(sink: CallbackSink): Promise<VmBoot> {
+/** Epoch ms of the first JSON log line whose msg starts with `prefix`. */
+function logTime(output: readonly string[], prefix: string): number {
+  for (const line of output.join('').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const l = JSON.parse(line) as { time?: number; msg?: string };
+      if (l.msg?.startsWith(prefix) && typeof l.time === 'number') return l.time;
+    } catch {
+      // a partial line
+    }
+  }
+  return Number.NaN;
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * One Useless Machine: spawn, time /health (unless `pollHealth` is false) and the callback, then
+ * stop it (SIGTERM: it calls home "stopping" and exits).
+ */
+export async function bootUseless(sink: CallbackSink, opts: { pollHealth?: boolean } = {}): Promise<VmBoot> {
   const port = await freePort();
   const n = ++vmSeq;
   const machineId = `benchvm${n.toString(16).padStart(8, '0')}`;
@@ -128,15 +156,19 @@ export async function bootUseless(sink: CallbackSink): Promise<VmBoot> {
     WM_SOURCE: 'button',
   };
   const t0 = performance.now();
-  const p = spawnTracked([USELESS], env);
+  const t0Epoch = epochNow();
+  const p = spawnTracked([USELESS], env, 5000);
   try {
     const callback = sink.arrival(machineId, 'listening');
-    const health = await pollUntilOk(`http://127.0.0.1:${port}/health`, 15_000, 2, () => !p.exited());
+    const health = opts.pollHealth === false ? Number.NaN : await pollUntilOk(`http://127.0.0.1:${port}/health`, 15_000, POLL_MS, () => !p.exited());
     const cb = await Promise.race([
       callback,
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no listening callback within 15 s')), 15_000).unref()),
     ]);
-    return { healthMs: health - t0, callbackMs: cb - t0 };
+    const listened = logTime(p.output, 'Server listening');
+    const ready = logTime(p.output, 'ready to serve');
+    const cbEpoch = t0Epoch + (cb - t0);
+    return { healthMs: health - t0, callbackMs: cb - t0, listenMs: listened - t0Epoch, selfCheckMs: ready - listened, callMs: cbEpoch - ready };
   } catch (err) {
     throw new Error(`useless VM ${machineId}: ${err instanceof Error ? err.message : String(err)}\n${p.output.join('').slice(-2000)}`);
   } finally {
@@ -152,7 +184,7 @@ export async function bootFloorHttp(): Promise<number> {
   const t0 = performance.now();
   const p = spawnTracked(['-e', HTTP_FLOOR], { ...baseEnv(), PORT: String(port) });
   try {
-    return (await pollUntilOk(`http://127.0.0.1:${port}/`, 15_000, 2, () => !p.exited())) - t0;
+    return (await pollUntilOk(`http://127.0.0.1:${port}/`, 15_000, POLL_MS, () => !p.exited())) - t0;
   } finally {
     await stopChild(p.child);
   }

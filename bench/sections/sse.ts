@@ -11,7 +11,7 @@ import { defer } from '../lib/cleanup.js';
 import { forkTs, type IpcChild } from '../lib/child.js';
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
-import { fmtBytes, fmtMs, p50, p99, summarize } from '../lib/stats.js';
+import { fmtBytes, fmtMs, maxOf, p50, p99, summarize } from '../lib/stats.js';
 import type { ClientCmd, ClientMsg } from '../sse/clients.js';
 import type { ServerCmd, ServerMsg } from '../sse/server.js';
 
@@ -24,6 +24,9 @@ interface ModeResult {
   /** Every client's delivery latency, all broadcasts pooled. */
   perClient: number[];
   syncMs: number[];
+  /** Of the synchronous work, the time in the fan-out loops (Fleet.broadcast / the raw write loop). */
+  fanoutMs: number[];
+  frames: number;
   missing: number;
   connectMs: number;
   rssPerConn: number;
@@ -66,6 +69,8 @@ async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number
     const toLast: number[] = [];
     const perClient: number[] = [];
     const syncMs: number[] = [];
+    const fanoutMs: number[] = [];
+    let frames = 0;
     let missing = 0;
     let frameBytes = 0;
     progress(`sse/${mode}: ${warmup} warm-up + ${broadcasts} broadcasts to ${n} clients`);
@@ -77,9 +82,11 @@ async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number
       const got = await clients.next((m): m is Extract<ClientMsg, { type: 'received' }> => m.type === 'received' && m.k === k, 30_000);
       if (k > warmup) {
         const lat = got.times.map((t) => t - changed.t0);
-        toLast.push(Math.max(...lat));
+        toLast.push(maxOf(lat));
         perClient.push(...lat);
         syncMs.push(changed.syncMs);
+        fanoutMs.push(changed.fanoutMs);
+        frames = changed.frames;
         missing += got.missing;
         frameBytes = changed.bytes || frameBytes;
       }
@@ -91,6 +98,8 @@ async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number
       toLast,
       perClient,
       syncMs,
+      fanoutMs,
+      frames,
       missing,
       connectMs: connected.ms,
       rssPerConn: (after.rss - before.rss) / n,
@@ -109,7 +118,7 @@ export const sseSection: SectionDef = {
   name: 'sse',
   title: 'fleet SSE fan-out to 10k clients on one instance',
   async run(ctx: SectionContext): Promise<SectionOutput> {
-    const n = ctx.quick ? 500 : 10_000;
+    const n = Number(process.env.BENCH_SSE_CLIENTS ?? (ctx.quick ? 500 : 10_000));
     const broadcasts = ctx.quick ? 5 : 20;
     const warmup = 2;
     const raw = await runMode('raw', n, broadcasts, warmup, ctx.progress);
@@ -136,7 +145,21 @@ export const sseSection: SectionDef = {
       row({ metric: 'per-client delivery, p50 (all broadcasts)', value: p50(product.perClient), unit: 'ms', fmt: fmtMs, floor: p50(raw.perClient) }),
       row({ metric: 'per-client delivery, p99 (all broadcasts)', value: p99(product.perClient), unit: 'ms', fmt: fmtMs, floor: p99(raw.perClient) }),
       row({ metric: 'server synchronous work per change, p50', value: p50(product.syncMs), unit: 'ms', fmt: fmtMs, floor: p50(raw.syncMs) }),
-      row({ metric: 'server RSS per connection', value: product.rssPerConn, unit: 'bytes', fmt: fmtBytes, floor: raw.rssPerConn }),
+      row({
+        metric: `  of which fan-out loops (${product.frames} frames × ${n} writes), p50`,
+        value: p50(product.fanoutMs),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p50(raw.fanoutMs),
+      }),
+      row({
+        metric: 'server RSS per connection',
+        value: product.rssPerConn,
+        unit: 'bytes',
+        fmt: fmtBytes,
+        floor: raw.rssPerConn,
+        checks: [atMost(product.rssPerConn / raw.rssPerConn, 1.5, '≤ 1.5× floor')],
+      }),
       row({ metric: 'server heap per connection', value: product.heapPerConn, unit: 'bytes', fmt: fmtBytes, floor: raw.heapPerConn }),
       row({ metric: `connect all ${n} clients`, value: product.connectMs, unit: 'ms', fmt: fmtMs, floor: raw.connectMs }),
       row({ metric: 'store events appended while they connected', value: product.eventsOnConnect, unit: 'events', fmt: (v) => v.toFixed(0) }),

@@ -7,11 +7,14 @@
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
 import { fmtMs, p50, p99, summarize } from '../lib/stats.js';
-import { bootFloorExit, bootFloorHttp, bootUseless, requireBuild, startCallbackSink } from '../lib/vmBoot.js';
+import { POLL_MS, bootFloorExit, bootFloorHttp, bootUseless, requireBuild, startCallbackSink } from '../lib/vmBoot.js';
 
 export interface VmBootSamples {
   health: number[];
   callback: number[];
+  listen: number[];
+  selfCheck: number[];
+  call: number[];
   floorHttp: number[];
   floorExit: number[];
 }
@@ -20,7 +23,7 @@ export interface VmBootSamples {
 export async function measureVmBoots(n: number, progress?: (i: number) => void): Promise<VmBootSamples> {
   requireBuild();
   const sink = await startCallbackSink();
-  const out: VmBootSamples = { health: [], callback: [], floorHttp: [], floorExit: [] };
+  const out: VmBootSamples = { health: [], callback: [], listen: [], selfCheck: [], call: [], floorHttp: [], floorExit: [] };
   try {
     await bootFloorExit();
     await bootFloorHttp();
@@ -32,6 +35,9 @@ export async function measureVmBoots(n: number, progress?: (i: number) => void):
       const b = await bootUseless(sink);
       out.health.push(b.healthMs);
       out.callback.push(b.callbackMs);
+      out.listen.push(b.listenMs);
+      out.selfCheck.push(b.selfCheckMs);
+      out.call.push(b.callMs);
     }
   } finally {
     await sink.close();
@@ -55,6 +61,9 @@ export function vmRows(s: VmBootSamples, label = ''): SectionOutput['rows'] {
     row({ metric: `${label}spawn → /health 200, p50`, value: p50(s.health), unit: 'ms', fmt: fmtMs, floor: floorP50 }),
     row({ metric: `${label}spawn → /health 200, p99`, value: p99(s.health), unit: 'ms', fmt: fmtMs, floor: p99(s.floorHttp) }),
     row({ metric: `${label}floor 2: node -e 0, spawn → exit, p50`, value: p50(s.floorExit), unit: 'ms', fmt: fmtMs }),
+    row({ metric: `${label}  phase: spawn → "Server listening" (VM log), p50`, value: p50(s.listen), unit: 'ms', fmt: fmtMs, floor: floorP50 }),
+    row({ metric: `${label}  phase: listening → "ready to serve" (self-check), p50`, value: p50(s.selfCheck), unit: 'ms', fmt: fmtMs }),
+    row({ metric: `${label}  phase: ready → callback arrives, p50`, value: p50(s.call), unit: 'ms', fmt: fmtMs }),
   ];
 }
 
@@ -68,9 +77,19 @@ export const vmSection: SectionDef = {
       rows: vmRows(s),
       notes: [
         `${n} rounds, each: node -e 0 (to exit), node -e <one-line http server> (to 200), then the Useless Machine; p99 of ${n} samples is their maximum.`,
-        'floor = the one-line HTTP server spawn (same node binary, same polling every 2 ms). The callback goes to a local HTTP server that answers 200 at once.',
+        "phases come from the VM's own pino log times (whole ms) against the spawn time on the same clock; they add up to the callback time.",
+        `floor = the one-line HTTP server spawn (same node binary, same polling every ${POLL_MS} ms). The callback goes to a local HTTP server that answers 200 at once.`,
       ],
-      data: { samples: s, callback: summarize(s.callback), health: summarize(s.health), floorHttp: summarize(s.floorHttp), floorExit: summarize(s.floorExit) },
+      data: {
+        samples: s,
+        callback: summarize(s.callback),
+        health: summarize(s.health),
+        listen: summarize(s.listen),
+        selfCheck: summarize(s.selfCheck),
+        call: summarize(s.call),
+        floorHttp: summarize(s.floorHttp),
+        floorExit: summarize(s.floorExit),
+      },
     };
   },
 };

@@ -402,7 +402,15 @@ export const launchMachine = setup({
             ],
           },
           {
-            // Out of attempts: the machine's own actor (its TTL) and the reconciler take over.
+            // Out of attempts, machine known: its own actor (TTL, forced destroys) takes over, and
+            // keeps the slot (same holder) until the machine is really gone.
+            guard: ({ context, event }) => context.timers.cleanup === event.due && context.machineId !== undefined,
+            target: 'failed',
+            actions: ['cancelCleanup'],
+          },
+          {
+            // Out of attempts and no machine ever seen: the sweeps found nothing; the reconciler
+            // remains the last line for one that appears later.
             guard: 'cleanupDue',
             target: 'failed',
             actions: ['cancelCleanup', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],

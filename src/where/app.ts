@@ -81,6 +81,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     loggerInstance: logger,
     bodyLimit: 16 * 1024,
     trustProxy: false,
+    // A client gets this long to send its request (headers and body); streams are unaffected.
+    requestTimeout: 15_000,
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
@@ -151,7 +153,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     }
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
-      const host = req.headers['x-forwarded-host'] ?? req.headers.host;
+      // Host, not X-Forwarded-Host: anyone can send the latter; the browser sets the former.
+      const host = req.headers.host;
       // An Origin that is not a URL comes from no page of ours (and must not become a 500).
       const ok = origin === cfg.publicUrl || (host !== undefined && URL.canParse(origin) && new URL(origin).host === host);
       if (!ok) throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
@@ -240,6 +243,10 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
 
   // -- the fleet stream -----------------------------------------------------------------------
   app.get('/events', { sse: 'only' }, async (_req, reply) => {
+    if (s.fleet.visitors >= cfg.limits.maxStreams) {
+      reply.header('retry-after', 10);
+      throw new AppError('TOO_MANY_STREAMS', 503, 'this instance is at its limit of open streams; try again shortly');
+    }
     const client = sse.open(reply, () => s.fleet.detach(client));
     s.fleet.attach(client);
     s.reconciler.request();
@@ -274,6 +281,9 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     dash.post('/dash/launches', async (req, reply) => {
       sameOrigin(req);
       const view = await startLaunch(req, 'dash');
+      // Without JavaScript the tile is a form: back to the dashboard, which shows the new machine.
+      const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
+      if (form) return reply.code(303).header('location', '/dash').send();
       return reply.code(202).send(accepted(view));
     });
     dash.post('/dash/autospawner', async (req, reply) => {
@@ -302,6 +312,7 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 8 * 1024,
+    requestTimeout: 15_000,
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);

@@ -66,6 +66,8 @@ export const whereEnv = z
     WM_LAUNCHES_PER_MINUTE: envInt(1, 10_000).default(5),
     /** Requests one client IP may make per minute on the public listener, all routes together. */
     WM_REQUESTS_PER_MINUTE: envInt(1, 1_000_000).default(600),
+    /** Open SSE streams one instance accepts (each holds a socket; the process has ~20k). */
+    WM_MAX_STREAMS: envInt(1, 1_000_000).default(15_000),
     /** After a launch is accepted, the same visitor waits this long before the next one. */
     WM_COOLDOWN_MS: envInt(0).default(20_000),
     /** Peers whose Fly-Client-IP header we believe; `*` trusts every peer (behind Fly's proxy). */
@@ -110,7 +112,7 @@ export interface WhereConfig {
   maxMachines: number;
   readyTimeoutMs: number;
   ttl: { buttonMs: number; autoMs: number };
-  limits: { launchesPerMinute: number; requestsPerMinute: number; cooldownMs: number; trustedProxies: string[] };
+  limits: { launchesPerMinute: number; requestsPerMinute: number; cooldownMs: number; trustedProxies: string[]; maxStreams: number };
   autospawn: { enabled: boolean; intervalMs: number; inactivityMs: number; regions: string[] };
   reconcile: { intervalMs: number; minGapMs: number };
 }
@@ -165,6 +167,7 @@ export function toConfig(env: WhereEnv): WhereConfig {
       requestsPerMinute: env.WM_REQUESTS_PER_MINUTE,
       cooldownMs: env.WM_COOLDOWN_MS,
       trustedProxies: env.WM_TRUSTED_PROXIES,
+      maxStreams: env.WM_MAX_STREAMS,
     },
     autospawn: {
       enabled: env.WM_AUTOSPAWN,

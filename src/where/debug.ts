@@ -12,7 +12,8 @@ import { requireToken, wantsHtml } from './http.js';
 import { frame, type SseRegistry } from './sse.js';
 import { escapeHtml } from './views/html.js';
 
-const SECRETISH = /token|secret|key|password|authorization/i;
+// Key names that could hold a secret; `key` alone is a timer's name and stays readable.
+const SECRETISH = /token|secret|password|authorization|apikey|callbackkey|credential/i;
 
 function redact(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== 'object') return value;

@@ -75,7 +75,9 @@ export class AutospawnDriver {
       const c = this.context();
       const now = this.deps.clock.now();
       const restate = visitors > 0 && now - this.lastStatedAt >= this.deps.cfg.inactivityMs / 3;
-      if (c && c.visitors === visitors && !restate) return;
+      // The chart cares whether anybody watches, not how many: store a fact only when that flips
+      // (or to re-state presence), so page views do not grow the autospawner's stream.
+      if (c && c.visitors > 0 === visitors > 0 && !restate) return;
       this.lastStatedAt = now;
       await this.deps.runtime.dispatch({ type: 'presence.changed', data: { visitors, roll: (this.deps.random ?? Math.random)() } });
     } catch (err) {
@@ -102,7 +104,7 @@ export class AutospawnDriver {
       nextRegion: c ? c.regions[c.nextIndex % c.regions.length] : cfg.regions[0],
       nextSpawnAt: iso(c?.timers.spawn),
       lastSpawnAt: iso(c?.lastSpawnAt),
-      visitors: c?.visitors ?? 0,
+      visitors: this.deps.visitors(),
       spawns: c?.spawns ?? 0,
     };
   }

@@ -59,22 +59,17 @@ export class Callbacks {
 
     const rec = this.deps.runtime.actor(`launch.${body.launchId}`);
     const ttlMs = (rec?.snapshot.context as { ttlMs?: number } | undefined)?.ttlMs;
-    // The vm chart re-enters `stopping` on every `vm.stopping` (another event, another wait on
-    // Fly): a repeat for a machine already stopping goes to its launch only.
-    const stopping = {
-      type: 'vm.stopping' as const,
-      data: { machineId: body.machineId, launchId: body.launchId, ...(body.reason ? { reason: body.reason } : {}) },
-    };
-    const alreadyStopping = this.deps.runtime.actor(`vm.${body.machineId}`)?.snapshot.hasTag('stopping') ?? false;
+    // A repeat (a VM retrying, or reaching both URLs) is refused by the charts: nothing stored.
     const outcomes =
       body.status === 'listening'
         ? await this.deps.runtime.dispatch({
             type: 'vm.listening',
             data: { machineId: body.machineId, launchId: body.launchId, region: body.region, ...(ttlMs ? { ttlMs } : {}) },
           })
-        : alreadyStopping
-          ? [await this.deps.runtime.apply(`launch.${body.launchId}`, stopping)]
-          : await this.deps.runtime.dispatch(stopping);
+        : await this.deps.runtime.dispatch({
+            type: 'vm.stopping',
+            data: { machineId: body.machineId, launchId: body.launchId, ...(body.reason ? { reason: body.reason } : {}) },
+          });
     return { accepted: outcomes.some((o) => o.accepted), launchId: body.launchId, machineId: body.machineId, status: body.status };
   }
 

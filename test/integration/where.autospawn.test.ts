@@ -10,12 +10,10 @@ import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js'
 import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
-import { toConfig, whereEnv } from '../../src/where/config.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
 import { openSse, type SseReader } from '../support/sse.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { launch, testConfig, whereRig, type WhereRig } from '../support/whereRig.js';
 
 const INTERVAL = 1000;
 
@@ -150,21 +148,7 @@ describe('the autospawner, driven by visitors', () => {
     // Two instances on shared coordination and store; the first one started leads.
     const shared = { store: new MemoryEventStore(), ledger: new MemoryCapacityLedger(), leases: new MemoryLeases(), presence: new MemoryPresence(), fly: new FakeFlyMachines() };
     const start = async (instance: string) => {
-      const cfg = toConfig(
-        parseEnv(whereEnv, {
-          WM_LOCAL: '1',
-          HOST: '127.0.0.1',
-          PORT: '0',
-          PRIVATE_HOST: '127.0.0.1',
-          PRIVATE_PORT: '0',
-          WM_INSTANCE_ID: instance,
-          FLY_REGION: 'ams',
-          WM_CALLBACK_SECRET: 'x'.repeat(40),
-          DEBUG_TOKEN: 'debug-token-for-tests',
-          WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL),
-          WM_MAX_MACHINES: '50',
-        }),
-      );
+      const cfg = testConfig({ WM_INSTANCE_ID: instance, WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL), WM_MAX_MACHINES: '50' });
       const system = await createWhere(
         cfg,
         { ...shared, clock: systemClock, timers: new SystemTimers(systemClock), ids: new UlidIds(), log: silentLogger() },

@@ -6,15 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import type { SnapshotFrom } from 'xstate';
 import { autospawnerMachine, JITTER, type AutospawnerMachine } from '../../machines/autospawner/autospawner.machine.js';
-import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
+import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { activeIds, allStateIds, allTransitions, armedTimers, explore, idAt } from './harness.js';
+import { armedTimers, expectFullCoverage, explore, fact } from './harness.js';
 
 const INTERVAL = 60_000;
 
-function e<T extends FactType>(type: T, data: FactData<T>, at: number, salt: number): ChartEvent {
-  return { ...(data as object), type, at, eventId: idAt(at, salt) } as ChartEvent;
-}
+const e = fact;
 
 function eventsFor(s: SnapshotFrom<AutospawnerMachine>): ChartEvent[] {
   const c = s.context;
@@ -45,12 +43,7 @@ const paths = explore(autospawnerMachine, { events: eventsFor, abstract });
 
 describe('autospawner chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
-    const states = new Set(paths.flatMap((p) => activeIds(p.live as never)));
-    const missingStates = allStateIds(autospawnerMachine).filter((id) => !states.has(id));
-    expect(missingStates, `unreached states: ${missingStates.join(', ')}`).toEqual([]);
-    const fired = new Set(paths.flatMap((p) => [...p.fired]));
-    const missing = allTransitions(autospawnerMachine).filter((t) => !fired.has(t.def)).map((t) => t.label);
-    expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
+    expectFullCoverage(autospawnerMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {

@@ -6,7 +6,8 @@
 import { createActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyTransitionDefinition, type SnapshotFrom } from 'xstate';
 import { getShortestPaths, getStateNodes } from 'xstate/graph';
 import { encodeTime } from 'ulid';
-import type { ChartEvent } from '../../machines/facts.js';
+import { expect } from 'vitest';
+import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
 import type { Effect } from '../../machines/effects.js';
 import { fold, type Folded } from '../support/charts.js';
 
@@ -110,3 +111,18 @@ export function armedTimers(steps: readonly { event: ChartEvent; accepted: boole
   return armed;
 }
 
+
+/** A generated fact with a deterministic id. */
+export function fact<T extends FactType>(type: T, data: FactData<T>, at: number, salt: number): ChartEvent {
+  return { ...(data as object), type, at, eventId: idAt(at, salt) } as ChartEvent;
+}
+
+/** The paths, together, reach every state and take every transition of the chart. */
+export function expectFullCoverage(machine: AnyStateMachine, paths: readonly ModelPath<AnyStateMachine>[]): void {
+  const states = new Set(paths.flatMap((p) => activeIds(p.live as never)));
+  const missingStates = allStateIds(machine).filter((id) => !states.has(id));
+  expect(missingStates, `unreached states: ${missingStates.join(', ')}`).toEqual([]);
+  const fired = new Set(paths.flatMap((p) => [...p.fired]));
+  const missing = allTransitions(machine).filter((t) => !fired.has(t.def)).map((t) => t.label);
+  expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
+}

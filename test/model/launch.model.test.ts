@@ -8,16 +8,14 @@ import { describe, expect, it } from 'vitest';
 import type { SnapshotFrom } from 'xstate';
 import { launchMachine, type LaunchMachine } from '../../machines/launch/launch.machine.js';
 import { launchStatusOf } from '../../machines/launch/launch.view.js';
-import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
+import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { activeIds, allStateIds, allTransitions, armedTimers, explore, idAt, type ModelPath } from './harness.js';
+import { armedTimers, expectFullCoverage, explore, fact, type ModelPath } from './harness.js';
 
 const L = '01JZ0000000000000000000003';
 const M = 'aaaaaaaaaaaaaa';
 
-function e<T extends FactType>(type: T, data: FactData<T>, at: number, salt: number): ChartEvent {
-  return { ...(data as object), type, at, eventId: idAt(at, salt) } as ChartEvent;
-}
+const e = fact;
 
 function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
   const c = s.context;
@@ -59,12 +57,7 @@ function facts(p: ModelPath<LaunchMachine>) {
 
 describe('launch chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
-    const states = new Set(paths.flatMap((p) => activeIds(p.live as never)));
-    const missingStates = allStateIds(launchMachine).filter((id) => !states.has(id));
-    expect(missingStates, `unreached states: ${missingStates.join(', ')}`).toEqual([]);
-    const fired = new Set(paths.flatMap((p) => [...p.fired]));
-    const missing = allTransitions(launchMachine).filter((t) => !fired.has(t.def)).map((t) => t.label);
-    expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
+    expectFullCoverage(launchMachine, paths as never);
     expect(paths.length).toBeGreaterThan(20);
   });
 

@@ -7,16 +7,14 @@ import { describe, expect, it } from 'vitest';
 import type { SnapshotFrom } from 'xstate';
 import { vmMachine, type VmMachine } from '../../machines/vm/vm.machine.js';
 import { vmPublic } from '../../machines/vm/vm.view.js';
-import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
+import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { activeIds, allStateIds, allTransitions, armedTimers, explore, idAt } from './harness.js';
+import { armedTimers, expectFullCoverage, explore, fact } from './harness.js';
 
 const L = '01JZ0000000000000000000004';
 const M = 'bbbbbbbbbbbbbb';
 
-function e<T extends FactType>(type: T, data: FactData<T>, at: number, salt: number): ChartEvent {
-  return { ...(data as object), type, at, eventId: idAt(at, salt) } as ChartEvent;
-}
+const e = fact;
 
 function eventsFor(s: SnapshotFrom<VmMachine>): ChartEvent[] {
   const c = s.context;
@@ -51,12 +49,7 @@ const paths = explore(vmMachine, { events: eventsFor, abstract });
 
 describe('vm chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
-    const states = new Set(paths.flatMap((p) => activeIds(p.live as never)));
-    const missingStates = allStateIds(vmMachine).filter((id) => !states.has(id));
-    expect(missingStates, `unreached states: ${missingStates.join(', ')}`).toEqual([]);
-    const fired = new Set(paths.flatMap((p) => [...p.fired]));
-    const missing = allTransitions(vmMachine).filter((t) => !fired.has(t.def)).map((t) => t.label);
-    expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
+    expectFullCoverage(vmMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {

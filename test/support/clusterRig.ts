@@ -8,9 +8,9 @@ import { openNatsAdapters } from '../../src/adapters/nats/natsAdapters.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
-import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
-import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
+import type { WhereConfig } from '../../src/where/config.js';
+import { testConfig } from './whereRig.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
 import { NatsServer } from './natsServer.js';
 
@@ -40,25 +40,14 @@ export async function clusterRig(regionNames: string[], env: Record<string, stri
   const regions: Region[] = [];
 
   async function start(name: string): Promise<Region> {
-    const cfg = toConfig(
-      parseEnv(whereEnv, {
-        WM_LOCAL: '1',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        PRIVATE_HOST: '127.0.0.1',
-        PRIVATE_PORT: '0',
-        WM_INSTANCE_ID: `where-${name}`,
-        FLY_REGION: name,
-        NATS_URL: nats.url,
-        WM_CALLBACK_SECRET: SECRET,
-        DEBUG_TOKEN: 'debug-token-for-tests',
-        WM_PUBLIC_URL: 'http://localhost:8080',
-        WM_VM_PUBLIC_URL: 'http://useless-machine.localhost:8080',
-        WM_RECONCILE_MIN_GAP_MS: '0',
-        WM_AUTOSPAWN: 'off',
-        ...env,
-      }),
-    );
+    const cfg = testConfig({
+      WM_INSTANCE_ID: `where-${name}`,
+      FLY_REGION: name,
+      NATS_URL: nats.url,
+      WM_CALLBACK_SECRET: SECRET,
+      WM_AUTOSPAWN: 'off',
+      ...env,
+    });
     const log = silentLogger();
     const adapters = await openNatsAdapters({ url: nats.url, name: cfg.instance, logger: log });
     const system = await createWhere(

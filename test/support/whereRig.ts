@@ -27,8 +27,9 @@ export interface WhereRig {
   stop(): Promise<void>;
 }
 
-export async function whereRig(env: Record<string, string> = {}, opts: { fly?: FakeFlyMachines; store?: EventStore } = {}): Promise<WhereRig> {
-  const cfg = toConfig(
+/** The configuration of a landing app under test: local mode, free ports, fixed secrets. */
+export function testConfig(env: Record<string, string> = {}): WhereConfig {
+  return toConfig(
     parseEnv(whereEnv, {
       WM_LOCAL: '1',
       HOST: '127.0.0.1',
@@ -45,6 +46,10 @@ export async function whereRig(env: Record<string, string> = {}, opts: { fly?: F
       ...env,
     }),
   );
+}
+
+export async function whereRig(env: Record<string, string> = {}, opts: { fly?: FakeFlyMachines; store?: EventStore } = {}): Promise<WhereRig> {
+  const cfg = testConfig(env);
   const fly = opts.fly ?? new FakeFlyMachines();
   const store = opts.store ?? new MemoryEventStore();
   const ledger = new MemoryCapacityLedger();

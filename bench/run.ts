@@ -3,6 +3,7 @@
  * where every figure sits beside a floor measured in the same run, as a ratio, with its target and
  * PASS/MISS; results also go to bench/results/latest.json. Sections: runtime vm e2e sse nats.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,20 @@ import { sseSection } from './sections/sse.js';
 import { vmSection } from './sections/vm.js';
 
 const SECTIONS: readonly SectionDef[] = [runtimeSection, vmSection, e2eSection, sseSection, natsSection];
+
+/** The commit measured, and product files that differed from it (others edit the same tree). */
+function revision(): { commit: string; dirty: string[] } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'machines', 'package.json'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3));
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: [] };
+  }
+}
 
 function usage(): never {
   process.stderr.write(
@@ -41,9 +56,10 @@ async function main(): Promise<void> {
   }
 
   const started = new Date();
+  const rev = revision();
   const host = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: process.platform };
   process.stdout.write(
-    `WhereMachines benchmarks — ${started.toISOString()} — node ${process.version}, ${host.cpus} CPU (${host.cpuModel ?? '?'}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ' — QUICK (figures not meaningful)' : ''}\n`,
+    `WhereMachines benchmarks — ${started.toISOString()} — commit ${rev.commit}${rev.dirty.length ? ` + ${rev.dirty.length} uncommitted product file(s)` : ''} — node ${process.version}, ${host.cpus} CPU (${host.cpuModel ?? '?'}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ' — QUICK (figures not meaningful)' : ''}\n`,
   );
   let sectionStart = performance.now();
   const ctx: SectionContext = {
@@ -95,6 +111,7 @@ async function main(): Promise<void> {
         finishedAt: new Date().toISOString(),
         command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
         quick,
+        revision: rev,
         host,
         sections: results,
         pass: summary.filter((s) => s.status === 'PASS').length,

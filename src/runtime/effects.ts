@@ -130,6 +130,17 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
             { launchId: p.launchId, region: p.region, attempt, status: e?.status, flyRequestId: e?.requestId, err: errorMessage(err) },
             'create failed',
           );
+          if (err instanceof FlyApiError && err.status === 409) {
+            // The name is taken: this launch's machine exists already (made by a concurrent or an
+            // earlier create). Adopt it.
+            try {
+              const found = await findMachines(p.launchId);
+              if (found[0]) return [created(found[0], p)];
+            } catch (lookErr) {
+              log.warn({ err: errorMessage(lookErr), launchId: p.launchId }, 'lookup after a name conflict failed');
+            }
+            return [failure(p.launchId, err, true)];
+          }
           if (!(err instanceof FlyApiError) || !outcomeUnknown(err)) return [failure(p.launchId, err)];
           // The create may have happened. Look before trying again: never a blind retry.
           try {
@@ -206,7 +217,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
   };
 }
 
-function failure(launchId: string, err: unknown): Fact<'fly.createFailed'> {
+function failure(launchId: string, err: unknown, mayExist?: boolean): Fact<'fly.createFailed'> {
   const e = err instanceof FlyApiError ? err : undefined;
   return {
     type: 'fly.createFailed',
@@ -215,7 +226,7 @@ function failure(launchId: string, err: unknown): Fact<'fly.createFailed'> {
       status: e?.status ?? 0,
       message: clip(e?.flyMessage ?? errorMessage(err)),
       // Whether a machine may exist anyway (the chart then sweeps for it).
-      retryable: e ? outcomeUnknown(e) : true,
+      retryable: mayExist ?? (e ? outcomeUnknown(e) : true),
     },
   };
 }

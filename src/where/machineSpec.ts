@@ -17,6 +17,9 @@ export function machineSpec(
   p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string },
 ): CreateMachineInput {
   return {
+    // Names are unique per app: a second create for this launch (a re-drive racing the first,
+    // or two instances both driving it) gets a 409 from Fly instead of making a second machine.
+    name: machineName(p.launchId),
     region: p.region,
     image: cfg.vm.image,
     cmd: cfg.vm.cmd,
@@ -38,6 +41,10 @@ export function machineSpec(
     restart: { policy: 'on-failure', maxRetries: 2 },
     stop: { signal: 'SIGTERM', timeoutS: 10 },
   };
+}
+
+export function machineName(launchId: string): string {
+  return `wm-${launchId.toLowerCase()}`;
 }
 
 export function vmUrl(cfg: Pick<WhereConfig, 'vm'>, machineId: string): string {

@@ -4,7 +4,7 @@
  * capture, and no child left behind when the emulator closes or its host process dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
@@ -165,6 +165,8 @@ describe('flylocal host death', () => {
   let dir: string;
   let hostScript: string;
   beforeAll(async () => {
+    // A fresh clone has no node_modules/.cache until something makes it.
+    mkdirSync(join('node_modules', '.cache'), { recursive: true });
     dir = mkdtempSync(join('node_modules', '.cache', 'flylocal-host-'));
     hostScript = join(dir, 'host.mjs');
     await build({

@@ -88,3 +88,42 @@ describe.skipIf(!haveChromium)('the journey, in Chromium, through the local plat
     await page.close();
   });
 });
+
+describe.skipIf(!haveChromium)('the dashboard, in Chromium, through the local platform', () => {
+  let stack: Stack;
+  let browser: Browser;
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    stack = await startStack({ WM_AUTOSPAWN: 'on' });
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('launches a machine per region from its tile without leaving the page, and switches the autospawner', { timeout: 90_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${stack.url}/dash`);
+    for (const region of ['syd', 'gru']) {
+      await page.locator(`li[data-tile="${region}"] button.tile-button`).click();
+    }
+    // (The autospawner, on and with this page as a visitor, may add one of its own in ams.)
+    const regions = async () => (await page.locator('#machine-rows tr[data-machine] td:nth-child(2) code').allTextContents()).filter((r) => r !== 'ams').sort();
+    await expect.poll(regions, { timeout: 30_000 }).toEqual(['gru', 'syd']);
+    expect(new URL(page.url()).pathname).toBe('/dash');
+    await expect.poll(() => page.locator('li[data-tile="syd"] .tile-count').getAttribute('data-count')).toBe('1');
+    await page.screenshot({ path: `${shots}/dash-two-regions.png`, fullPage: true });
+
+    // The autospawner switch: off, then on again, through its form.
+    const state = () => page.locator('#auto-state').getAttribute('data-state');
+    expect(await state()).not.toBe('off');
+    await page.locator('form[action="/dash/autospawner"] button').click();
+    await page.waitForURL(/\/dash$/);
+    await expect.poll(state).toBe('off');
+    await page.locator('form[action="/dash/autospawner"] button').click();
+    await page.waitForURL(/\/dash$/);
+    await expect.poll(state).not.toBe('off');
+    await page.close();
+  });
+});

@@ -24,7 +24,7 @@ import type { Cluster } from './services/cluster.js';
 import type { Reconciler } from './services/reconciler.js';
 import { SlidingWindowLimiter, Cooldown, clientIp } from './services/rateLimit.js';
 import { renderLandingPage } from './views/landing.js';
-import { renderDashboard } from './views/dashboard.js';
+import { renderAutospawner, renderDashboard } from './views/dashboard.js';
 import { renderLaunchProgressPage } from './views/launchProgress.js';
 import { PAGE_CSS } from './views/styles.js';
 import { debugRoutes } from './debug.js';
@@ -277,7 +277,16 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
         }),
       ),
     );
-    dash.get('/dash/autospawner', async () => s.autospawn.view());
+    dash.get('/dash/autospawner', async (req, reply) => {
+      // The dashboard refreshes its autospawner panel from this (HTML); scripts get JSON.
+      if (wantsHtml(req)) {
+        return reply
+          .header('content-type', 'text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(renderAutospawner(s.autospawn.view(), '/dash/autospawner', s.clock.now()).toString());
+      }
+      return s.autospawn.view();
+    });
     dash.post('/dash/launches', async (req, reply) => {
       sameOrigin(req);
       const view = await startLaunch(req, 'dash');

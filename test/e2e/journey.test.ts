@@ -115,9 +115,11 @@ describe.skipIf(!haveChromium)('the dashboard, in Chromium, through the local pl
     await expect.poll(() => page.locator('li[data-tile="syd"] .tile-count').getAttribute('data-count')).toBe('1');
     await page.screenshot({ path: `${shots}/dash-two-regions.png`, fullPage: true });
 
-    // The autospawner switch: off, then on again, through its form.
+    // This page is a visitor: the autospawner panel, refreshed from the server, shows it active.
     const state = () => page.locator('#auto-state').getAttribute('data-state');
-    expect(await state()).not.toBe('off');
+    await expect.poll(state, { timeout: 20_000 }).toBe('active');
+    // The switch: off, then on again, through its form.
+
     await page.locator('form[action="/dash/autospawner"] button').click();
     await page.waitForURL(/\/dash$/);
     await expect.poll(state).toBe('off');

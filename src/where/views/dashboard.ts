@@ -85,7 +85,7 @@ export function renderMachineRows(
   return markup`${sorted.map((m) => renderMachineRow(m, machineUrl, nowMs))}`;
 }
 
-function renderAutospawner(a: AutospawnerView, action: string, nowMs: number): SafeHtml {
+export function renderAutospawner(a: AutospawnerView, action: string, nowMs: number): SafeHtml {
   const next = parseTime(a.nextSpawnAt);
   const last = parseTime(a.lastSpawnAt);
   const on = a.state !== 'off';
@@ -96,7 +96,7 @@ function renderAutospawner(a: AutospawnerView, action: string, nowMs: number): S
     next !== undefined && a.state === 'active'
       ? markup`<time id="next-spawn" datetime="${a.nextSpawnAt ?? ''}">${formatCountdown(next - nowMs)}</time>`
       : '—';
-  return markup`<section class="card panel" aria-labelledby="auto-h">
+  return markup`<section class="card panel" id="autospawner" aria-labelledby="auto-h">
 <h2 id="auto-h">Autospawner</h2>
 <p><span class="badge" id="auto-state" data-state="${a.state}">${a.state}</span> ${STATE_WORDS[a.state]}</p>
 <dl class="kv">

@@ -83,6 +83,20 @@ setInterval(() => {
   if (next && at !== undefined) next.textContent = formatCountdown(at - now);
 }, 1_000);
 
+// The autospawner panel follows the server (state, visitors, next spawn) every few seconds. The
+// server renders it, escaped, exactly as on first load.
+setInterval(() => {
+  fetch('/dash/autospawner', { headers: { accept: 'text/html' }, credentials: 'same-origin' })
+    .then((r) => (r.ok ? r.text() : undefined))
+    .then((html) => {
+      const panel = byId('autospawner');
+      if (!html || !panel) return;
+      const next = new DOMParser().parseFromString(html, 'text/html').getElementById('autospawner');
+      if (next) panel.replaceWith(next);
+    })
+    .catch(() => undefined);
+}, 5_000);
+
 // One chart per region tile; their machines pulse on the map while alive.
 const own = new Map<string, string>();
 const announcer = byId('dash-announcer');

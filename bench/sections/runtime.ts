@@ -17,6 +17,8 @@ import { bareLaunch, bareListeningVm } from '../lib/bare.js';
 import { defer } from '../lib/cleanup.js';
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
+import { systemClock } from '../../src/adapters/system/systemClock.js';
+import { Fleet } from '../../src/where/services/fleet.js';
 import { DiscardingEventStore, EVENTS_PER_LAUNCH, NullLedger, REGION, makeRuntimeRig, runLaunch, type RuntimeRig } from '../lib/runtimeRig.js';
 import { fmtBytes, fmtMs, fmtRate, p50, p99, settleHeap, summarize } from '../lib/stats.js';
 
@@ -113,8 +115,27 @@ export const runtimeSection: SectionDef = {
     await pool(N_THROUGHPUT, CONCURRENCY, () => runLaunch(tpRig));
     await tpRig.runtime.settled();
     const tpMs = performance.now() - t0;
+
+    // The landing app's Fleet projection on the same runtime: its cost per change, with the
+    // finished actors the runtime keeps in memory (10 min) after those launches.
+    const changeCost = async (prefix: string): Promise<number> => {
+      const xs: number[] = [];
+      for (let i = 0; i < (q ? 50 : 300); i++) {
+        const machineId = `${prefix}${i.toString(16).padStart(12, '0')}`;
+        const t = performance.now();
+        await tpRig.runtime.dispatch({ type: 'fly.machineObserved', data: { machineId, state: 'started', region: REGION, createdAt: Date.now() } });
+        xs.push(performance.now() - t);
+      }
+      return p50(xs);
+    };
+    const retained = tpRig.runtime.actors().length;
+    const withoutFleet = await changeCost('fa');
+    const fleet = new Fleet(tpRig.runtime, systemClock, () => 1000);
+    const withFleet = await changeCost('fb');
+    fleet.close();
     await tpRig.close();
-    const events = await countEvents(sourceStore);
+    // The lifecycle events only (the probe above appended a few more after them).
+    const events = (await countEvents(sourceStore)).slice(0, N_THROUGHPUT * EVENTS_PER_LAUNCH);
     ctx.shared.lifecycleEvents = events;
     if (events.length !== N_THROUGHPUT * EVENTS_PER_LAUNCH || seqEvents !== N_SEQ * EVENTS_PER_LAUNCH) {
       throw new Error(`expected ${EVENTS_PER_LAUNCH} events per launch; got ${events.length / N_THROUGHPUT} and ${seqEvents / N_SEQ}`);
@@ -156,6 +177,13 @@ export const runtimeSection: SectionDef = {
         checks: [atMost(seqP99, 5, '≤ 5 ms'), atMost(seqP99 / bareP99, 3, '≤ 3× floor')],
       }),
       row({ metric: '  of which the Fly fake\'s own CPU (mean)', value: fakePerLaunch, unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: `one vm change, ${retained} actors in memory, with the Fleet projection (floor: without), p50`,
+        value: withFleet,
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: withoutFleet,
+      }),
     );
     data.lifecycle = {
       launchesSequential: N_SEQ,
@@ -167,10 +195,12 @@ export const runtimeSection: SectionDef = {
       perLaunchMs: summarize(perLaunch),
       bareLaunchMs: summarize(perBare),
       fakeCpuPerLaunchMs: fakePerLaunch,
+      fleetProbe: { actorsInMemory: retained, withoutFleetMs: withoutFleet, withFleetMs: withFleet },
     };
     notes.push(
       `(a) one launch = ${EVENTS_PER_LAUNCH} appended events: launch.requested, capacity.reserved, fly.machineCreated ×2, fly.machineObserved(started) ×2, vm.listening ×2, vm.stopping, fly.machineObserved(destroyed) ×2; the fake (immediate mode) answers at once, the VM's callbacks are dispatched as the private API would.`,
       '(a) floor = createActor(launch)+createActor(vm) and send() of the same 11 events, no persistence; ratio for rates = floor rate ÷ runtime rate (how many times slower).',
+      '(a) the Fleet probe: after the throughput run, 300 changes (a new machine observed started) through the same runtime, without and then with the landing app\'s Fleet projection subscribed (src/where/services/fleet.ts), finished actors still in memory as they are for 10 min.',
     );
 
     // ---- (b) heap per idle vm actor ---------------------------------------------------------------
@@ -258,8 +288,13 @@ export const runtimeSection: SectionDef = {
         await store.close();
         return { open: opened - t, boot: done - opened, total: done - t, actors: report.actors };
       };
+      const memoryStore = new MemoryEventStore();
+      for (const e of events) {
+        const { version, position: _p, ...envelope } = e;
+        await memoryStore.append(e.stream, [envelope], { expectedVersion: version - 1 });
+      }
       const memoryBoot = async (): Promise<number> => {
-        const rig = makeRuntimeRig(sourceStore);
+        const rig = makeRuntimeRig(memoryStore);
         const t = performance.now();
         const report = await rig.runtime.boot();
         const ms = performance.now() - t;

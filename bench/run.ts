@@ -7,7 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { installCleanupHooks, liveChildren, runAllCleanups, wasInterrupted } from './lib/cleanup.js';
+import {
+  installCleanupHooks,
+  liveChildren,
+  runAllCleanups,
+  wasInterrupted,
+} from './lib/cleanup.js';
 import type { SectionContext, SectionDef } from './lib/context.js';
 import { renderSection, type SectionResult } from './lib/report.js';
 import { hasGc } from './lib/stats.js';
@@ -17,13 +22,25 @@ import { runtimeSection } from './sections/runtime.js';
 import { sseSection } from './sections/sse.js';
 import { vmSection } from './sections/vm.js';
 
-const SECTIONS: readonly SectionDef[] = [runtimeSection, vmSection, e2eSection, sseSection, natsSection];
+const SECTIONS: readonly SectionDef[] = [
+  runtimeSection,
+  vmSection,
+  e2eSection,
+  sseSection,
+  natsSection,
+];
 
 /** The commit measured, and product files that differed from it (others edit the same tree). */
 function revision(): { commit: string; dirty: string[] } {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'machines', 'package.json'], { encoding: 'utf8' })
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+    }).trim();
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src', 'machines', 'package.json'],
+      { encoding: 'utf8' },
+    )
       .split('\n')
       .filter(Boolean)
       .map((l) => l.slice(3));
@@ -57,17 +74,29 @@ async function main(): Promise<void> {
 
   const started = new Date();
   const rev = revision();
-  const host = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: process.platform };
+  const host = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    platform: process.platform,
+  };
   process.stdout.write(
-    `WhereMachines benchmarks — ${started.toISOString()} — commit ${rev.commit}${rev.dirty.length ? ` + ${rev.dirty.length} uncommitted product file(s)` : ''} — node ${process.version}, ${host.cpus} CPU (${host.cpuModel ?? '?'}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ' — QUICK (figures not meaningful)' : ''}\n`,
+    `WhereMachines benchmarks — ${started.toISOString()} — commit ${rev.commit}${rev.dirty.length ? ` + ${rev.dirty.length} uncommitted product file(s)` : ''} — node ${process.version}, ${host.cpus} CPU (${host.cpuModel ?? '?'}), load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}${quick ? ' — QUICK (figures not meaningful)' : ''}\n`,
   );
   let sectionStart = performance.now();
   const ctx: SectionContext = {
     quick,
     shared: {},
-    progress: (line) => process.stderr.write(`  … [+${((performance.now() - sectionStart) / 1000).toFixed(1)} s] ${line}\n`),
+    progress: (line) =>
+      process.stderr.write(
+        `  … [+${((performance.now() - sectionStart) / 1000).toFixed(1)} s] ${line}\n`,
+      ),
   };
-  const results: (SectionResult & { loadBefore: number[]; loadAfter: number[]; error?: string })[] = [];
+  const results: (SectionResult & { loadBefore: number[]; loadAfter: number[]; error?: string })[] =
+    [];
   for (const s of chosen) {
     if (wasInterrupted()) break;
     const t = performance.now();
@@ -76,7 +105,14 @@ async function main(): Promise<void> {
     let result: SectionResult & { loadBefore: number[]; loadAfter: number[]; error?: string };
     try {
       const out = await s.run(ctx);
-      result = { name: s.name, title: s.title, ...out, seconds: (performance.now() - t) / 1000, loadBefore, loadAfter: loadavg() };
+      result = {
+        name: s.name,
+        title: s.title,
+        ...out,
+        seconds: (performance.now() - t) / 1000,
+        loadBefore,
+        loadAfter: loadavg(),
+      };
     } catch (err) {
       const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
       result = {
@@ -96,13 +132,17 @@ async function main(): Promise<void> {
     await runAllCleanups();
     results.push(result);
     process.stdout.write(renderSection(result) + '\n');
-    process.stdout.write(`  · load average before/after: ${loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${result.loadAfter.map((l) => l.toFixed(2)).join(' ')}\n`);
+    process.stdout.write(
+      `  · load average before/after: ${loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${result.loadAfter.map((l) => l.toFixed(2)).join(' ')}\n`,
+    );
   }
 
   const dir = join(process.cwd(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'latest.json');
-  const summary = results.flatMap((r) => r.rows.map((row) => ({ section: r.name, metric: row.metric, status: row.status })));
+  const summary = results.flatMap((r) =>
+    r.rows.map((row) => ({ section: r.name, metric: row.metric, status: row.status })),
+  );
   writeFileSync(
     file,
     JSON.stringify(
@@ -126,13 +166,18 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\n${summary.filter((s) => s.status === 'PASS').length} PASS, ${misses} MISS${failed ? `, ${failed} section(s) FAILED` : ''} — results in ${file}\n`,
   );
-  if (liveChildren() > 0) process.stderr.write(`bench: ${liveChildren()} child process(es) still alive at the end; killing them\n`);
+  if (liveChildren() > 0)
+    process.stderr.write(
+      `bench: ${liveChildren()} child process(es) still alive at the end; killing them\n`,
+    );
   // A MISS is a finding, not a failure of the suite; a section that crashed is.
   process.exit(failed ? 1 : 0);
 }
 
 main().catch(async (err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   await runAllCleanups();
   process.exit(1);
 });

@@ -13,11 +13,22 @@ export interface IpcChild<In, Out extends { type: string }> {
   stop(farewell?: In): Promise<void>;
 }
 
-export function forkTs<In, Out extends { type: string }>(script: string, args: string[], label: string): IpcChild<In, Out> {
+export function forkTs<In, Out extends { type: string }>(
+  script: string,
+  args: string[],
+  label: string,
+): IpcChild<In, Out> {
   const proc = trackChild(
     fork(join(process.cwd(), script), args, {
       // BENCH_CPU_PROF=<dir> profiles the children too (for finding what dominates a figure).
-      execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
+      execArgv: [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_CPU_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );
@@ -60,7 +71,10 @@ export function forkTs<In, Out extends { type: string }>(script: string, args: s
           cleanup();
           reject(err);
         };
-        const timer = setTimeout(() => fail(new Error(`${label}: no answer within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => fail(new Error(`${label}: no answer within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         const cleanup = () => {
           clearTimeout(timer);
           waiters.delete(w);

@@ -49,11 +49,16 @@ export async function runAllCleanups(timeoutMs = 15_000): Promise<void> {
       await Promise.race([
         Promise.resolve().then(c.fn),
         new Promise<void>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`cleanup "${c.name}" took over ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`cleanup "${c.name}" took over ${timeoutMs} ms`)),
+            timeoutMs,
+          );
         }),
       ]);
     } catch (err) {
-      process.stderr.write(`bench: cleanup "${c.name}" failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(
+        `bench: cleanup "${c.name}" failed: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -81,7 +86,9 @@ export function installCleanupHooks(): void {
       process.exit(130);
     }
     interrupted = true;
-    process.stderr.write(`\nbench: ${signal}: stopping every server, socket and child process...\n`);
+    process.stderr.write(
+      `\nbench: ${signal}: stopping every server, socket and child process...\n`,
+    );
     void runAllCleanups(8_000).finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);

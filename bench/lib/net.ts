@@ -16,7 +16,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** GET a URL on a fresh connection; resolves with the status (0 when nothing answered). */
-export function httpStatus(url: string, timeoutMs = 500, agent: Agent | false = false): Promise<number> {
+export function httpStatus(
+  url: string,
+  timeoutMs = 500,
+  agent: Agent | false = false,
+): Promise<number> {
   return new Promise((resolve) => {
     const req = request(url, { agent, timeout: timeoutMs }, (res) => {
       res.resume();
@@ -30,12 +34,18 @@ export function httpStatus(url: string, timeoutMs = 500, agent: Agent | false = 
 }
 
 /** Poll `url` every `everyMs` until it answers 200; resolves with performance.now() at that answer. */
-export async function pollUntilOk(url: string, deadlineMs: number, everyMs = 2, alive: () => boolean = () => true): Promise<number> {
+export async function pollUntilOk(
+  url: string,
+  deadlineMs: number,
+  everyMs = 2,
+  alive: () => boolean = () => true,
+): Promise<number> {
   const until = performance.now() + deadlineMs;
   for (;;) {
     if ((await httpStatus(url, 250)) === 200) return performance.now();
     if (!alive()) throw new Error(`${url}: the process exited before it answered`);
-    if (performance.now() > until) throw new Error(`${url} did not answer 200 within ${deadlineMs} ms`);
+    if (performance.now() > until)
+      throw new Error(`${url} did not answer 200 within ${deadlineMs} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -50,7 +50,8 @@ export function row(s: RowSpec): Row {
   const ratio = s.ratio ?? (s.floor !== undefined && s.floor !== 0 ? s.value / s.floor : undefined);
   const checks = s.checks ?? [];
   const status: Status = checks.length === 0 ? 'INFO' : checks.every((c) => c.ok) ? 'PASS' : 'MISS';
-  const target = checks.length === 0 ? '—' : checks.map((c) => `${c.label} ${c.ok ? '✓' : '✗'}`).join('; ');
+  const target =
+    checks.length === 0 ? '—' : checks.map((c) => `${c.label} ${c.ok ? '✓' : '✗'}`).join('; ');
   return {
     metric: s.metric,
     value: s.fmt(s.value),
@@ -58,21 +59,36 @@ export function row(s: RowSpec): Row {
     ratio: ratio === undefined ? '—' : fmtRatio(ratio),
     target,
     status,
-    raw: { value: s.value, ...(s.floor !== undefined ? { floor: s.floor } : {}), ...(ratio !== undefined ? { ratio } : {}), unit: s.unit },
+    raw: {
+      value: s.value,
+      ...(s.floor !== undefined ? { floor: s.floor } : {}),
+      ...(ratio !== undefined ? { ratio } : {}),
+      unit: s.unit,
+    },
   };
 }
 
 /** `value ≤ limit`, labelled. */
-export const atMost = (value: number, limit: number, label: string): Check => ({ label, ok: Number.isFinite(value) && value <= limit });
+export const atMost = (value: number, limit: number, label: string): Check => ({
+  label,
+  ok: Number.isFinite(value) && value <= limit,
+});
 /** `value ≥ limit`, labelled. */
-export const atLeast = (value: number, limit: number, label: string): Check => ({ label, ok: Number.isFinite(value) && value >= limit });
+export const atLeast = (value: number, limit: number, label: string): Check => ({
+  label,
+  ok: Number.isFinite(value) && value >= limit,
+});
 
 export function renderTable(rows: readonly Row[]): string {
   const head = ['metric', 'value', 'floor', 'ratio', 'target', 'result'];
   const body = rows.map((r) => [r.metric, r.value, r.floor, r.ratio, r.target, r.status]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+  return [
+    line(head),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...body.map(line),
+  ].join('\n');
 }
 
 export function renderSection(s: SectionResult): string {

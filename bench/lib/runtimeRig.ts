@@ -11,7 +11,11 @@ import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import type { EventEnvelope, StoredEvent } from '../../src/events/envelope.js';
 import type { CapacityLedger } from '../../src/ports/capacity.js';
 import type { AppendResult, EventStore } from '../../src/ports/eventStore.js';
-import { ActorRuntime, type ActorChange, type ActorRecord } from '../../src/runtime/actorRuntime.js';
+import {
+  ActorRuntime,
+  type ActorChange,
+  type ActorRecord,
+} from '../../src/runtime/actorRuntime.js';
 import { createEffectRunner } from '../../src/runtime/effects.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { machineSpec } from '../../src/where/machineSpec.js';
@@ -22,8 +26,16 @@ export const READY_TIMEOUT_MS = 60_000;
 export const TTL_MS = 600_000;
 
 const SPEC_CFG = {
-  vm: { image: 'wheremachines:bench', cmd: ['node', 'dist/useless.mjs'], publicUrl: 'http://useless-machine.localhost:8080' },
-  callback: { baseUrl: 'http://127.0.0.1:4001', fallbackUrl: 'http://127.0.0.1:4001', secret: 's'.repeat(40) },
+  vm: {
+    image: 'wheremachines:bench',
+    cmd: ['node', 'dist/useless.mjs'],
+    publicUrl: 'http://useless-machine.localhost:8080',
+  },
+  callback: {
+    baseUrl: 'http://127.0.0.1:4001',
+    fallbackUrl: 'http://127.0.0.1:4001',
+    secret: 's'.repeat(40),
+  },
   publicUrl: 'http://localhost:8080',
 };
 
@@ -49,7 +61,11 @@ export class DiscardingEventStore implements EventStore {
   async read(): Promise<StoredEvent[]> {
     return [];
   }
-  async append(_stream: string, events: readonly EventEnvelope[], opts: { expectedVersion: number }): Promise<AppendResult> {
+  async append(
+    _stream: string,
+    events: readonly EventEnvelope[],
+    opts: { expectedVersion: number },
+  ): Promise<AppendResult> {
     this.position += events.length;
     return { version: opts.expectedVersion + events.length, position: this.position };
   }
@@ -66,11 +82,18 @@ export interface RuntimeRig {
   store: EventStore;
   ids: UlidIds;
   /** Resolves when `pred` holds for the actor of `stream` (checked on every change of it). */
-  until(stream: string, pred: (r: ActorRecord) => boolean, timeoutMs?: number): Promise<ActorRecord>;
+  until(
+    stream: string,
+    pred: (r: ActorRecord) => boolean,
+    timeoutMs?: number,
+  ): Promise<ActorRecord>;
   close(): Promise<void>;
 }
 
-export function makeRuntimeRig(store: EventStore, opts: { ledger?: CapacityLedger; fly?: FakeFlyMachines; instance?: string } = {}): RuntimeRig {
+export function makeRuntimeRig(
+  store: EventStore,
+  opts: { ledger?: CapacityLedger; fly?: FakeFlyMachines; instance?: string } = {},
+): RuntimeRig {
   const fly = opts.fly ?? new FakeFlyMachines({ mode: 'immediate', region: REGION });
   const clock = systemClock;
   const timers = new SystemTimers(clock);
@@ -85,13 +108,31 @@ export function makeRuntimeRig(store: EventStore, opts: { ledger?: CapacityLedge
     machineSpec: (p) => machineSpec(SPEC_CFG, p),
     spawnFact: (p) => ({
       type: 'launch.requested',
-      data: { launchId: p.launchId, region: p.region, source: 'auto', owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
+      data: {
+        launchId: p.launchId,
+        region: p.region,
+        source: 'auto',
+        owner: INSTANCE,
+        readyTimeoutMs: READY_TIMEOUT_MS,
+        ttlMs: TTL_MS,
+      },
     }),
   });
-  const runtime = new ActorRuntime({ store, clock, timers, ids, log, instance: opts.instance ?? INSTANCE, runEffect });
+  const runtime = new ActorRuntime({
+    store,
+    clock,
+    timers,
+    ids,
+    log,
+    instance: opts.instance ?? INSTANCE,
+    runEffect,
+  });
 
   // One listener for every waiter (a map by stream), so waiting costs the same at any concurrency.
-  const waiters = new Map<string, Set<{ pred: (r: ActorRecord) => boolean; resolve: (r: ActorRecord) => void }>>();
+  const waiters = new Map<
+    string,
+    Set<{ pred: (r: ActorRecord) => boolean; resolve: (r: ActorRecord) => void }>
+  >();
   const stop = runtime.onChange((c: ActorChange) => {
     const set = waiters.get(c.record.stream);
     if (!set) return;
@@ -115,7 +156,11 @@ export function makeRuntimeRig(store: EventStore, opts: { ledger?: CapacityLedge
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.get(stream)?.delete(w);
-          reject(new Error(`${stream}: condition not reached within ${timeoutMs} ms (state ${JSON.stringify(runtime.actor(stream)?.snapshot.value)})`));
+          reject(
+            new Error(
+              `${stream}: condition not reached within ${timeoutMs} ms (state ${JSON.stringify(runtime.actor(stream)?.snapshot.value)})`,
+            ),
+          );
         }, timeoutMs);
         const w = {
           pred,
@@ -149,14 +194,27 @@ export async function runLaunch(rig: RuntimeRig): Promise<string> {
   const stream = `launch.${launchId}`;
   await runtime.dispatch({
     type: 'launch.requested',
-    data: { launchId, region: REGION, source: 'button', owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
+    data: {
+      launchId,
+      region: REGION,
+      source: 'button',
+      owner: INSTANCE,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      ttlMs: TTL_MS,
+    },
   });
   // capacity.reserved → createMachine → fly.machineCreated → awaitMachine(started) → observed.
   const started = await rig.until(stream, (r) => r.snapshot.matches({ waitingReady: 'started' }));
   const machineId = (started.snapshot.context as { machineId: string }).machineId;
   // The VM's signed callbacks, as the private API hands them over after checking them.
-  await runtime.dispatch({ type: 'vm.listening', data: { machineId, launchId, region: REGION, ttlMs: TTL_MS } });
-  await runtime.dispatch({ type: 'vm.stopping', data: { machineId, launchId, reason: 'finished' } });
+  await runtime.dispatch({
+    type: 'vm.listening',
+    data: { machineId, launchId, region: REGION, ttlMs: TTL_MS },
+  });
+  await runtime.dispatch({
+    type: 'vm.stopping',
+    data: { machineId, launchId, reason: 'finished' },
+  });
   // The VM exits 0; auto_destroy removes it; awaitMachine(destroyed) reports it.
   fly.exit(machineId, 0);
   await Promise.all([rig.until(stream, isFinal), rig.until(`vm.${machineId}`, isFinal)]);

@@ -42,7 +42,14 @@ export function maxOf(xs: readonly number[]): number {
 }
 
 export function summarize(xs: readonly number[]): Summary {
-  return { n: xs.length, p50: p50(xs), p99: p99(xs), min: minOf(xs), max: maxOf(xs), mean: mean(xs) };
+  return {
+    n: xs.length,
+    p50: p50(xs),
+    p99: p99(xs),
+    min: minOf(xs),
+    max: maxOf(xs),
+    mean: mean(xs),
+  };
 }
 
 /** Milliseconds with a precision that fits the size. */

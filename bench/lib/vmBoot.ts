@@ -13,7 +13,8 @@ import { freePort, pollUntilOk } from './net.js';
 export const USELESS = join(process.cwd(), 'dist', 'useless.mjs');
 
 export function requireBuild(): void {
-  if (!existsSync(USELESS)) throw new Error(`${USELESS} is missing: run the build (npm run bench does)`);
+  if (!existsSync(USELESS))
+    throw new Error(`${USELESS} is missing: run the build (npm run bench does)`);
 }
 
 /** Records each POSTed status callback's arrival time, by machine id and status. */
@@ -33,7 +34,10 @@ export async function startCallbackSink(): Promise<CallbackSink> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { machineId?: string; status?: string };
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          machineId?: string;
+          status?: string;
+        };
         const key = `${body.machineId}/${body.status}`;
         arrived.set(key, t);
         waiting.get(key)?.(t);
@@ -78,8 +82,14 @@ export function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
   });
 }
 
-function spawnTracked(args: string[], env: Record<string, string>, keep = 50): { child: ChildProcess; exited: () => boolean; output: string[] } {
-  const child = trackChild(spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: process.cwd() }));
+function spawnTracked(
+  args: string[],
+  env: Record<string, string>,
+  keep = 50,
+): { child: ChildProcess; exited: () => boolean; output: string[] } {
+  const child = trackChild(
+    spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: process.cwd() }),
+  );
   const output: string[] = [];
   for (const s of [child.stdout, child.stderr]) {
     s?.setEncoding('utf8');
@@ -95,7 +105,8 @@ function spawnTracked(args: string[], env: Record<string, string>, keep = 50): {
 
 const baseEnv = (): Record<string, string> => {
   const out: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'LANG', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k];
+  for (const k of ['PATH', 'HOME', 'LANG', 'TMPDIR'])
+    if (process.env[k] !== undefined) out[k] = process.env[k];
   return out;
 };
 
@@ -137,7 +148,10 @@ const epochNow = () => performance.timeOrigin + performance.now();
  * One Useless Machine: spawn, time /health (unless `pollHealth` is false) and the callback, then
  * stop it (SIGTERM: it calls home "stopping" and exits).
  */
-export async function bootUseless(sink: CallbackSink, opts: { pollHealth?: boolean } = {}): Promise<VmBoot> {
+export async function bootUseless(
+  sink: CallbackSink,
+  opts: { pollHealth?: boolean } = {},
+): Promise<VmBoot> {
   const port = await freePort();
   const n = ++vmSeq;
   const machineId = `benchvm${n.toString(16).padStart(8, '0')}`;
@@ -160,23 +174,37 @@ export async function bootUseless(sink: CallbackSink, opts: { pollHealth?: boole
   const p = spawnTracked([USELESS], env, 5000);
   try {
     const callback = sink.arrival(machineId, 'listening');
-    const health = opts.pollHealth === false ? Number.NaN : await pollUntilOk(`http://127.0.0.1:${port}/health`, 15_000, POLL_MS, () => !p.exited());
+    const health =
+      opts.pollHealth === false
+        ? Number.NaN
+        : await pollUntilOk(`http://127.0.0.1:${port}/health`, 15_000, POLL_MS, () => !p.exited());
     const cb = await Promise.race([
       callback,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no listening callback within 15 s')), 15_000).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('no listening callback within 15 s')), 15_000).unref(),
+      ),
     ]);
     const listened = logTime(p.output, 'Server listening');
     const ready = logTime(p.output, 'ready to serve');
     const cbEpoch = t0Epoch + (cb - t0);
-    return { healthMs: health - t0, callbackMs: cb - t0, listenMs: listened - t0Epoch, selfCheckMs: ready - listened, callMs: cbEpoch - ready };
+    return {
+      healthMs: health - t0,
+      callbackMs: cb - t0,
+      listenMs: listened - t0Epoch,
+      selfCheckMs: ready - listened,
+      callMs: cbEpoch - ready,
+    };
   } catch (err) {
-    throw new Error(`useless VM ${machineId}: ${err instanceof Error ? err.message : String(err)}\n${p.output.join('').slice(-2000)}`);
+    throw new Error(
+      `useless VM ${machineId}: ${err instanceof Error ? err.message : String(err)}\n${p.output.join('').slice(-2000)}`,
+    );
   } finally {
     await stopChild(p.child);
   }
 }
 
-const HTTP_FLOOR = "require('node:http').createServer((q,s)=>s.end('ok')).listen(+process.env.PORT,'127.0.0.1')";
+const HTTP_FLOOR =
+  "require('node:http').createServer((q,s)=>s.end('ok')).listen(+process.env.PORT,'127.0.0.1')";
 
 /** Floor: `node -e` with a one-line HTTP server; spawn() → it answers 200. */
 export async function bootFloorHttp(): Promise<number> {
@@ -184,7 +212,9 @@ export async function bootFloorHttp(): Promise<number> {
   const t0 = performance.now();
   const p = spawnTracked(['-e', HTTP_FLOOR], { ...baseEnv(), PORT: String(port) });
   try {
-    return (await pollUntilOk(`http://127.0.0.1:${port}/`, 15_000, POLL_MS, () => !p.exited())) - t0;
+    return (
+      (await pollUntilOk(`http://127.0.0.1:${port}/`, 15_000, POLL_MS, () => !p.exited())) - t0
+    );
   } finally {
     await stopChild(p.child);
   }
@@ -194,6 +224,8 @@ export async function bootFloorHttp(): Promise<number> {
 export async function bootFloorExit(): Promise<number> {
   const t0 = performance.now();
   const p = spawnTracked(['-e', '0'], baseEnv());
-  await new Promise<void>((resolve) => (p.exited() ? resolve() : p.child.once('exit', () => resolve())));
+  await new Promise<void>((resolve) =>
+    p.exited() ? resolve() : p.child.once('exit', () => resolve()),
+  );
   return performance.now() - t0;
 }

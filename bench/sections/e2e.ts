@@ -12,7 +12,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileEventStore } from '../../src/adapters/file/fileEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { FlyMachinesHttp } from '../../src/fly/client.js';
@@ -86,7 +90,11 @@ interface MachineJson {
 }
 
 /** Wait until `url` answers 200 (the emulator coming up). */
-async function waitOk(url: string, headers: Record<string, string>, alive: () => boolean): Promise<void> {
+async function waitOk(
+  url: string,
+  headers: Record<string, string>,
+  alive: () => boolean,
+): Promise<void> {
   const until = Date.now() + 30_000;
   for (;;) {
     try {
@@ -107,13 +115,20 @@ async function waitOk(url: string, headers: Record<string, string>, alive: () =>
  */
 async function startStack(): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'wm-bench-e2e-'));
-  const parts: (() => Promise<void>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
+  const parts: (() => Promise<void>)[] = [
+    async () => rmSync(dir, { recursive: true, force: true }),
+  ];
   const closeAll = async () => {
     while (parts.length > 0) await parts.pop()!();
   };
   const release = defer('e2e stack', closeAll);
   try {
-    const [flyPort, proxyPort, publicPort, privatePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [flyPort, proxyPort, publicPort, privatePort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const token = `flylocal-bench-${process.pid}`;
     const child = trackChild(
       spawn(process.execPath, [join(process.cwd(), 'dist', 'flylocal.mjs')], {
@@ -124,7 +139,9 @@ async function startStack(): Promise<Stack> {
           FLYLOCAL_TOKEN: token,
           FLYLOCAL_REGION: 'ams',
           FLYLOCAL_PROXY_PORT: String(proxyPort),
-          FLYLOCAL_STATIC_INSTANCES: JSON.stringify({ where: [{ id: 'where-ams', region: 'ams', url: `http://127.0.0.1:${publicPort}` }] }),
+          FLYLOCAL_STATIC_INSTANCES: JSON.stringify({
+            where: [{ id: 'where-ams', region: 'ams', url: `http://127.0.0.1:${publicPort}` }],
+          }),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
@@ -188,7 +205,12 @@ async function startStack(): Promise<Stack> {
         ledger: new MemoryCapacityLedger(),
         leases: new MemoryLeases(),
         presence: new MemoryPresence(),
-        fly: new FlyMachinesHttp({ baseUrl: cfg.fly.baseUrl, token: cfg.fly.token, app: cfg.fly.vmApp, logger: log }),
+        fly: new FlyMachinesHttp({
+          baseUrl: cfg.fly.baseUrl,
+          token: cfg.fly.token,
+          app: cfg.fly.vmApp,
+          logger: log,
+        }),
         clock,
         timers: new SystemTimers(clock),
         ids: new UlidIds(),
@@ -206,21 +228,27 @@ async function startStack(): Promise<Stack> {
       if (typeof req.body !== 'string') return;
       try {
         const b = JSON.parse(req.body) as { machineId?: string; status?: string };
-        if (b.status === 'listening' && b.machineId) callbackArrivals.set(b.machineId, (req as unknown as { arrivedAt: number }).arrivedAt);
+        if (b.status === 'listening' && b.machineId)
+          callbackArrivals.set(b.machineId, (req as unknown as { arrivedAt: number }).arrivedAt);
       } catch {
         // not a callback
       }
     });
     const stored = new Map<string, number>();
     system.services.runtime.onChange((c) => {
-      if (c.local && c.record.kind === 'launch') stored.set(`${c.record.stream}/${c.event.type}`, epochNow());
+      if (c.local && c.record.kind === 'launch')
+        stored.set(`${c.record.stream}/${c.event.type}`, epochNow());
     });
     parts.push(() => system.stop());
     await system.start();
     await waitOk(`${proxyUrl}/healthz`, {}, () => !exited);
     return {
       proxyUrl,
-      api: (path, init = {}) => fetch(`${apiBase}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } }),
+      api: (path, init = {}) =>
+        fetch(`${apiBase}${path}`, {
+          ...init,
+          headers: { ...auth, ...(init.headers as Record<string, string> | undefined) },
+        }),
       system,
       callbackArrivals,
       stored,
@@ -233,7 +261,9 @@ async function startStack(): Promise<Stack> {
   }
 }
 
-async function oneLaunch(stack: Stack): Promise<{ sample: LaunchSample; machineId: string; launchId: string }> {
+async function oneLaunch(
+  stack: Stack,
+): Promise<{ sample: LaunchSample; machineId: string; launchId: string }> {
   const base = stack.proxyUrl;
   const cost0 = stack.appendCost();
   const t0 = performance.now();
@@ -245,12 +275,16 @@ async function oneLaunch(stack: Stack): Promise<{ sample: LaunchSample; machineI
   });
   const accepted = (await res.json()) as { launchId?: string; events?: string; message?: string };
   const tPost = performance.now();
-  if (res.status !== 202 || !accepted.launchId || !accepted.events) throw new Error(`POST /launches answered ${res.status}: ${JSON.stringify(accepted)}`);
+  if (res.status !== 202 || !accepted.launchId || !accepted.events)
+    throw new Error(`POST /launches answered ${res.status}: ${JSON.stringify(accepted)}`);
   const abort = new AbortController();
   let ready: LaunchView | undefined;
   let t1 = 0;
   try {
-    const sse = await fetch(`${base}${accepted.events}`, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+    const sse = await fetch(`${base}${accepted.events}`, {
+      headers: { accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
     if (sse.status !== 200 || !sse.body) throw new Error(`launch SSE answered ${sse.status}`);
     for await (const f of readSse(sse.body)) {
       if (f.event !== 'launch') continue;
@@ -260,7 +294,8 @@ async function oneLaunch(stack: Stack): Promise<{ sample: LaunchSample; machineI
         ready = v;
         break;
       }
-      if (v.status === 'failed' || v.status === 'done') throw new Error(`launch ended ${v.status}: ${v.message ?? v.reason ?? ''}`);
+      if (v.status === 'failed' || v.status === 'done')
+        throw new Error(`launch ended ${v.status}: ${v.message ?? v.reason ?? ''}`);
     }
   } finally {
     abort.abort();
@@ -273,8 +308,10 @@ async function oneLaunch(stack: Stack): Promise<{ sample: LaunchSample; machineI
   const spawned = m.events?.find((e) => e.type === 'start' && e.status === 'started')?.timestamp;
   const made = m.events?.find((e) => e.type === 'launch' && e.status === 'created')?.timestamp;
   const arrived = stack.callbackArrivals.get(machineId);
-  const at = (type: string) => stack.stored.get(`launch.${accepted.launchId}/${type}`) ?? Number.NaN;
-  if (spawned === undefined || made === undefined || arrived === undefined) throw new Error(`no spawn time or callback time for ${machineId}`);
+  const at = (type: string) =>
+    stack.stored.get(`launch.${accepted.launchId}/${type}`) ?? Number.NaN;
+  if (spawned === undefined || made === undefined || arrived === undefined)
+    throw new Error(`no spawn time or callback time for ${machineId}`);
   return {
     launchId: accepted.launchId,
     machineId,
@@ -360,14 +397,36 @@ export const e2eSection: SectionDef = {
     const e2e = samples.map((s) => s.e2e);
     const paired = samples.map((s) => s.e2e - s.vmOwn);
     const step = (label: string, pick: (x: LaunchSample['steps']) => number) => [
-      row({ metric: `    ${label}, p50`, value: p50(samples.map((x) => pick(x.steps))), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: `    ${label}, p50`,
+        value: p50(samples.map((x) => pick(x.steps))),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
     ];
     const diffP50 = p50(e2e) - p50(vmBoot);
     const diffP99 = p99(e2e) - p99(vmBoot);
     const rows = [
-      row({ metric: 'click → ready frame (e2e), p50', value: p50(e2e), unit: 'ms', fmt: fmtMs, floor: p50(vmBoot) }),
-      row({ metric: 'click → ready frame (e2e), p99', value: p99(e2e), unit: 'ms', fmt: fmtMs, floor: p99(vmBoot) }),
-      row({ metric: 'overhead = e2e − VM boot, p50 (percentile difference)', value: diffP50, unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: 'click → ready frame (e2e), p50',
+        value: p50(e2e),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p50(vmBoot),
+      }),
+      row({
+        metric: 'click → ready frame (e2e), p99',
+        value: p99(e2e),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p99(vmBoot),
+      }),
+      row({
+        metric: 'overhead = e2e − VM boot, p50 (percentile difference)',
+        value: diffP50,
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       row({
         metric: 'overhead = e2e − VM boot, p99 (percentile difference)',
         value: diffP99,
@@ -375,7 +434,12 @@ export const e2eSection: SectionDef = {
         fmt: fmtMs,
         checks: [atMost(diffP99, 50, '≤ 50 ms')],
       }),
-      row({ metric: 'overhead per launch, paired (e2e − that VM\'s own boot), p50', value: p50(paired), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: "overhead per launch, paired (e2e − that VM's own boot), p50",
+        value: p50(paired),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       row({
         metric: 'overhead per launch, paired, p99',
         value: p99(paired),
@@ -383,34 +447,73 @@ export const e2eSection: SectionDef = {
         fmt: fmtMs,
         checks: [atMost(p99(paired), 50, '≤ 50 ms')],
       }),
-      row({ metric: '  click → machine process spawned, p50', value: p50(samples.map((s) => s.clickToSpawn)), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: '  click → machine process spawned, p50',
+        value: p50(samples.map((s) => s.clickToSpawn)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       ...step('click → launch.requested stored', (x) => x.requested),
       ...step('→ capacity.reserved stored', (x) => x.reserved),
       ...step('→ emulator has created the machine', (x) => x.created),
       ...step('→ machine process spawned', (x) => x.spawned),
-      row({ metric: '  spawned → "listening" callback arrives (VM own), p50', value: p50(samples.map((s) => s.vmOwn)), unit: 'ms', fmt: fmtMs }),
-      row({ metric: '  callback arrives → ready frame read, p50', value: p50(samples.map((s) => s.callbackToReady)), unit: 'ms', fmt: fmtMs }),
-      row({ metric: '  callback arrives → ready frame read, p99', value: p99(samples.map((s) => s.callbackToReady)), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: '  spawned → "listening" callback arrives (VM own), p50',
+        value: p50(samples.map((s) => s.vmOwn)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
+      row({
+        metric: '  callback arrives → ready frame read, p50',
+        value: p50(samples.map((s) => s.callbackToReady)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
+      row({
+        metric: '  callback arrives → ready frame read, p99',
+        value: p99(samples.map((s) => s.callbackToReady)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       ...step('callback → vm.listening stored', (x) => x.listeningStored),
       ...step('→ ready frame read by the client', (x) => x.frameRead),
-      row({ metric: '  POST /launches → 202, p50', value: p50(samples.map((s) => s.post)), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: '  POST /launches → 202, p50',
+        value: p50(samples.map((s) => s.post)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       row({
         metric: `  event loop blocked in file-store appends (${p50(samples.map((s) => s.appends))} appends, write + fdatasync), p50`,
         value: p50(samples.map((s) => s.appendMs)),
         unit: 'ms',
         fmt: fmtMs,
       }),
-      row({ metric: '  same, p99', value: p99(samples.map((s) => s.appendMs)), unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: '  same, p99',
+        value: p99(samples.map((s) => s.appendMs)),
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
     ];
     return {
       rows,
       notes: [
         `${n} sequential launches (clicks ≥ ${MIN_CLICK_GAP_MS} ms apart: Fly's create limit is 1/s and the client paces to it); after each, its machine is finished by a viewer and destroyed, then one bare Useless Machine boot (the vm section's method, spawn → callback, without the /health polling the launch's VM does not get either) is measured: that is the floor column.`,
-        'Paired overhead takes each launch\'s own VM boot (spawn, from the emulator\'s `started` event, to the callback\'s arrival at the private listener) out of that launch\'s e2e time; the percentile difference is what the brief defines. p99 of 20 is the maximum.',
+        "Paired overhead takes each launch's own VM boot (spawn, from the emulator's `started` event, to the callback's arrival at the private listener) out of that launch's e2e time; the percentile difference is what the brief defines. p99 of 20 is the maximum.",
         'flylocal (emulator + edge proxy) runs as its own process (`node dist/flylocal.mjs`, as npm start runs it; every VM its child); the landing app runs in the bench process (createWhere, real FlyMachinesHttp, file store with fsync as npm start, silent logger) so its steps can be timed; the client (fetch + SSE) shares that process.',
-        ...(forced > 0 ? [`${forced} machine(s) did not finish within 15 s and were destroyed by force`] : []),
+        ...(forced > 0
+          ? [`${forced} machine(s) did not finish within 15 s and were destroyed by force`]
+          : []),
       ],
-      data: { samples, vmBootMs: vmBoot, e2e: summarize(e2e), vmBoot: summarize(vmBoot), paired: summarize(paired), forced },
+      data: {
+        samples,
+        vmBootMs: vmBoot,
+        e2e: summarize(e2e),
+        vmBoot: summarize(vmBoot),
+        paired: summarize(paired),
+        forced,
+      },
     };
   },
 };

@@ -11,7 +11,11 @@ import { request } from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { connectNats, type NatsConnection } from '../../src/adapters/nats/connection.js';
 import { JetStreamEventStore } from '../../src/adapters/nats/jetStreamEventStore.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
@@ -32,7 +36,11 @@ import { fmtMs, fmtRate, p50, p99, settleHeap, summarize } from '../lib/stats.js
 const log = silentLogger();
 const REPLAY_STREAM = { name: 'WM_REPLAY', subjectPrefix: 'wm.replay' };
 
-async function pool(total: number, concurrency: number, task: (i: number) => Promise<unknown>): Promise<void> {
+async function pool(
+  total: number,
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, total) }, async () => {
@@ -44,7 +52,9 @@ async function pool(total: number, concurrency: number, task: (i: number) => Pro
 /** ~100k events of whole launches: the runtime section's, or made now the same way. */
 async function lifecycleEvents(ctx: SectionContext, launches: number): Promise<StoredEvent[]> {
   if (ctx.shared.lifecycleEvents && !ctx.quick) return ctx.shared.lifecycleEvents;
-  ctx.progress(`nats: generating ${launches * EVENTS_PER_LAUNCH} events from ${launches} launches (memory store)`);
+  ctx.progress(
+    `nats: generating ${launches * EVENTS_PER_LAUNCH} events from ${launches} launches (memory store)`,
+  );
   const store = new MemoryEventStore();
   const rig = makeRuntimeRig(store);
   await rig.runtime.boot();
@@ -57,7 +67,9 @@ async function lifecycleEvents(ctx: SectionContext, launches: number): Promise<S
 }
 
 /** Time of the first `data` chunk containing `marker` on an open SSE response. */
-function sseWatcher(url: string): Promise<{ arrival(marker: string): Promise<number>; close(): void }> {
+function sseWatcher(
+  url: string,
+): Promise<{ arrival(marker: string): Promise<number>; close(): void }> {
   return new Promise((resolve, reject) => {
     const waiting = new Map<string, (t: number) => void>();
     const req = request(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
@@ -97,7 +109,13 @@ export const natsSection: SectionDef = {
   title: 'JetStream store: cross-region propagation, boot replay',
   async run(ctx: SectionContext): Promise<SectionOutput> {
     if (!NATS_SERVER) {
-      return { rows: [], notes: [], data: {}, skipped: 'nats-server is not installed (apt-get install nats-server); this section needs a real broker' };
+      return {
+        rows: [],
+        notes: [],
+        data: {},
+        skipped:
+          'nats-server is not installed (apt-get install nats-server); this section needs a real broker',
+      };
     }
     const q = ctx.quick;
     const SAMPLES = q ? 30 : 200;
@@ -127,7 +145,10 @@ export const natsSection: SectionDef = {
       const ncB = await connect('bench-b');
       const storeA = await JetStreamEventStore.open(ncA, { logger: log });
       const storeB = await JetStreamEventStore.open(ncB, { logger: log });
-      closers.push(() => storeA.close(), () => storeB.close());
+      closers.push(
+        () => storeA.close(),
+        () => storeB.close(),
+      );
       const fly = new FakeFlyMachines();
       const rigA = makeRuntimeRig(storeA, { fly, instance: 'bench-a' });
       closers.push(() => rigA.close());
@@ -175,7 +196,13 @@ export const natsSection: SectionDef = {
         const t0 = performance.now();
         const applied = rigA.runtime.dispatch({
           type: 'fly.machineCreated',
-          data: { machineId, region: 'ams', instanceId: 'i', state: 'started', createdAt: Date.now() },
+          data: {
+            machineId,
+            region: 'ams',
+            instanceId: 'i',
+            state: 'started',
+            createdAt: Date.now(),
+          },
         });
         const t1 = await arrived;
         await applied;
@@ -188,7 +215,9 @@ export const natsSection: SectionDef = {
       const core: number[] = [];
       {
         let resolveMsg: ((t: number) => void) | undefined;
-        const sub = ncB.subscribe('bench.latency', { callback: () => resolveMsg?.(performance.now()) });
+        const sub = ncB.subscribe('bench.latency', {
+          callback: () => resolveMsg?.(performance.now()),
+        });
         await ncB.flush();
         for (let i = 0; i < 100 + CORE_SAMPLES; i++) {
           const got = new Promise<number>((r) => (resolveMsg = r));
@@ -205,7 +234,9 @@ export const natsSection: SectionDef = {
       {
         const jsm = await jetstreamManager(ncA);
         await jsm.streams.add({ name: 'BENCH_LAT', subjects: ['benchlat.>'] });
-        const consumer = await jetstream(ncB).consumers.get('BENCH_LAT', { filter_subjects: 'benchlat.>' });
+        const consumer = await jetstream(ncB).consumers.get('BENCH_LAT', {
+          filter_subjects: 'benchlat.>',
+        });
         const messages = await consumer.consume({ max_messages: 256 });
         let resolveMsg: ((t: number) => void) | undefined;
         const reading = (async () => {
@@ -229,7 +260,7 @@ export const natsSection: SectionDef = {
       const limit99 = 2 * p99(core) + 5;
       rows.push(
         row({
-          metric: 'A records a fact → B\'s SSE client has the frame, p50',
+          metric: "A records a fact → B's SSE client has the frame, p50",
           value: p50(prop),
           unit: 'ms',
           fmt: fmtMs,
@@ -237,24 +268,44 @@ export const natsSection: SectionDef = {
           checks: [atMost(p50(prop), limit50, `≤ 2× floor + 5 ms (${fmtMs(limit50)})`)],
         }),
         row({
-          metric: 'A records a fact → B\'s SSE client has the frame, p99',
+          metric: "A records a fact → B's SSE client has the frame, p99",
           value: p99(prop),
           unit: 'ms',
           fmt: fmtMs,
           floor: p99(core),
           checks: [atMost(p99(prop), limit99, `≤ 2× floor + 5 ms (${fmtMs(limit99)})`)],
         }),
-        row({ metric: '  context: raw JetStream publish → ordered consumer, p50', value: p50(jsFloor), unit: 'ms', fmt: fmtMs, floor: p50(core) }),
-        row({ metric: '  context: raw JetStream publish → ordered consumer, p99', value: p99(jsFloor), unit: 'ms', fmt: fmtMs, floor: p99(core) }),
+        row({
+          metric: '  context: raw JetStream publish → ordered consumer, p50',
+          value: p50(jsFloor),
+          unit: 'ms',
+          fmt: fmtMs,
+          floor: p50(core),
+        }),
+        row({
+          metric: '  context: raw JetStream publish → ordered consumer, p99',
+          value: p99(jsFloor),
+          unit: 'ms',
+          fmt: fmtMs,
+          floor: p99(core),
+        }),
       );
-      data.propagation = { samples: SAMPLES, ms: summarize(prop), coreMs: summarize(core), jetstreamMs: summarize(jsFloor), payloadBytes: payload.length };
+      data.propagation = {
+        samples: SAMPLES,
+        ms: summarize(prop),
+        coreMs: summarize(core),
+        jetstreamMs: summarize(jsFloor),
+        payloadBytes: payload.length,
+      };
       notes.push(
         `(a) ${SAMPLES} samples (after 20 warm-up), 10 ms apart; A = ActorRuntime on its own connection and JetStreamEventStore; B = createWhere on another connection and store, its Fleet writing to one SSE client over HTTP. t0 before A's dispatch (which appends with expect-last-sequence and awaits the ack). Floor = core NATS publish → subscription callback between the same two connections, ${CORE_SAMPLES} samples of the same ${payload.length} B event JSON. All in one process on loopback.`,
       );
 
       // ---- (b) boot replay from JetStream ------------------------------------------------------
       const events = await lifecycleEvents(ctx, q ? 300 : Math.ceil(100_000 / EVENTS_PER_LAUNCH));
-      ctx.progress(`nats: appending ${events.length} events to JetStream (stream ${REPLAY_STREAM.name})`);
+      ctx.progress(
+        `nats: appending ${events.length} events to JetStream (stream ${REPLAY_STREAM.name})`,
+      );
       const writer = await JetStreamEventStore.open(ncA, { logger: log, stream: REPLAY_STREAM });
       const byStream = new Map<string, StoredEvent[]>();
       for (const e of events) {
@@ -274,13 +325,16 @@ export const natsSection: SectionDef = {
       await writer.close();
       const jsm = await jetstreamManager(ncA);
       const lastSeq = (await jsm.streams.info(REPLAY_STREAM.name)).state.last_seq;
-      if (lastSeq !== events.length) throw new Error(`JetStream holds ${lastSeq} events, expected ${events.length}`);
+      if (lastSeq !== events.length)
+        throw new Error(`JetStream holds ${lastSeq} events, expected ${events.length}`);
 
       const rawConsume = async (): Promise<number> => {
         const nc = await connect('bench-raw');
         try {
           const t = performance.now();
-          const consumer = await jetstream(nc).consumers.get(REPLAY_STREAM.name, { filter_subjects: `${REPLAY_STREAM.subjectPrefix}.>` });
+          const consumer = await jetstream(nc).consumers.get(REPLAY_STREAM.name, {
+            filter_subjects: `${REPLAY_STREAM.subjectPrefix}.>`,
+          });
           const messages = await consumer.consume({ max_messages: 1000 });
           let n = 0;
           for await (const m of messages) {
@@ -307,13 +361,16 @@ export const natsSection: SectionDef = {
           const ms = performance.now() - t;
           await rig.close();
           await store.close();
-          if (report.events !== events.length) throw new Error(`runtime boot replayed ${report.events} of ${events.length}`);
+          if (report.events !== events.length)
+            throw new Error(`runtime boot replayed ${report.events} of ${events.length}`);
           return ms;
         } finally {
           await nc.close();
         }
       };
-      ctx.progress(`nats: replay ${events.length} events, ${REPS} rounds of raw consume / runtime boot`);
+      ctx.progress(
+        `nats: replay ${events.length} events, ${REPS} rounds of raw consume / runtime boot`,
+      );
       const raws: number[] = [];
       const boots: number[] = [];
       for (let r = 0; r < REPS; r++) {
@@ -333,9 +390,19 @@ export const natsSection: SectionDef = {
           floor: raw,
           checks: [atMost(boot / raw, 2.5, '≤ 2.5× floor')],
         }),
-        row({ metric: '  context: appending them (256 actor streams in flight)', value: (events.length / writeMs) * 1000, unit: 'events/s', fmt: (v) => fmtRate(v, 'events') }),
+        row({
+          metric: '  context: appending them (256 actor streams in flight)',
+          value: (events.length / writeMs) * 1000,
+          unit: 'events/s',
+          fmt: (v) => fmtRate(v, 'events'),
+        }),
       );
-      data.replay = { events: events.length, rawConsumeMs: raws, runtimeBootMs: boots, appendMs: writeMs };
+      data.replay = {
+        events: events.length,
+        rawConsumeMs: raws,
+        runtimeBootMs: boots,
+        appendMs: writeMs,
+      };
       notes.push(
         `(b) floor = new connection, ordered consumer on ${REPLAY_STREAM.subjectPrefix}.>, consume({max_messages: 1000}), JSON.parse of each message, until the last sequence; measured = new connection, JetStreamEventStore.open + ActorRuntime.boot (which reads through the store's own ordered consumer, decodes with zod, folds). Best of ${REPS} alternating rounds each. nats-server ${server.url}, file storage, R1.`,
       );

@@ -19,11 +19,23 @@ import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.j
 import { atMost, row } from '../lib/report.js';
 import { systemClock } from '../../src/adapters/system/systemClock.js';
 import { Fleet } from '../../src/where/services/fleet.js';
-import { DiscardingEventStore, EVENTS_PER_LAUNCH, NullLedger, REGION, makeRuntimeRig, runLaunch, type RuntimeRig } from '../lib/runtimeRig.js';
+import {
+  DiscardingEventStore,
+  EVENTS_PER_LAUNCH,
+  NullLedger,
+  REGION,
+  makeRuntimeRig,
+  runLaunch,
+  type RuntimeRig,
+} from '../lib/runtimeRig.js';
 import { fmtBytes, fmtMs, fmtRate, p50, p99, settleHeap, summarize } from '../lib/stats.js';
 
 /** Run `total` tasks with at most `concurrency` in flight. */
-async function pool(total: number, concurrency: number, task: (i: number) => Promise<unknown>): Promise<void> {
+async function pool(
+  total: number,
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < total) await task(next++);
@@ -123,7 +135,10 @@ export const runtimeSection: SectionDef = {
       for (let i = 0; i < (q ? 50 : 300); i++) {
         const machineId = `${prefix}${i.toString(16).padStart(12, '0')}`;
         const t = performance.now();
-        await tpRig.runtime.dispatch({ type: 'fly.machineObserved', data: { machineId, state: 'started', region: REGION, createdAt: Date.now() } });
+        await tpRig.runtime.dispatch({
+          type: 'fly.machineObserved',
+          data: { machineId, state: 'started', region: REGION, createdAt: Date.now() },
+        });
         xs.push(performance.now() - t);
       }
       return p50(xs);
@@ -137,8 +152,13 @@ export const runtimeSection: SectionDef = {
     // The lifecycle events only (the probe above appended a few more after them).
     const events = (await countEvents(sourceStore)).slice(0, N_THROUGHPUT * EVENTS_PER_LAUNCH);
     ctx.shared.lifecycleEvents = events;
-    if (events.length !== N_THROUGHPUT * EVENTS_PER_LAUNCH || seqEvents !== N_SEQ * EVENTS_PER_LAUNCH) {
-      throw new Error(`expected ${EVENTS_PER_LAUNCH} events per launch; got ${events.length / N_THROUGHPUT} and ${seqEvents / N_SEQ}`);
+    if (
+      events.length !== N_THROUGHPUT * EVENTS_PER_LAUNCH ||
+      seqEvents !== N_SEQ * EVENTS_PER_LAUNCH
+    ) {
+      throw new Error(
+        `expected ${EVENTS_PER_LAUNCH} events per launch; got ${events.length / N_THROUGHPUT} and ${seqEvents / N_SEQ}`,
+      );
     }
     await settleHeap();
     const b0 = performance.now();
@@ -159,7 +179,12 @@ export const runtimeSection: SectionDef = {
         ratio: bareRate / launchRate,
         checks: [atMost(bareRate / launchRate, 3, '≤ 3× floor')],
       }),
-      row({ metric: 'events/s appended (same run)', value: (events.length / tpMs) * 1000, unit: 'events/s', fmt: (v) => fmtRate(v, 'events') }),
+      row({
+        metric: 'events/s appended (same run)',
+        value: (events.length / tpMs) * 1000,
+        unit: 'events/s',
+        fmt: (v) => fmtRate(v, 'events'),
+      }),
       row({
         metric: 'per-launch time, sequential, p50',
         value: p50(perLaunch),
@@ -176,7 +201,12 @@ export const runtimeSection: SectionDef = {
         floor: bareP99,
         checks: [atMost(seqP99, 5, '≤ 5 ms'), atMost(seqP99 / bareP99, 3, '≤ 3× floor')],
       }),
-      row({ metric: '  of which the Fly fake\'s own CPU (mean)', value: fakePerLaunch, unit: 'ms', fmt: fmtMs }),
+      row({
+        metric: "  of which the Fly fake's own CPU (mean)",
+        value: fakePerLaunch,
+        unit: 'ms',
+        fmt: fmtMs,
+      }),
       row({
         metric: `one vm change, ${retained} actors in memory, with the Fleet projection (floor: without), p50`,
         value: withFleet,
@@ -195,12 +225,16 @@ export const runtimeSection: SectionDef = {
       perLaunchMs: summarize(perLaunch),
       bareLaunchMs: summarize(perBare),
       fakeCpuPerLaunchMs: fakePerLaunch,
-      fleetProbe: { actorsInMemory: retained, withoutFleetMs: withoutFleet, withFleetMs: withFleet },
+      fleetProbe: {
+        actorsInMemory: retained,
+        withoutFleetMs: withoutFleet,
+        withFleetMs: withFleet,
+      },
     };
     notes.push(
       `(a) one launch = ${EVENTS_PER_LAUNCH} appended events: launch.requested, capacity.reserved, fly.machineCreated ×2, fly.machineObserved(started) ×2, vm.listening ×2, vm.stopping, fly.machineObserved(destroyed) ×2; the fake (immediate mode) answers at once, the VM's callbacks are dispatched as the private API would.`,
       '(a) floor = createActor(launch)+createActor(vm) and send() of the same 11 events, no persistence; ratio for rates = floor rate ÷ runtime rate (how many times slower).',
-      '(a) the Fleet probe: after the throughput run, 300 changes (a new machine observed started) through the same runtime, without and then with the landing app\'s Fleet projection subscribed (src/where/services/fleet.ts), finished actors still in memory as they are for 10 min.',
+      "(a) the Fleet probe: after the throughput run, 300 changes (a new machine observed started) through the same runtime, without and then with the landing app's Fleet projection subscribed (src/where/services/fleet.ts), finished actors still in memory as they are for 10 min.",
     );
 
     // ---- (b) heap per idle vm actor ---------------------------------------------------------------
@@ -245,7 +279,12 @@ export const runtimeSection: SectionDef = {
         checks: [atMost(runtimeHeap, 10 * 1024, '≤ 10 KB')],
       }),
     );
-    data.heap = { n: N_VM, runtimeHeapPerActor: runtimeHeap, runtimeRssPerActor: runtimeRss, bareHeapPerActor: bareHeap };
+    data.heap = {
+      n: N_VM,
+      runtimeHeapPerActor: runtimeHeap,
+      runtimeRssPerActor: runtimeRss,
+      bareHeapPerActor: bareHeap,
+    };
     notes.push(
       '(b) runtime actors are made by fly.machineCreated(started) + vm.listening; heap counts the actor record, its snapshot, the recent-events ring, its armed TTL timer; the store (a discarding one) and the capacity ledger (a null one) hold nothing, so only the actor is measured. Floor: createActor(vm).start() + the same two send()s, actors kept running.',
     );
@@ -273,17 +312,24 @@ export const runtimeSection: SectionDef = {
           JSON.parse(line.slice(9));
           n++;
         }
-        if (n !== events.length) throw new Error(`raw read found ${n} records, expected ${events.length}`);
+        if (n !== events.length)
+          throw new Error(`raw read found ${n} records, expected ${events.length}`);
         return performance.now() - t;
       };
-      const fileBoot = async (): Promise<{ open: number; boot: number; total: number; actors: number }> => {
+      const fileBoot = async (): Promise<{
+        open: number;
+        boot: number;
+        total: number;
+        actors: number;
+      }> => {
         const t = performance.now();
         const store = FileEventStore.open(path, { fsync: false });
         const opened = performance.now();
         const rig = makeRuntimeRig(store);
         const report = await rig.runtime.boot();
         const done = performance.now();
-        if (report.events !== events.length) throw new Error(`file boot replayed ${report.events} of ${events.length}`);
+        if (report.events !== events.length)
+          throw new Error(`file boot replayed ${report.events} of ${events.length}`);
         await rig.close();
         await store.close();
         return { open: opened - t, boot: done - opened, total: done - t, actors: report.actors };
@@ -298,11 +344,14 @@ export const runtimeSection: SectionDef = {
         const t = performance.now();
         const report = await rig.runtime.boot();
         const ms = performance.now() - t;
-        if (report.events !== events.length) throw new Error(`memory boot replayed ${report.events} of ${events.length}`);
+        if (report.events !== events.length)
+          throw new Error(`memory boot replayed ${report.events} of ${events.length}`);
         await rig.close();
         return ms;
       };
-      ctx.progress(`runtime: replay ${events.length} events: raw read ×${FLOOR_REPS}, file-store boot, memory-store boot`);
+      ctx.progress(
+        `runtime: replay ${events.length} events: raw read ×${FLOOR_REPS}, file-store boot, memory-store boot`,
+      );
       const raws: number[] = [];
       for (let r = 0; r < FLOOR_REPS; r++) {
         await settleHeap();
@@ -323,8 +372,20 @@ export const runtimeSection: SectionDef = {
           floor: raw,
           checks: [atMost(fileTotal / raw, 2.5, '≤ 2.5× floor')],
         }),
-        row({ metric: '  of which open (read, CRC, JSON.parse, zod decode, index)', value: file.open, unit: 'ms', fmt: fmtMs, floor: raw }),
-        row({ metric: '  of which runtime.boot (fold into actors)', value: file.boot, unit: 'ms', fmt: fmtMs, floor: raw }),
+        row({
+          metric: '  of which open (read, CRC, JSON.parse, zod decode, index)',
+          value: file.open,
+          unit: 'ms',
+          fmt: fmtMs,
+          floor: raw,
+        }),
+        row({
+          metric: '  of which runtime.boot (fold into actors)',
+          value: file.boot,
+          unit: 'ms',
+          fmt: fmtMs,
+          floor: raw,
+        }),
         row({
           metric: `replay ${events.length} events, memory store: boot`,
           value: mem,
@@ -357,7 +418,10 @@ async function makeListeningVms(rig: RuntimeRig, n: number, prefix: string): Pro
   const at = Date.now();
   for (let i = 0; i < n; i++) {
     const machineId = `${prefix}${i.toString(16).padStart(13, '0')}`;
-    await rig.runtime.dispatch({ type: 'fly.machineCreated', data: { machineId, region: REGION, instanceId: 'i', state: 'started', createdAt: at } });
+    await rig.runtime.dispatch({
+      type: 'fly.machineCreated',
+      data: { machineId, region: REGION, instanceId: 'i', state: 'started', createdAt: at },
+    });
     await rig.runtime.dispatch({ type: 'vm.listening', data: { machineId, region: REGION } });
   }
   await rig.runtime.settled();

@@ -43,7 +43,13 @@ const is =
   <M extends { type: string }>(m: M): m is Extract<M, { type: T }> =>
     m.type === type;
 
-async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number, progress: (l: string) => void): Promise<ModeResult> {
+async function runMode(
+  mode: Mode,
+  n: number,
+  broadcasts: number,
+  warmup: number,
+  progress: (l: string) => void,
+): Promise<ModeResult> {
   const base = process.hrtime.bigint();
   let server: IpcChild<ServerCmd, ServerMsg> | undefined;
   let clients: IpcChild<ClientCmd, ClientMsg> | undefined;
@@ -58,8 +64,16 @@ async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number
     server.send({ type: 'stats' });
     const before = await server.next(is('stats'));
     progress(`sse/${mode}: connecting ${n} clients`);
-    clients = forkTs<ClientCmd, ClientMsg>('bench/sse/clients.ts', [String(port), String(n), base.toString()], `sse ${mode} clients`);
-    const connected = await clients.next((m): m is Extract<ClientMsg, { type: 'connected' | 'error' }> => m.type === 'connected' || m.type === 'error', 120_000);
+    clients = forkTs<ClientCmd, ClientMsg>(
+      'bench/sse/clients.ts',
+      [String(port), String(n), base.toString()],
+      `sse ${mode} clients`,
+    );
+    const connected = await clients.next(
+      (m): m is Extract<ClientMsg, { type: 'connected' | 'error' }> =>
+        m.type === 'connected' || m.type === 'error',
+      120_000,
+    );
     if (connected.type === 'error') throw new Error(`clients: ${connected.message}`);
     await new Promise((r) => setTimeout(r, 500));
     server.send({ type: 'stats' });
@@ -76,10 +90,17 @@ async function runMode(mode: Mode, n: number, broadcasts: number, warmup: number
     progress(`sse/${mode}: ${warmup} warm-up + ${broadcasts} broadcasts to ${n} clients`);
     for (let k = 1; k <= warmup + broadcasts; k++) {
       clients.send({ type: 'expect', k, timeoutMs: 15_000 });
-      await clients.next((m): m is Extract<ClientMsg, { type: 'armed' }> => m.type === 'armed' && m.k === k);
+      await clients.next(
+        (m): m is Extract<ClientMsg, { type: 'armed' }> => m.type === 'armed' && m.k === k,
+      );
       server.send({ type: 'change', k });
-      const changed = await server.next((m): m is Extract<ServerMsg, { type: 'changed' }> => m.type === 'changed' && m.k === k);
-      const got = await clients.next((m): m is Extract<ClientMsg, { type: 'received' }> => m.type === 'received' && m.k === k, 30_000);
+      const changed = await server.next(
+        (m): m is Extract<ServerMsg, { type: 'changed' }> => m.type === 'changed' && m.k === k,
+      );
+      const got = await clients.next(
+        (m): m is Extract<ClientMsg, { type: 'received' }> => m.type === 'received' && m.k === k,
+        30_000,
+      );
       if (k > warmup) {
         const lat = got.times.map((t) => t - changed.t0);
         toLast.push(maxOf(lat));
@@ -142,9 +163,27 @@ export const sseSection: SectionDef = {
         floor: p99(raw.toLast),
         checks: [atMost(lastP99 / p99(raw.toLast), 1.5, '≤ 1.5× floor')],
       }),
-      row({ metric: 'per-client delivery, p50 (all broadcasts)', value: p50(product.perClient), unit: 'ms', fmt: fmtMs, floor: p50(raw.perClient) }),
-      row({ metric: 'per-client delivery, p99 (all broadcasts)', value: p99(product.perClient), unit: 'ms', fmt: fmtMs, floor: p99(raw.perClient) }),
-      row({ metric: 'server synchronous work per change, p50', value: p50(product.syncMs), unit: 'ms', fmt: fmtMs, floor: p50(raw.syncMs) }),
+      row({
+        metric: 'per-client delivery, p50 (all broadcasts)',
+        value: p50(product.perClient),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p50(raw.perClient),
+      }),
+      row({
+        metric: 'per-client delivery, p99 (all broadcasts)',
+        value: p99(product.perClient),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p99(raw.perClient),
+      }),
+      row({
+        metric: 'server synchronous work per change, p50',
+        value: p50(product.syncMs),
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: p50(raw.syncMs),
+      }),
       row({
         metric: `  of which fan-out loops (${product.frames} frames × ${n} writes), p50`,
         value: p50(product.fanoutMs),
@@ -160,9 +199,26 @@ export const sseSection: SectionDef = {
         floor: raw.rssPerConn,
         checks: [atMost(product.rssPerConn / raw.rssPerConn, 1.5, '≤ 1.5× floor')],
       }),
-      row({ metric: 'server heap per connection', value: product.heapPerConn, unit: 'bytes', fmt: fmtBytes, floor: raw.heapPerConn }),
-      row({ metric: `connect all ${n} clients`, value: product.connectMs, unit: 'ms', fmt: fmtMs, floor: raw.connectMs }),
-      row({ metric: 'store events appended while they connected', value: product.eventsOnConnect, unit: 'events', fmt: (v) => v.toFixed(0) }),
+      row({
+        metric: 'server heap per connection',
+        value: product.heapPerConn,
+        unit: 'bytes',
+        fmt: fmtBytes,
+        floor: raw.heapPerConn,
+      }),
+      row({
+        metric: `connect all ${n} clients`,
+        value: product.connectMs,
+        unit: 'ms',
+        fmt: fmtMs,
+        floor: raw.connectMs,
+      }),
+      row({
+        metric: 'store events appended while they connected',
+        value: product.eventsOnConnect,
+        unit: 'events',
+        fmt: (v) => v.toFixed(0),
+      }),
     ];
     const lost = raw.missing + product.missing;
     return {
@@ -171,13 +227,19 @@ export const sseSection: SectionDef = {
         `server and clients are separate child processes (the fd limit here is ~20k per process): server fds ${product.serverFds} (floor ${raw.serverFds}), client process fds ${product.clientFds}. Clients are raw sockets in one process, batches of 250 connects.`,
         `${broadcasts} broadcasts (after ${warmup} warm-up), 200 ms apart; clock = process.hrtime (host-wide monotonic) in both processes; product t0 is taken before runtime.dispatch, floor t0 before the write loop. Frame: ${raw.frameBytes} B. p99 of ${broadcasts} is their maximum.`,
         'product = createWhere on in-memory ports (autospawn off, so its chart never spawns; its driver still reports visitors), one change = fly.machineObserved(started) for a new machine → `machine` frame then `capacity` frame to every client; the floor writes only the `machine` frame.',
-        lost > 0 ? `${lost} deliveries did not arrive within 15 s (raw ${raw.missing}, product ${product.missing})` : 'every client received every frame.',
+        lost > 0
+          ? `${lost} deliveries did not arrive within 15 s (raw ${raw.missing}, product ${product.missing})`
+          : 'every client received every frame.',
       ],
       data: {
         n,
         broadcasts,
         raw: { ...raw, perClient: summarize(raw.perClient), toLastSummary: summarize(raw.toLast) },
-        product: { ...product, perClient: summarize(product.perClient), toLastSummary: summarize(product.toLast) },
+        product: {
+          ...product,
+          perClient: summarize(product.perClient),
+          toLastSummary: summarize(product.toLast),
+        },
       },
     };
   },

@@ -7,7 +7,14 @@
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
 import { fmtMs, p50, p99, summarize } from '../lib/stats.js';
-import { POLL_MS, bootFloorExit, bootFloorHttp, bootUseless, requireBuild, startCallbackSink } from '../lib/vmBoot.js';
+import {
+  POLL_MS,
+  bootFloorExit,
+  bootFloorHttp,
+  bootUseless,
+  requireBuild,
+  startCallbackSink,
+} from '../lib/vmBoot.js';
 
 export interface VmBootSamples {
   health: number[];
@@ -20,10 +27,21 @@ export interface VmBootSamples {
 }
 
 /** `n` rounds of (floor exit, floor http, useless), after one warm-up round (file cache). */
-export async function measureVmBoots(n: number, progress?: (i: number) => void): Promise<VmBootSamples> {
+export async function measureVmBoots(
+  n: number,
+  progress?: (i: number) => void,
+): Promise<VmBootSamples> {
   requireBuild();
   const sink = await startCallbackSink();
-  const out: VmBootSamples = { health: [], callback: [], listen: [], selfCheck: [], call: [], floorHttp: [], floorExit: [] };
+  const out: VmBootSamples = {
+    health: [],
+    callback: [],
+    listen: [],
+    selfCheck: [],
+    call: [],
+    floorHttp: [],
+    floorExit: [],
+  };
   try {
     await bootFloorExit();
     await bootFloorHttp();
@@ -57,13 +75,52 @@ export function vmRows(s: VmBootSamples, label = ''): SectionOutput['rows'] {
       floor: floorP50,
       checks: [atMost(cbP50, 300, '≤ 300 ms'), atMost(cbP50 / floorP50, 4, '≤ 4× floor')],
     }),
-    row({ metric: `${label}boot-to-listening (spawn → callback), p99`, value: p99(s.callback), unit: 'ms', fmt: fmtMs, floor: p99(s.floorHttp) }),
-    row({ metric: `${label}spawn → /health 200, p50`, value: p50(s.health), unit: 'ms', fmt: fmtMs, floor: floorP50 }),
-    row({ metric: `${label}spawn → /health 200, p99`, value: p99(s.health), unit: 'ms', fmt: fmtMs, floor: p99(s.floorHttp) }),
-    row({ metric: `${label}floor 2: node -e 0, spawn → exit, p50`, value: p50(s.floorExit), unit: 'ms', fmt: fmtMs }),
-    row({ metric: `${label}  phase: spawn → "Server listening" (VM log), p50`, value: p50(s.listen), unit: 'ms', fmt: fmtMs, floor: floorP50 }),
-    row({ metric: `${label}  phase: listening → "ready to serve" (self-check), p50`, value: p50(s.selfCheck), unit: 'ms', fmt: fmtMs }),
-    row({ metric: `${label}  phase: ready → callback arrives, p50`, value: p50(s.call), unit: 'ms', fmt: fmtMs }),
+    row({
+      metric: `${label}boot-to-listening (spawn → callback), p99`,
+      value: p99(s.callback),
+      unit: 'ms',
+      fmt: fmtMs,
+      floor: p99(s.floorHttp),
+    }),
+    row({
+      metric: `${label}spawn → /health 200, p50`,
+      value: p50(s.health),
+      unit: 'ms',
+      fmt: fmtMs,
+      floor: floorP50,
+    }),
+    row({
+      metric: `${label}spawn → /health 200, p99`,
+      value: p99(s.health),
+      unit: 'ms',
+      fmt: fmtMs,
+      floor: p99(s.floorHttp),
+    }),
+    row({
+      metric: `${label}floor 2: node -e 0, spawn → exit, p50`,
+      value: p50(s.floorExit),
+      unit: 'ms',
+      fmt: fmtMs,
+    }),
+    row({
+      metric: `${label}  phase: spawn → "Server listening" (VM log), p50`,
+      value: p50(s.listen),
+      unit: 'ms',
+      fmt: fmtMs,
+      floor: floorP50,
+    }),
+    row({
+      metric: `${label}  phase: listening → "ready to serve" (self-check), p50`,
+      value: p50(s.selfCheck),
+      unit: 'ms',
+      fmt: fmtMs,
+    }),
+    row({
+      metric: `${label}  phase: ready → callback arrives, p50`,
+      value: p50(s.call),
+      unit: 'ms',
+      fmt: fmtMs,
+    }),
   ];
 }
 

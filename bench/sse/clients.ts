@@ -39,7 +39,11 @@ function attach(i: number, s: Socket, onFirst: () => void): void {
       onFirst();
     }
     const text = tail + chunk.toString('latin1');
-    for (let at = text.indexOf(MARK); at >= 0 && at + 10 <= text.length; at = text.indexOf(MARK, at + 1)) {
+    for (
+      let at = text.indexOf(MARK);
+      at >= 0 && at + 10 <= text.length;
+      at = text.indexOf(MARK, at + 1)
+    ) {
       const k = Number(text.slice(at + 4, at + 10));
       const arr = arrivals.get(k);
       if (!arr || !Number.isNaN(arr[i]!)) continue;
@@ -66,7 +70,11 @@ async function connectAll(): Promise<void> {
           sockets[i] = s;
           const fail = (err: Error) => reject(new Error(`connection ${i}: ${err.message}`));
           s.once('error', fail);
-          s.once('connect', () => s.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`));
+          s.once('connect', () =>
+            s.write(
+              `GET /events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`,
+            ),
+          );
           attach(i, s, () => {
             s.off('error', fail);
             resolve();
@@ -76,7 +84,12 @@ async function connectAll(): Promise<void> {
     }
     await Promise.all(batch);
   }
-  send({ type: 'connected', n, ms: performance.now() - t0, fds: readdirSync('/proc/self/fd').length });
+  send({
+    type: 'connected',
+    n,
+    ms: performance.now() - t0,
+    fds: readdirSync('/proc/self/fd').length,
+  });
 }
 
 process.on('message', (cmd: ClientCmd) => {

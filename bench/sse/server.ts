@@ -9,7 +9,11 @@ import { readdirSync } from 'node:fs';
 import { initialTransition, transition } from 'xstate';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { toChartEvent, makeEnvelope } from '../../src/events/envelope.js';
@@ -23,9 +27,28 @@ import { createWhere } from '../../src/where/system.js';
 
 export type ServerMsg =
   | { type: 'ready'; port: number }
-  | { type: 'changed'; k: number; t0: number; syncMs: number; bytes: number; fanoutMs: number; frames: number }
-  | { type: 'stats'; rss: number; heapUsed: number; fds: number; clients: number; storeEvents: number };
-export type ServerCmd = { type: 'base'; base: string } | { type: 'change'; k: number } | { type: 'stats' } | { type: 'stop' };
+  | {
+      type: 'changed';
+      k: number;
+      t0: number;
+      syncMs: number;
+      bytes: number;
+      fanoutMs: number;
+      frames: number;
+    }
+  | {
+      type: 'stats';
+      rss: number;
+      heapUsed: number;
+      fds: number;
+      clients: number;
+      storeEvents: number;
+    };
+export type ServerCmd =
+  | { type: 'base'; base: string }
+  | { type: 'change'; k: number }
+  | { type: 'stats' }
+  | { type: 'stop' };
 
 export const machineIdFor = (k: number) => `ssek${k.toString().padStart(6, '0')}x`;
 
@@ -45,7 +68,9 @@ const fact = (k: number) => ({
   createdAt: Date.UTC(2026, 0, 1) + k,
 });
 
-let change: (k: number) => Promise<{ syncMs: number; bytes: number; fanoutMs: number; frames: number }>;
+let change: (
+  k: number,
+) => Promise<{ syncMs: number; bytes: number; fanoutMs: number; frames: number }>;
 let clients: () => number;
 let storeEvents: () => Promise<number> = async () => 0;
 let stop: () => Promise<void>;
@@ -120,7 +145,11 @@ if (mode === 'product') {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
     res.flushHeaders();
     res.socket?.setNoDelay(true);
     res.write('retry: 2000\n\n');
@@ -128,12 +157,24 @@ if (mode === 'product') {
     res.once('close', () => open.delete(res));
   });
   server.keepAliveTimeout = 0;
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
+  await new Promise<void>((resolve) =>
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve),
+  );
   // The very frame the landing app writes for this change: same code, same bytes.
   const frameFor = (k: number) => {
     const at = Date.UTC(2026, 0, 1) + k;
-    const env = makeEnvelope({ id: '01K00000000000000000000000', type: 'fly.machineObserved', stream: `vm.${machineIdFor(k)}`, at, data: fact(k) });
-    const [snap] = transition(vmMachine, initialTransition(vmMachine)[0], toChartEvent(env) as never);
+    const env = makeEnvelope({
+      id: '01K00000000000000000000000',
+      type: 'fly.machineObserved',
+      stream: `vm.${machineIdFor(k)}`,
+      at,
+      data: fact(k),
+    });
+    const [snap] = transition(
+      vmMachine,
+      initialTransition(vmMachine)[0],
+      toChartEvent(env) as never,
+    );
     return frame('machine', toFleetMachine(snap));
   };
   change = async (k) => {
@@ -171,7 +212,14 @@ process.on('message', (cmd: ServerCmd) => {
           await new Promise((r) => setImmediate(r));
         }
         const m = process.memoryUsage();
-        send({ type: 'stats', rss: m.rss, heapUsed: m.heapUsed, fds: readdirSync('/proc/self/fd').length, clients: clients(), storeEvents: await storeEvents() });
+        send({
+          type: 'stats',
+          rss: m.rss,
+          heapUsed: m.heapUsed,
+          fds: readdirSync('/proc/self/fd').length,
+          clients: clients(),
+          storeEvents: await storeEvents(),
+        });
         return;
       }
       case 'stop':

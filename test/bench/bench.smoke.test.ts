@@ -8,7 +8,13 @@ import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js'
 import { bareLaunch, bareListeningVm } from '../../bench/lib/bare.js';
 import { defer, runAllCleanups } from '../../bench/lib/cleanup.js';
 import { atMost, renderTable, row } from '../../bench/lib/report.js';
-import { DiscardingEventStore, EVENTS_PER_LAUNCH, NullLedger, makeRuntimeRig, runLaunch } from '../../bench/lib/runtimeRig.js';
+import {
+  DiscardingEventStore,
+  EVENTS_PER_LAUNCH,
+  NullLedger,
+  makeRuntimeRig,
+  runLaunch,
+} from '../../bench/lib/runtimeRig.js';
 import { p50, p99, percentile } from '../../bench/lib/stats.js';
 
 describe('bench launch driver', () => {
@@ -41,8 +47,20 @@ describe('bench launch driver', () => {
     const rig = makeRuntimeRig(new DiscardingEventStore(), { ledger: new NullLedger() });
     await rig.runtime.boot();
     try {
-      await rig.runtime.dispatch({ type: 'fly.machineCreated', data: { machineId: 'smoke0001', region: 'ams', instanceId: 'i', state: 'started', createdAt: Date.now() } });
-      await rig.runtime.dispatch({ type: 'vm.listening', data: { machineId: 'smoke0001', region: 'ams' } });
+      await rig.runtime.dispatch({
+        type: 'fly.machineCreated',
+        data: {
+          machineId: 'smoke0001',
+          region: 'ams',
+          instanceId: 'i',
+          state: 'started',
+          createdAt: Date.now(),
+        },
+      });
+      await rig.runtime.dispatch({
+        type: 'vm.listening',
+        data: { machineId: 'smoke0001', region: 'ams' },
+      });
       expect(rig.runtime.actor('vm.smoke0001')?.snapshot.matches('listening')).toBe(true);
       expect(rig.runtime.actor('vm.smoke0001')?.version).toBe(2);
     } finally {
@@ -59,8 +77,24 @@ describe('bench launch driver', () => {
 
 describe('bench report', () => {
   it('is PASS only when every check holds, INFO without checks', () => {
-    expect(row({ metric: 'm', value: 4, unit: 'ms', fmt: String, floor: 2, checks: [atMost(4, 5, '≤ 5'), atMost(2, 3, '≤ 3×')] }).status).toBe('PASS');
-    const miss = row({ metric: 'm', value: 8, unit: 'ms', fmt: String, floor: 2, checks: [atMost(8, 5, '≤ 5'), atMost(4, 3, '≤ 3×')] });
+    expect(
+      row({
+        metric: 'm',
+        value: 4,
+        unit: 'ms',
+        fmt: String,
+        floor: 2,
+        checks: [atMost(4, 5, '≤ 5'), atMost(2, 3, '≤ 3×')],
+      }).status,
+    ).toBe('PASS');
+    const miss = row({
+      metric: 'm',
+      value: 8,
+      unit: 'ms',
+      fmt: String,
+      floor: 2,
+      checks: [atMost(8, 5, '≤ 5'), atMost(4, 3, '≤ 3×')],
+    });
     expect(miss.status).toBe('MISS');
     expect(miss.target).toBe('≤ 5 ✗; ≤ 3× ✗');
     expect(miss.ratio).toBe('4.00×');

@@ -3,7 +3,7 @@
  * VM processes), on free ports and a temporary data directory, for end-to-end tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,12 +74,21 @@ export async function startStack(env: Record<string, string> = {}, args: string[
   return { url: `http://localhost:${port}`, port, debugToken, privateUrl: `http://127.0.0.1:${basePrivatePort}`, output, stop };
 }
 
-/** Processes of the stack still alive (VMs included), by command line. */
-export function stackProcesses(marker: string): Promise<string[]> {
-  return new Promise((resolve) => {
-    const ps = spawn('ps', ['-eo', 'pid,args'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    ps.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    ps.on('close', () => resolve(out.split('\n').filter((l) => l.includes(marker))));
-  });
+/**
+ * Processes (VMs included) that belong to a stack: their environment names its private port. Read
+ * from /proc, so other stacks and other tests on the machine are not counted.
+ */
+export function processesOf(stack: Stack): number[] {
+  const marker = `${stack.privateUrl}`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (env.includes(marker)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
 }

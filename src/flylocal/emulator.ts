@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { ulid } from 'ulid';
+import { fastUlid as ulid } from '../adapters/system/ulidIds.js';
 import type { FlyMachineState } from '../ports/flyMachines.js';
 import { durationMs, type CreateMachineRequest, type MachineConfigIn, type SignalName } from '../fly/schemas.js';
 import type { Logger } from '../shared/log.js';

@@ -1,11 +1,11 @@
 /**
- * The actor runtime: the one place that calls `transition()`. For each fact: route it, fold it into
+ * The actor runtime: the one place that folds facts through the charts. For each fact: route it, fold it into
  * the actor's snapshot (dropping what the snapshot cannot take), append it with the expected stream
  * version, publish the change, then run the effects it named. Timers are kept in step with the
  * deadlines recorded in each actor's context, so they survive restarts; boot replays every stream
  * and re-drives intents still outstanding.
  */
-import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import type { AnyMachineSnapshot } from 'xstate';
 import { CHARTS, isEffect, timerFactType, type Chart, type Effect, type FactData, type FactType, type TimerKey } from '../../machines/index.js';
 import { makeEnvelope, toChartEvent, type EventMeta, type StoredEvent } from '../events/envelope.js';
 import type { Clock, Timers } from '../ports/clock.js';
@@ -14,6 +14,7 @@ import type { Ids } from '../ports/ids.js';
 import { VersionConflictError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { KeyedLock } from './keyedLock.js';
+import { decider, type Decider } from './decide.js';
 import { kindOf, routeFact, type StreamKind } from './router.js';
 
 /** A fact as the outside world hands it to the runtime (the envelope is made here). */
@@ -95,6 +96,8 @@ const MAX_CONFLICT_RETRIES = 8;
 
 export class ActorRuntime {
   private readonly records = new Map<string, ActorRecord>();
+  /** One reusable decider per chart (XState's transition() builds a new actor on every call). */
+  private readonly deciders = new Map<string, Decider>();
   private readonly lock = new KeyedLock();
   private readonly listeners = new Set<(c: ActorChange) => void>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -196,7 +199,7 @@ export class ActorRuntime {
         });
         const event = toChartEvent(envelope);
         if (!rec.snapshot.can(event)) return { accepted: false, stream, why: 'cannotTake' };
-        const [next, actions] = transition(rec.chart.machine, rec.snapshot, event);
+        const [next, actions] = this.decide(rec.chart).next(rec.snapshot, event);
         let stored: StoredEvent;
         try {
           const res = await this.o.store.append(stream, [envelope], { expectedVersion: rec.version });
@@ -264,11 +267,11 @@ export class ActorRuntime {
     const kind = kindOf(stream);
     if (!kind) return [];
     const chart: Chart = CHARTS[kind];
-    let [snap] = initialTransition(chart.machine);
+    let [snap] = this.decide(chart).initial();
     const out: { event: StoredEvent; snapshot: AnyMachineSnapshot }[] = [];
     for (const e of await this.o.store.read(stream)) {
       const ev = toChartEvent(e);
-      if (snap.status === 'active' && snap.can(ev)) [snap] = transition(chart.machine, snap, ev);
+      if (snap.status === 'active' && snap.can(ev)) [snap] = this.decide(chart).next(snap, ev);
       out.push({ event: e, snapshot: snap });
     }
     return out;
@@ -297,6 +300,12 @@ export class ActorRuntime {
 
   // ---------------------------------------------------------------- internals
 
+  private decide(chart: Chart): Decider {
+    let d = this.deciders.get(chart.id);
+    if (!d) this.deciders.set(chart.id, (d = decider(chart.machine)));
+    return d;
+  }
+
   private drives(rec: ActorRecord): boolean {
     return this.o.drives ? this.o.drives(rec) : true;
   }
@@ -310,7 +319,7 @@ export class ActorRuntime {
     const kind = kindOf(stream);
     if (!kind) throw new Error(`not an actor stream: ${stream}`);
     const chart: Chart = CHARTS[kind];
-    const [snapshot] = initialTransition(chart.machine);
+    const [snapshot] = this.decide(chart).initial();
     return { stream, kind, chart, snapshot, version: 0, recent: [], touchedAt: this.o.clock.now() };
   }
 
@@ -322,7 +331,7 @@ export class ActorRuntime {
     let next = rec.snapshot;
     const ev = toChartEvent(e);
     if (rec.snapshot.status === 'active' && rec.snapshot.can(ev)) {
-      [next] = transition(rec.chart.machine, rec.snapshot, ev);
+      [next] = this.decide(rec.chart).next(rec.snapshot, ev);
     } else {
       // Stored facts were accepted when appended; a refusal now means the chart changed under
       // its stream. Keep the version in step and say so.

@@ -152,6 +152,7 @@ export async function createWhere(cfg: WhereConfig, ports: WherePorts, opts: Whe
     async start(listen = true) {
       await cluster.start();
       const report = await runtime.boot();
+      fleet.resync();
       booted = true;
       await autospawn.configure();
       await autospawn.sync();

@@ -8,7 +8,7 @@ import type { SnapshotFrom } from 'xstate';
 import { autospawnerMachine, JITTER, type AutospawnerMachine } from '../../machines/autospawner/autospawner.machine.js';
 import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { armedTimers, expectFullCoverage, explore, fact } from './harness.js';
+import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore, fact } from './harness.js';
 
 const INTERVAL = 60_000;
 
@@ -44,6 +44,10 @@ const paths = explore(autospawnerMachine, { events: eventsFor, abstract });
 describe('autospawner chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
     expectFullCoverage(autospawnerMachine, paths as never);
+  });
+
+  it('steps through the runtime\'s decider exactly as through XState\'s transition()', () => {
+    expectDeciderAgrees(autospawnerMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {

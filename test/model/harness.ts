@@ -8,7 +8,8 @@ import { getShortestPaths, getStateNodes } from 'xstate/graph';
 import { encodeTime } from 'ulid';
 import { expect } from 'vitest';
 import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
-import type { Effect } from '../../machines/effects.js';
+import { isEffect, type Effect } from '../../machines/effects.js';
+import { decider } from '../../src/runtime/decide.js';
 import { fold, type Folded } from '../support/charts.js';
 
 export interface ModelPath<M extends AnyStateMachine> {
@@ -125,4 +126,24 @@ export function expectFullCoverage(machine: AnyStateMachine, paths: readonly Mod
   const fired = new Set(paths.flatMap((p) => [...p.fired]));
   const missing = allTransitions(machine).filter((t) => !fired.has(t.def)).map((t) => t.label);
   expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
+}
+
+/**
+ * The runtime's decider (one reused scope per chart) must step exactly like XState's
+ * `transition()`: the same snapshots and the same effects, on every path.
+ */
+export function expectDeciderAgrees(machine: AnyStateMachine, paths: readonly ModelPath<AnyStateMachine>[]): void {
+  const d = decider(machine);
+  for (const p of paths) {
+    let [snap] = d.initial();
+    const effects: Effect[] = [];
+    for (const e of p.events) {
+      if (snap.status !== 'active' || !snap.can(e)) continue;
+      const [next, actions] = d.next(snap, e);
+      snap = next;
+      effects.push(...actions.filter(isEffect).map((a) => ({ type: a.type, params: a.params }) as unknown as Effect));
+    }
+    expect(machine.getPersistedSnapshot(snap), p.description).toEqual(machine.getPersistedSnapshot(p.folded.snapshot));
+    expect(effects, p.description).toEqual(p.folded.effects);
+  }
 }

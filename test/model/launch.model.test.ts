@@ -10,7 +10,7 @@ import { launchMachine, type LaunchMachine } from '../../machines/launch/launch.
 import { launchStatusOf } from '../../machines/launch/launch.view.js';
 import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { armedTimers, expectFullCoverage, explore, fact, type ModelPath } from './harness.js';
+import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore, fact, type ModelPath } from './harness.js';
 
 const L = '01JZ0000000000000000000003';
 const M = 'aaaaaaaaaaaaaa';
@@ -59,6 +59,10 @@ describe('launch chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
     expectFullCoverage(launchMachine, paths as never);
     expect(paths.length).toBeGreaterThan(20);
+  });
+
+  it('steps through the runtime\'s decider exactly as through XState\'s transition()', () => {
+    expectDeciderAgrees(launchMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {

@@ -9,7 +9,7 @@ import { vmMachine, type VmMachine } from '../../machines/vm/vm.machine.js';
 import { vmPublic } from '../../machines/vm/vm.view.js';
 import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { armedTimers, expectFullCoverage, explore, fact } from './harness.js';
+import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore, fact } from './harness.js';
 
 const L = '01JZ0000000000000000000004';
 const M = 'bbbbbbbbbbbbbb';
@@ -50,6 +50,10 @@ const paths = explore(vmMachine, { events: eventsFor, abstract });
 describe('vm chart model', () => {
   it('generates paths that reach every state and take every transition', () => {
     expectFullCoverage(vmMachine, paths as never);
+  });
+
+  it('steps through the runtime\'s decider exactly as through XState\'s transition()', () => {
+    expectDeciderAgrees(vmMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {

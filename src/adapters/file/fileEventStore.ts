@@ -1,16 +1,17 @@
 /**
  * Adapter: EventStore in one append-only file, the embedded default. Each record is a line
- * `<crc32 hex> <json>\n`, written and flushed before the append resolves. On open, a torn or
+ * `<crc32 hex> <json>\n`, written and flushed to disk before the append resolves; appends that
+ * arrive while a flush is running share the next one (group commit), off the event loop. On open, a torn or
  * corrupt *last* record (a crash mid-write) is dropped and cut off; corruption anywhere else stops
  * the open with an error rather than silently losing history. One process writes a file at a time
  * (a lock file names it).
  */
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeEvent, type EventEnvelope, type StoredEvent } from '../../events/envelope.js';
 import type { AppendResult, EventStore } from '../../ports/eventStore.js';
-import { VersionConflictError } from '../../shared/errors.js';
+import { StoreUnavailableError, VersionConflictError, errorMessage } from '../../shared/errors.js';
 
 export class FileStoreCorruptError extends Error {
   readonly code = 'FILE_STORE_CORRUPT';
@@ -67,6 +68,9 @@ export class FileEventStore implements EventStore {
   private readonly lockPath: string;
   private readonly fsync: boolean;
   private closed = false;
+  /** Appends written but not yet on disk, waiting for the next flush. */
+  private unsynced: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  private flushing: Promise<void> | undefined;
 
   private constructor(
     readonly path: string,
@@ -157,10 +161,11 @@ export class FileEventStore implements EventStore {
       position: this.log.length + i + 1,
     }));
     // One write per append: a record is either wholly in the file or (torn) dropped at next open.
+    // Written and indexed at once, so the next append checks its version against this one.
     writeSync(this.fd, stored.map(encodeLine).join(''));
-    if (this.fsync) fdatasyncSync(this.fd);
     const result = { version: stored.at(-1)!.version, position: stored.at(-1)!.position };
     for (const e of stored) this.index(e);
+    if (this.fsync) await this.flushed();
     for (const e of stored) for (const l of this.listeners) l(e);
     return result;
   }
@@ -175,8 +180,31 @@ export class FileEventStore implements EventStore {
     return () => this.listeners.delete(onEvent);
   }
 
+  /** Resolves once everything written so far is on disk; one fdatasync serves every waiter. */
+  private flushed(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.unsynced.push({ resolve, reject }));
+    this.flushing ??= this.flushLoop();
+    return done;
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.unsynced.length > 0) {
+      const waiting = this.unsynced;
+      this.unsynced = [];
+      try {
+        await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+        for (const w of waiting) w.resolve();
+      } catch (err) {
+        const failure = new StoreUnavailableError(`could not flush ${this.path}: ${errorMessage(err)}`, { cause: err });
+        for (const w of waiting) w.reject(failure);
+      }
+    }
+    this.flushing = undefined;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.flushing;
     this.closed = true;
     this.listeners.clear();
     closeSync(this.fd);

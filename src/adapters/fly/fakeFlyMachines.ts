@@ -3,7 +3,7 @@
  * at once or on command, failures are scripted per call, and a ledger keeps every machine ever
  * created so a test can count orphans. Passes test/contract/flyMachines.contract.ts.
  */
-import { ulid } from 'ulid';
+import { fastUlid as ulid } from '../system/ulidIds.js';
 import type { Clock, Timers } from '../../ports/clock.js';
 import {
   FlyApiError,

@@ -3,7 +3,7 @@
  * the same events, shows the same map), and the fan-out of its changes to fleet SSE clients.
  * Each open fleet stream is a visitor; the count feeds presence (and so the autospawner).
  */
-import type { ActorChange, ActorRuntime } from '../../runtime/actorRuntime.js';
+import type { ActorChange, ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import type { CapacityView, FleetMachine, FleetSnapshot } from '../wire.js';
 import { frame, type SseClient } from '../sse.js';
@@ -16,21 +16,34 @@ export class Fleet {
   private readonly visitorListeners = new Set<(n: number) => void>();
   private readonly stopFeed: () => void;
 
+  /** Streams counted by the cap view, kept as changes arrive (not recounted per change). */
+  private readonly liveVms = new Set<string>();
+  private readonly pendingLaunches = new Set<string>();
+
   constructor(
     private readonly runtime: ActorRuntime,
     private readonly clock: Clock,
     private readonly limit: () => number,
   ) {
     this.stopFeed = runtime.onChange((c) => this.onChange(c));
+    this.resync();
+  }
+
+  /** Recount from every actor (after boot, which folds without announcing each change). */
+  resync(): void {
+    this.liveVms.clear();
+    this.pendingLaunches.clear();
+    this.last.clear();
+    for (const r of this.runtime.actors()) this.track(r);
     for (const m of this.machines()) this.last.set(m.machineId, JSON.stringify(m));
     this.lastCapacity = JSON.stringify(this.capacity());
   }
 
   machines(): FleetMachine[] {
     const out: FleetMachine[] = [];
-    for (const r of this.runtime.actors('vm')) {
-      if (r.snapshot.status !== 'active') continue;
-      const m = toFleetMachine(r.snapshot);
+    for (const stream of this.liveVms) {
+      const r = this.runtime.actor(stream);
+      const m = r && toFleetMachine(r.snapshot);
       if (m) out.push(m);
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.machineId.localeCompare(b.machineId));
@@ -38,12 +51,18 @@ export class Fleet {
 
   /** Machines alive plus launches still waiting for theirs: what the cap is counting. */
   capacity(): CapacityView {
-    let live = 0;
-    for (const r of this.runtime.actors('vm')) if (r.snapshot.status === 'active' && !r.snapshot.matches('unknown')) live++;
-    for (const r of this.runtime.actors('launch')) {
-      if (r.snapshot.status === 'active' && (r.snapshot.matches('requested') || r.snapshot.matches('creating'))) live++;
+    return { live: this.liveVms.size + this.pendingLaunches.size, limit: this.limit() };
+  }
+
+  private track(r: ActorRecord): void {
+    const active = r.snapshot.status === 'active';
+    if (r.kind === 'vm') {
+      if (active && !r.snapshot.matches('unknown')) this.liveVms.add(r.stream);
+      else this.liveVms.delete(r.stream);
+    } else if (r.kind === 'launch') {
+      if (active && (r.snapshot.matches('requested') || r.snapshot.matches('creating'))) this.pendingLaunches.add(r.stream);
+      else this.pendingLaunches.delete(r.stream);
     }
-    return { live, limit: this.limit() };
   }
 
   snapshot(): FleetSnapshot {
@@ -81,6 +100,7 @@ export class Fleet {
   }
 
   private onChange(c: ActorChange): void {
+    this.track(c.record);
     if (c.record.kind === 'vm') {
       const m = c.record.snapshot.status === 'active' ? toFleetMachine(c.record.snapshot) : undefined;
       const id = (c.record.snapshot.context as { machineId: string }).machineId;

@@ -8,11 +8,13 @@ import { SystemTimers, systemClock } from '../adapters/system/systemClock.js';
 import { loadEnvOrExit } from '../shared/env.js';
 import { errorMessage } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
+import { httpFetch } from './httpFetch.js';
 import { buildApp } from './app.js';
 import { listenHost, uselessEnv } from './config.js';
 
 const config = loadEnvOrExit(uselessEnv, 'useless');
-const log = createLogger({ name: 'useless', level: config.logLevel });
+// JSON lines always: the platform reads a VM's output, and the bundle carries no pretty printer.
+const log = createLogger({ name: 'useless', level: config.logLevel, pretty: false });
 
 /** The browser bundle sits next to the server bundle (dist/web/), or in dist/ when run from source. */
 async function loadScript(logger: Logger): Promise<string | undefined> {
@@ -43,7 +45,7 @@ const machine = buildApp({
   log,
   clock: systemClock,
   timers: new SystemTimers(systemClock),
-  fetch: globalThis.fetch,
+  fetch: httpFetch,
   exit,
   script: await loadScript(log),
 });

@@ -330,13 +330,14 @@ export class ActorRuntime {
     if (e.version <= rec.version) return;
     let next = rec.snapshot;
     const ev = toChartEvent(e);
-    if (rec.snapshot.status === 'active' && rec.snapshot.can(ev)) {
-      [next] = this.decide(rec.chart).next(rec.snapshot, ev);
-    } else {
-      // Stored facts were accepted when appended; a refusal now means the chart changed under
-      // its stream. Keep the version in step and say so.
+    // Stored facts were accepted when appended, so fold without asking can() first (it costs as
+    // much as the step itself). A step that changed nothing and named nothing may have been
+    // refused: only then ask, and say so — the chart changed under its stream.
+    const [n, actions] = rec.snapshot.status === 'active' ? this.decide(rec.chart).next(rec.snapshot, ev) : [rec.snapshot, []];
+    if (n === rec.snapshot && actions.length === 0 && !(rec.snapshot.status === 'active' && rec.snapshot.can(ev))) {
       this.o.log.warn({ stream: e.stream, type: e.type, version: e.version }, 'stored fact no longer applies');
     }
+    next = n;
     this.records.set(e.stream, rec);
     if (live) {
       this.commit(rec, next, e, false);

@@ -32,13 +32,15 @@ export class MemoryEventStore implements EventStore {
       version: current.length + i + 1,
       position: this.log.length + i + 1,
     }));
-    this.streams.set(stream, [...current, ...stored]);
+    const result = { version: stored.at(-1)!.version, position: stored.at(-1)!.position };
+    if (current.length === 0) this.streams.set(stream, current);
     for (const e of stored) {
+      current.push(e);
       this.log.push(e);
       this.ids.add(e.id);
     }
     for (const e of stored) for (const l of this.listeners) l(e);
-    return { version: current.length + stored.length, position: this.log.length };
+    return result;
   }
 
   async *readAll(afterPosition = 0): AsyncIterable<StoredEvent> {

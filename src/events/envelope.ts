@@ -22,6 +22,8 @@ export const eventMeta = z.object({
   correlationId: z.string().max(64).optional(),
   /** The instance that appended it. */
   instance: z.string().max(64).optional(),
+  /** This fact finished its actor: nothing follows it, and boot need not fold the stream. */
+  closes: z.literal(true).optional(),
 });
 export type EventMeta = z.infer<typeof eventMeta>;
 

@@ -86,6 +86,8 @@ export type ApplyOutcome =
 
 export interface BootReport {
   events: number;
+  /** Events of finished streams, read but not folded. */
+  skipped: number;
   actors: number;
   live: number;
   redriven: number;
@@ -120,10 +122,29 @@ export class ActorRuntime {
   async boot(): Promise<BootReport> {
     const started = performance.now();
     let events = 0;
+    let skipped = 0;
+    // Hold each stream's facts until its end: a stream whose last fact closed it is finished and
+    // is not folded at all (it is read from the store if anyone asks); only open actors are rebuilt.
+    const open = new Map<string, StoredEvent[]>();
+    const closed = new Set<string>();
     for await (const e of this.o.store.readAll(this.position)) {
-      this.foldStored(e, false);
       events++;
+      if (e.position > this.position) this.position = e.position;
+      if (closed.has(e.stream)) {
+        skipped++;
+        continue;
+      }
+      if (e.meta.closes) {
+        skipped += (open.get(e.stream)?.length ?? 0) + 1;
+        open.delete(e.stream);
+        closed.add(e.stream);
+        continue;
+      }
+      const held = open.get(e.stream);
+      if (held) held.push(e);
+      else open.set(e.stream, [e]);
     }
+    for (const held of open.values()) for (const e of held) this.foldStored(e, false);
     let redriven = 0;
     const now = this.o.clock.now();
     for (const rec of [...this.records.values()]) {
@@ -142,7 +163,7 @@ export class ActorRuntime {
       this.track(this.lock.run(e.stream, () => this.ingest(e)));
     });
     const live = [...this.records.values()].filter((r) => r.snapshot.status === 'active').length;
-    const report = { events, actors: this.records.size, live, redriven, ms: Math.round(performance.now() - started) };
+    const report = { events, skipped, actors: this.records.size, live, redriven, ms: Math.round(performance.now() - started) };
     this.o.log.info(report, 'runtime booted');
     return report;
   }
@@ -200,10 +221,12 @@ export class ActorRuntime {
         const event = toChartEvent(envelope);
         if (!rec.snapshot.can(event)) return { accepted: false, stream, why: 'cannotTake' };
         const [next, actions] = this.decide(rec.chart).next(rec.snapshot, event);
+        // A fact that finishes its actor says so, so boot can skip the whole stream.
+        const toStore = next.status === 'active' ? envelope : { ...envelope, meta: { ...envelope.meta, closes: true as const } };
         let stored: StoredEvent;
         try {
-          const res = await this.o.store.append(stream, [envelope], { expectedVersion: rec.version });
-          stored = { ...envelope, version: res.version, position: res.position };
+          const res = await this.o.store.append(stream, [toStore], { expectedVersion: rec.version });
+          stored = { ...toStore, version: res.version, position: res.position };
         } catch (err) {
           if (err instanceof VersionConflictError && attempt < MAX_CONFLICT_RETRIES) {
             // Another writer got there first: learn what it wrote, then decide again.

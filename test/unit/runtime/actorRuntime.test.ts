@@ -218,6 +218,31 @@ describe('ActorRuntime', () => {
     expect(out[0]).toMatchObject({ accepted: false, why: 'finished' });
   });
 
+  it('marks the fact that finishes an actor, skips finished streams at boot, and still refuses late facts for them', async () => {
+    const store = new MemoryEventStore();
+    const clock = new ManualClock(Date.UTC(2026, 5, 1));
+    const exhausted: Parameters<typeof scripted>[1] = {
+      reserveCapacity: (e) => [{ type: 'capacity.exhausted', data: { launchId: (e.params as { launchId: string }).launchId, live: 8, limit: 8 } }],
+    };
+    const a = await rig({ store, clock, script: exhausted });
+    await a.rt.dispatch(request());
+    await a.rt.settled();
+    const history = await store.read(`launch.${L}`);
+    expect(history.map((e) => [e.type, e.meta.closes ?? false])).toEqual([
+      ['launch.requested', false],
+      ['capacity.exhausted', true],
+    ]);
+    await a.rt.close(10);
+    const b = await rig({ store, clock, script: exhausted });
+    expect(b.rt.actor(`launch.${L}`)).toBeUndefined();
+    // Its story is still there for whoever asks.
+    expect((await b.rt.replay(`launch.${L}`)).at(-1)?.snapshot.value).toBe('failed');
+    // A late fact for it is refused (the new record conflicts, catches up, finds it finished).
+    const late = await b.rt.dispatch({ type: 'launch.requested', data: request().data });
+    expect(late[0]).toMatchObject({ accepted: false, why: 'finished' });
+    expect(await store.read(`launch.${L}`)).toHaveLength(2);
+  });
+
   it('waits for an actor to reach a condition', async () => {
     const { rt } = await rig();
     const waiting = rt.waitFor(`launch.${L}`, (r) => r.snapshot.matches('creating'), 1000);

@@ -86,7 +86,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
-  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
+  await app.register(fastifySSE, { heartbeatInterval: 0 });
   const sse = new SseRegistry(app);
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -325,7 +325,7 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app);
-  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
+  await app.register(fastifySSE, { heartbeatInterval: 0 });
   const sse = new SseRegistry(app);
   // The callback signature covers the exact bytes sent: keep the body as a string.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));

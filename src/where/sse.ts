@@ -25,12 +25,26 @@ export interface SseClient {
 
 let nextId = 1;
 
-/** Tracks open streams so shutdown can end them (else `app.close()` waits for every client). */
+/** How often every open stream gets a comment, so proxies and browsers keep it open. */
+export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT = ': keep-alive\n\n';
+
+/**
+ * Tracks open streams so shutdown can end them (else `app.close()` waits for every client), and
+ * sends one heartbeat round for all of them (a timer per connection costs memory at 10k streams).
+ * Routes register the plugin with `heartbeatInterval: 0`.
+ */
 export class SseRegistry {
   private readonly clients = new Set<SseClient>();
+  private readonly heartbeat: NodeJS.Timeout;
 
-  constructor(app: FastifyInstance) {
+  constructor(app: FastifyInstance, heartbeatMs = HEARTBEAT_MS) {
+    this.heartbeat = setInterval(() => {
+      for (const c of this.clients) c.write(HEARTBEAT);
+    }, heartbeatMs);
+    this.heartbeat.unref();
     app.addHook('preClose', async () => {
+      clearInterval(this.heartbeat);
       for (const c of [...this.clients]) c.close();
     });
   }
@@ -41,7 +55,7 @@ export class SseRegistry {
 
   /**
    * Start an SSE stream on a route registered with `{ sse: 'only' }`: headers flushed now (so the
-   * browser's `onopen` fires), a retry hint, heartbeats from the plugin, cleanup on either side.
+   * browser's `onopen` fires), a retry hint, the shared heartbeat, cleanup on either side.
    */
   open(reply: FastifyReply, onClose: () => void, retryMs = 2000): SseClient {
     const sse = reply.sse;

@@ -6,7 +6,9 @@
 import { z } from 'zod';
 
 export const launchId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID');
-export const machineId = z.string().regex(/^[a-z0-9]{8,32}$/, 'a machine id is 8–32 lowercase letters or digits');
+export const machineId = z
+  .string()
+  .regex(/^[a-z0-9]{8,32}$/, 'a machine id is 8–32 lowercase letters or digits');
 export const regionCode = z.string().regex(/^[a-z]{3}$/, 'a region is three lowercase letters');
 export const launchSource = z.enum(['button', 'dash', 'auto']);
 export type LaunchSource = z.infer<typeof launchSource>;

@@ -3,11 +3,20 @@
  * intents still outstanding in a snapshot (re-driven at boot), and its public view. Pure.
  */
 import type { AnyStateMachine, SnapshotFrom } from 'xstate';
-import { launchMachine, LAUNCH_CHART, LAUNCH_FACTS, CAPACITY_GRACE_MS } from './launch/launch.machine.js';
+import {
+  launchMachine,
+  LAUNCH_CHART,
+  LAUNCH_FACTS,
+  CAPACITY_GRACE_MS,
+} from './launch/launch.machine.js';
 import { launchPublic } from './launch/launch.view.js';
 import { vmMachine, VM_CHART, VM_FACTS } from './vm/vm.machine.js';
 import { vmPublic } from './vm/vm.view.js';
-import { autospawnerMachine, AUTOSPAWNER_CHART, AUTOSPAWNER_FACTS } from './autospawner/autospawner.machine.js';
+import {
+  autospawnerMachine,
+  AUTOSPAWNER_CHART,
+  AUTOSPAWNER_FACTS,
+} from './autospawner/autospawner.machine.js';
 import type { Effect } from './effects.js';
 import type { FactType } from './facts.js';
 
@@ -45,15 +54,28 @@ export const launchChart: Chart<typeof launchMachine> = {
       return [
         {
           type: 'reserveCapacity',
-          params: { launchId: c.launchId, until: c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS },
+          params: {
+            launchId: c.launchId,
+            until: c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS,
+          },
         },
       ];
     }
     if (s.matches('creating')) {
-      return [{ type: 'createMachine', params: { launchId: c.launchId, region: c.region, source: c.source, ttlMs: c.ttlMs } }];
+      return [
+        {
+          type: 'createMachine',
+          params: { launchId: c.launchId, region: c.region, source: c.source, ttlMs: c.ttlMs },
+        },
+      ];
     }
     if (s.matches({ waitingReady: 'created' }) && c.machineId) {
-      return [{ type: 'awaitMachine', params: { machineId: c.machineId, launchId: c.launchId, state: 'started' } }];
+      return [
+        {
+          type: 'awaitMachine',
+          params: { machineId: c.machineId, launchId: c.launchId, state: 'started' },
+        },
+      ];
     }
     if (s.matches('cleanup')) {
       return [{ type: 'destroyMachine', params: { machineId: c.machineId, launchId: c.launchId } }];
@@ -70,7 +92,12 @@ export const vmChart: Chart<typeof vmMachine> = {
   outstanding(s) {
     const c = s.context;
     if (s.matches('stopping')) {
-      return [{ type: 'awaitMachine', params: { machineId: c.machineId, launchId: c.launchId, state: 'destroyed' } }];
+      return [
+        {
+          type: 'awaitMachine',
+          params: { machineId: c.machineId, launchId: c.launchId, state: 'destroyed' },
+        },
+      ];
     }
     return [];
   },

@@ -31,14 +31,18 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
   // Bundled CommonJS dependencies call require(): give the ES module one.
-  banner: { js: "import { createRequire as __wmCreateRequire } from 'node:module'; const require = __wmCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __wmCreateRequire } from 'node:module'; const require = __wmCreateRequire(import.meta.url);",
+  },
 });
 
 // Flat names (dist/web/app.js, dash.js, machine.js): the apps serve them by file name.
 const web = Object.fromEntries(
-  Object.entries({ app: 'src/where/web/app.ts', dash: 'src/where/web/dash.ts', machine: 'src/useless/web/machine.ts' }).filter(([, f]) =>
-    existsSync(f),
-  ),
+  Object.entries({
+    app: 'src/where/web/app.ts',
+    dash: 'src/where/web/dash.ts',
+    machine: 'src/useless/web/machine.ts',
+  }).filter(([, f]) => existsSync(f)),
 );
 if (Object.keys(web).length > 0) {
   await build({

@@ -81,7 +81,8 @@ export const autospawnerMachine = setup({
         : {},
     ),
     countVisitors: assign({
-      visitors: ({ context, event }) => (event.type === 'presence.changed' ? event.visitors : context.visitors),
+      visitors: ({ context, event }) =>
+        event.type === 'presence.changed' ? event.visitors : context.visitors,
     }),
     /**
      * Arm the first spawn when visitors arrive: at once if the last spawn is an interval old,
@@ -98,7 +99,10 @@ export const autospawnerMachine = setup({
       },
     }),
     armInactivity: assign({
-      timers: ({ context, event }) => ({ ...context.timers, inactivity: event.at + context.inactivityMs }),
+      timers: ({ context, event }) => ({
+        ...context.timers,
+        inactivity: event.at + context.inactivityMs,
+      }),
     }),
     spawned: assign(({ context, event }) => {
       const roll = 'roll' in event ? event.roll : 0.5;
@@ -114,13 +118,16 @@ export const autospawnerMachine = setup({
   guards: {
     visitorsPresent: ({ event }) => event.type === 'presence.changed' && event.visitors > 0,
     nobodyWatching: ({ event }) => event.type === 'presence.changed' && event.visitors === 0,
-    spawnDue: ({ context, event }) => event.type === 'clock.spawnElapsed' && context.timers.spawn === event.due,
+    spawnDue: ({ context, event }) =>
+      event.type === 'clock.spawnElapsed' && context.timers.spawn === event.due,
     inactivityDue: ({ context, event }) =>
       event.type === 'clock.inactivityElapsed' && context.timers.inactivity === event.due,
     switchedOff: ({ event }) =>
-      (event.type === 'autospawner.switched' && !event.on) || (event.type === 'autospawner.configured' && !event.enabled),
+      (event.type === 'autospawner.switched' && !event.on) ||
+      (event.type === 'autospawner.configured' && !event.enabled),
     switchedOn: ({ event }) =>
-      (event.type === 'autospawner.switched' && event.on) || (event.type === 'autospawner.configured' && event.enabled),
+      (event.type === 'autospawner.switched' && event.on) ||
+      (event.type === 'autospawner.configured' && event.enabled),
   },
 }).createMachine({
   id: AUTOSPAWNER_CHART,
@@ -130,7 +137,11 @@ export const autospawnerMachine = setup({
     off: {
       tags: ['off'],
       on: {
-        'autospawner.switched': { guard: 'switchedOn', target: 'idle', actions: assign({ enabled: true }) },
+        'autospawner.switched': {
+          guard: 'switchedOn',
+          target: 'idle',
+          actions: assign({ enabled: true }),
+        },
         'autospawner.configured': [
           { guard: 'switchedOn', target: 'idle', actions: 'configure' },
           { actions: 'configure' },
@@ -148,8 +159,15 @@ export const autospawnerMachine = setup({
           { guard: 'visitorsPresent', target: 'active', actions: 'countVisitors' },
           { actions: 'countVisitors' },
         ],
-        'autospawner.switched': { guard: 'switchedOff', target: 'off', actions: assign({ enabled: false }) },
-        'autospawner.configured': [{ guard: 'switchedOff', target: 'off', actions: 'configure' }, { actions: 'configure' }],
+        'autospawner.switched': {
+          guard: 'switchedOff',
+          target: 'off',
+          actions: assign({ enabled: false }),
+        },
+        'autospawner.configured': [
+          { guard: 'switchedOff', target: 'off', actions: 'configure' },
+          { actions: 'configure' },
+        ],
       },
     },
     active: {
@@ -157,8 +175,14 @@ export const autospawnerMachine = setup({
       entry: [
         'armFirstSpawn',
         'armInactivity',
-        { type: 'scheduleTimer', params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }) },
-        { type: 'scheduleTimer', params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }) },
+        {
+          type: 'scheduleTimer',
+          params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
+        },
+        {
+          type: 'scheduleTimer',
+          params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
+        },
       ],
       on: {
         'presence.changed': [
@@ -168,7 +192,10 @@ export const autospawnerMachine = setup({
             actions: [
               'countVisitors',
               'armInactivity',
-              { type: 'scheduleTimer', params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }) },
+              {
+                type: 'scheduleTimer',
+                params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
+              },
             ],
           },
         ],
@@ -183,7 +210,10 @@ export const autospawnerMachine = setup({
               }),
             },
             'spawned',
-            { type: 'scheduleTimer', params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }) },
+            {
+              type: 'scheduleTimer',
+              params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
+            },
           ],
         },
         // Nobody has confirmed visitors for a long while (their source may have died): stop.
@@ -192,7 +222,11 @@ export const autospawnerMachine = setup({
           target: 'idle',
           actions: [assign({ visitors: 0 }), ...cancelAll],
         },
-        'autospawner.switched': { guard: 'switchedOff', target: 'off', actions: [assign({ enabled: false }), ...cancelAll] },
+        'autospawner.switched': {
+          guard: 'switchedOff',
+          target: 'off',
+          actions: [assign({ enabled: false }), ...cancelAll],
+        },
         'autospawner.configured': [
           { guard: 'switchedOff', target: 'off', actions: ['configure', ...cancelAll] },
           { actions: 'configure' },

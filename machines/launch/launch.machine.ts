@@ -18,7 +18,8 @@ export const MAX_CLEANUP_ATTEMPTS = 4;
 /** A cap slot outlives its launch's whole possible life by this much, then expires on its own. */
 export const CAPACITY_GRACE_MS = 5 * 60_000;
 
-export type FailureReason = 'capacity' | 'rateLimited' | 'flyError' | 'readyTimeout' | 'machineLost';
+export type FailureReason =
+  'capacity' | 'rateLimited' | 'flyError' | 'readyTimeout' | 'machineLost';
 
 export interface LaunchContext {
   launchId: string;
@@ -111,8 +112,10 @@ export const launchMachine = setup({
       event.type === 'clock.cleanupElapsed' && context.timers.cleanup === event.due,
     /** Facts about a machine concern this launch only if it is this launch's machine. */
     ourMachine: ({ context, event }) =>
-      'machineId' in event && (context.machineId === undefined || context.machineId === event.machineId),
-    ourMachineKnown: ({ context, event }) => 'machineId' in event && context.machineId === event.machineId,
+      'machineId' in event &&
+      (context.machineId === undefined || context.machineId === event.machineId),
+    ourMachineKnown: ({ context, event }) =>
+      'machineId' in event && context.machineId === event.machineId,
   },
 }).createMachine({
   id: LAUNCH_CHART,
@@ -139,10 +142,14 @@ export const launchMachine = setup({
               type: 'reserveCapacity',
               params: ({ context }) => ({
                 launchId: context.launchId,
-                until: context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
+                until:
+                  context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
               }),
             },
-            { type: 'scheduleTimer', params: ({ context }) => ({ key: 'ready', at: context.timers.ready! }) },
+            {
+              type: 'scheduleTimer',
+              params: ({ context }) => ({ key: 'ready', at: context.timers.ready! }),
+            },
           ],
         },
       },
@@ -167,7 +174,10 @@ export const launchMachine = setup({
           target: 'failed',
           actions: [
             'touch',
-            assign({ reason: 'capacity', detail: ({ event }) => `${event.live} of ${event.limit} machines are live` }),
+            assign({
+              reason: 'capacity',
+              detail: ({ event }) => `${event.live} of ${event.limit} machines are live`,
+            }),
             'cancelReady',
             { type: 'cancelTimer', params: { key: 'ready' } },
           ],
@@ -192,10 +202,17 @@ export const launchMachine = setup({
           target: 'waitingReady',
           actions: [
             'touch',
-            assign({ machineId: ({ event }) => event.machineId, instanceId: ({ event }) => event.instanceId }),
+            assign({
+              machineId: ({ event }) => event.machineId,
+              instanceId: ({ event }) => event.instanceId,
+            }),
             {
               type: 'awaitMachine',
-              params: ({ context }) => ({ machineId: context.machineId!, launchId: context.launchId, state: 'started' }),
+              params: ({ context }) => ({
+                machineId: context.machineId!,
+                launchId: context.launchId,
+                state: 'started',
+              }),
             },
           ],
         },
@@ -254,7 +271,8 @@ export const launchMachine = setup({
           tags: ['created'],
           on: {
             'fly.machineObserved': {
-              guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'started',
+              guard: ({ context, event }) =>
+                context.machineId === event.machineId && phaseOf(event.state) === 'started',
               target: 'started',
               actions: 'touch',
             },
@@ -279,12 +297,22 @@ export const launchMachine = setup({
             context.machineId === event.machineId &&
             (phaseOf(event.state) === 'stopping' || phaseOf(event.state) === 'destroyed'),
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+          actions: [
+            'touch',
+            assign({ reason: 'machineLost' }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+          ],
         },
         'vm.stopping': {
           guard: 'ourMachineKnown',
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+          actions: [
+            'touch',
+            assign({ reason: 'machineLost' }),
+            'cancelReady',
+            { type: 'cancelTimer', params: { key: 'ready' } },
+          ],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
@@ -317,23 +345,34 @@ export const launchMachine = setup({
       on: {
         // The create response after an early ready: record it, nothing else changes.
         'fly.machineCreated': {
-          guard: ({ context, event }) => context.instanceId === undefined && context.machineId === event.machineId,
+          guard: ({ context, event }) =>
+            context.instanceId === undefined && context.machineId === event.machineId,
           actions: assign({ instanceId: ({ event }) => event.instanceId }),
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'destroyed',
-          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'touch',
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'destroyed',
-          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'touch',
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'fly.machineObserved': {
-          guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
+          guard: ({ context, event }) =>
+            context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
           target: 'destroyed',
-          actions: ['touch', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'touch',
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
       },
     },
@@ -344,67 +383,120 @@ export const launchMachine = setup({
       entry: [
         assign({
           cleanupAttempts: 1,
-          timers: ({ context, event }) => ({ ...context.timers, cleanup: event.at + CLEANUP_RETRY_MS }),
+          timers: ({ context, event }) => ({
+            ...context.timers,
+            cleanup: event.at + CLEANUP_RETRY_MS,
+          }),
         }),
         {
           type: 'destroyMachine',
           params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
         },
-        { type: 'scheduleTimer', params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }) },
+        {
+          type: 'scheduleTimer',
+          params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
+        },
       ],
       on: {
         // The create we gave up on finished after all: destroy what it made.
         'fly.machineCreated': {
           guard: ({ context }) => context.machineId === undefined,
           actions: [
-            assign({ machineId: ({ event }) => event.machineId, instanceId: ({ event }) => event.instanceId }),
-            { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+            assign({
+              machineId: ({ event }) => event.machineId,
+              instanceId: ({ event }) => event.instanceId,
+            }),
+            {
+              type: 'destroyMachine',
+              params: ({ context }) => ({
+                machineId: context.machineId,
+                launchId: context.launchId,
+              }),
+            },
           ],
         },
         'vm.listening': {
           guard: ({ context }) => context.machineId === undefined,
           actions: [
             assign({ machineId: ({ event }) => event.machineId }),
-            { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+            {
+              type: 'destroyMachine',
+              params: ({ context }) => ({
+                machineId: context.machineId,
+                launchId: context.launchId,
+              }),
+            },
           ],
         },
         // A late, definite refusal: nothing exists to clean up.
         'fly.createFailed': {
           guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
           target: 'failed',
-          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'cancelCleanup',
+            { type: 'cancelTimer', params: { key: 'cleanup' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'cancelCleanup',
+            { type: 'cancelTimer', params: { key: 'cleanup' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'cancelCleanup',
+            { type: 'cancelTimer', params: { key: 'cleanup' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'fly.machineObserved': {
-          guard: ({ context, event }) => context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
+          guard: ({ context, event }) =>
+            context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
           target: 'failed',
-          actions: ['cancelCleanup', { type: 'cancelTimer', params: { key: 'cleanup' } }, { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+          actions: [
+            'cancelCleanup',
+            { type: 'cancelTimer', params: { key: 'cleanup' } },
+            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+          ],
         },
         'clock.cleanupElapsed': [
           {
-            guard: ({ context, event }) => context.timers.cleanup === event.due && context.cleanupAttempts < MAX_CLEANUP_ATTEMPTS,
+            guard: ({ context, event }) =>
+              context.timers.cleanup === event.due &&
+              context.cleanupAttempts < MAX_CLEANUP_ATTEMPTS,
             actions: [
               assign({
                 cleanupAttempts: ({ context }) => context.cleanupAttempts + 1,
-                timers: ({ context, event }) => ({ ...context.timers, cleanup: event.at + CLEANUP_RETRY_MS }),
+                timers: ({ context, event }) => ({
+                  ...context.timers,
+                  cleanup: event.at + CLEANUP_RETRY_MS,
+                }),
               }),
-              { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
-              { type: 'scheduleTimer', params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }) },
+              {
+                type: 'destroyMachine',
+                params: ({ context }) => ({
+                  machineId: context.machineId,
+                  launchId: context.launchId,
+                }),
+              },
+              {
+                type: 'scheduleTimer',
+                params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
+              },
             ],
           },
           {
             // Out of attempts, machine known: its own actor (TTL, forced destroys) takes over, and
             // keeps the slot (same holder) until the machine is really gone.
-            guard: ({ context, event }) => context.timers.cleanup === event.due && context.machineId !== undefined,
+            guard: ({ context, event }) =>
+              context.timers.cleanup === event.due && context.machineId !== undefined,
             target: 'failed',
             actions: ['cancelCleanup'],
           },
@@ -413,7 +505,10 @@ export const launchMachine = setup({
             // remains the last line for one that appears later.
             guard: 'cleanupDue',
             target: 'failed',
-            actions: ['cancelCleanup', { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) }],
+            actions: [
+              'cancelCleanup',
+              { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+            ],
           },
         ],
       },

@@ -5,7 +5,14 @@ import type { LaunchSource } from '../facts.js';
 
 export type LaunchStatus = 'requested' | 'created' | 'started' | 'ready' | 'failed' | 'done';
 
-const STATUS_TAGS: readonly LaunchStatus[] = ['requested', 'created', 'started', 'ready', 'failed', 'done'];
+const STATUS_TAGS: readonly LaunchStatus[] = [
+  'requested',
+  'created',
+  'started',
+  'ready',
+  'failed',
+  'done',
+];
 
 export interface LaunchPublic {
   launchId: string;

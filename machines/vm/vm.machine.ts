@@ -100,13 +100,17 @@ const initialContext: VmContext = {
 
 const holderOf = (c: VmContext) => c.launchId ?? `vm:${c.machineId}`;
 const ttlDeadline = (c: VmContext) => c.createdAt + c.ttlMs + TTL_GRACE_MS;
-const backoff = (attempts: number) => Math.min(STOP_GRACE_MS * 2 ** Math.max(0, attempts - 1), MAX_DESTROY_INTERVAL_MS);
+const backoff = (attempts: number) =>
+  Math.min(STOP_GRACE_MS * 2 ** Math.max(0, attempts - 1), MAX_DESTROY_INTERVAL_MS);
 
 /** Guard: a fact about this machine that moves it to `phase`. */
 const movesTo =
   (phase: VmPhase) =>
   ({ context, event }: { context: VmContext; event: VmEvent }): boolean =>
-    phaseOfFact(event) === phase && context.machineId !== '' && 'machineId' in event && event.machineId === context.machineId;
+    phaseOfFact(event) === phase &&
+    context.machineId !== '' &&
+    'machineId' in event &&
+    event.machineId === context.machineId;
 
 /** Guard: a first fact that names a machine (with its region) in `phase`. */
 const adoptsAs =
@@ -117,7 +121,11 @@ const adoptsAs =
 /** The first live fact names the machine: take its identity, source, age and TTL from it. */
 function adoption(context: VmContext, event: VmEvent): Partial<VmContext> {
   if (context.machineId !== '') return {};
-  if (event.type !== 'fly.machineCreated' && event.type !== 'fly.machineObserved' && event.type !== 'vm.listening') {
+  if (
+    event.type !== 'fly.machineCreated' &&
+    event.type !== 'fly.machineObserved' &&
+    event.type !== 'vm.listening'
+  ) {
     return {};
   }
   const launchId = event.launchId;
@@ -139,10 +147,19 @@ const firstEntry = [
   'adopt',
   'observe',
   'armTtl',
-  { type: 'scheduleTimer', params: ({ context }: { context: VmContext }) => ({ key: 'ttl' as const, at: context.timers.ttl! }) },
+  {
+    type: 'scheduleTimer',
+    params: ({ context }: { context: VmContext }) => ({
+      key: 'ttl' as const,
+      at: context.timers.ttl!,
+    }),
+  },
   {
     type: 'holdCapacity',
-    params: ({ context }: { context: VmContext }) => ({ holder: holderOf(context), until: ttlDeadline(context) + STOP_GRACE_MS }),
+    params: ({ context }: { context: VmContext }) => ({
+      holder: holderOf(context),
+      until: ttlDeadline(context) + STOP_GRACE_MS,
+    }),
   },
 ] as const;
 
@@ -167,9 +184,12 @@ export const vmMachine = setup({
     adoptStarted: adoptsAs('started'),
     adoptListening: adoptsAs('listening'),
     adoptStopping: adoptsAs('stopping'),
-    ttlDue: ({ context, event }) => event.type === 'clock.ttlElapsed' && context.timers.ttl === event.due,
-    stopDue: ({ context, event }) => event.type === 'clock.stopElapsed' && context.timers.stop === event.due,
-    orphanOfOurs: ({ context, event }) => event.type === 'reconcile.orphanFound' && event.machineId === context.machineId,
+    ttlDue: ({ context, event }) =>
+      event.type === 'clock.ttlElapsed' && context.timers.ttl === event.due,
+    stopDue: ({ context, event }) =>
+      event.type === 'clock.stopElapsed' && context.timers.stop === event.due,
+    orphanOfOurs: ({ context, event }) =>
+      event.type === 'reconcile.orphanFound' && event.machineId === context.machineId,
   },
 }).createMachine({
   id: VM_CHART,
@@ -224,9 +244,21 @@ export const vmMachine = setup({
     stopping: {
       tags: ['stopping'],
       entry: [
-        assign({ timers: ({ context, event }) => ({ ...context.timers, stop: event.at + STOP_GRACE_MS }) }),
-        { type: 'scheduleTimer', params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }) },
-        { type: 'awaitMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId, state: 'destroyed' }) },
+        assign({
+          timers: ({ context, event }) => ({ ...context.timers, stop: event.at + STOP_GRACE_MS }),
+        }),
+        {
+          type: 'scheduleTimer',
+          params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
+        },
+        {
+          type: 'awaitMachine',
+          params: ({ context }) => ({
+            machineId: context.machineId,
+            launchId: context.launchId,
+            state: 'destroyed',
+          }),
+        },
       ],
       on: {
         // Already stopping: a repeated "stopping" (a VM retrying its callback) or another orphan
@@ -241,10 +273,22 @@ export const vmMachine = setup({
           actions: [
             assign({
               destroyAttempts: ({ context }) => context.destroyAttempts + 1,
-              timers: ({ context, event }) => ({ ...context.timers, stop: event.at + backoff(context.destroyAttempts + 1) }),
+              timers: ({ context, event }) => ({
+                ...context.timers,
+                stop: event.at + backoff(context.destroyAttempts + 1),
+              }),
             }),
-            { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
-            { type: 'scheduleTimer', params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }) },
+            {
+              type: 'destroyMachine',
+              params: ({ context }) => ({
+                machineId: context.machineId,
+                launchId: context.launchId,
+              }),
+            },
+            {
+              type: 'scheduleTimer',
+              params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
+            },
           ],
         },
       },
@@ -276,7 +320,10 @@ export const vmMachine = setup({
           const { ttl: _, ...rest } = context.timers;
           return { updatedAt: event.at, timers: rest };
         }),
-        { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+        {
+          type: 'destroyMachine',
+          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
+        },
       ],
     },
     'reconcile.orphanFound': {
@@ -284,7 +331,10 @@ export const vmMachine = setup({
       target: '.stopping',
       actions: [
         assign({ updatedAt: ({ event }) => event.at }),
-        { type: 'destroyMachine', params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }) },
+        {
+          type: 'destroyMachine',
+          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
+        },
       ],
     },
   },

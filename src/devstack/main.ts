@@ -25,7 +25,10 @@ const { values } = parseArgs({
 });
 
 const log = createLogger({ name: 'devstack', level: process.env.LOG_LEVEL ?? 'info' });
-const regions = (values.regions ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+const regions = (values.regions ?? '')
+  .split(',')
+  .map((r) => r.trim())
+  .filter(Boolean);
 const multi = regions.length > 0;
 for (const r of regions) {
   if (!REGION_CODES.includes(r)) {
@@ -53,7 +56,10 @@ function freePort(): Promise<number> {
 }
 
 function run(name: string, cmd: string, args: string[], env: Record<string, string>): ChildProcess {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(cmd, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   children.push({ name, proc });
   proc.on('exit', (code, signal) => {
     if (!stopping) {
@@ -64,7 +70,11 @@ function run(name: string, cmd: string, args: string[], env: Record<string, stri
   return proc;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (stopping) throw new Error('stopping');
@@ -110,18 +120,27 @@ async function main(): Promise<void> {
     const port = await freePort();
     const store = mkdtempSync(join(tmpdir(), 'wm-nats-'));
     cleanups.push(() => rmSync(store, { recursive: true, force: true }));
-    run('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {}).on('error', () => {
-      process.stderr.write('devstack: --regions needs NATS: install nats-server (apt-get install nats-server) or set NATS_URL\n');
+    run(
+      'nats-server',
+      'nats-server',
+      ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store],
+      {},
+    ).on('error', () => {
+      process.stderr.write(
+        'devstack: --regions needs NATS: install nats-server (apt-get install nats-server) or set NATS_URL\n',
+      );
       void stop(2);
     });
     natsUrl = `nats://127.0.0.1:${port}`;
-    await waitFor('nats-server', () =>
-      new Promise<boolean>((resolve) => {
-        const s = new Socket();
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-        s.connect(port, '127.0.0.1');
-      }),
+    await waitFor(
+      'nats-server',
+      () =>
+        new Promise<boolean>((resolve) => {
+          const s = new Socket();
+          s.once('connect', () => (s.destroy(), resolve(true)));
+          s.once('error', () => resolve(false));
+          s.connect(port, '127.0.0.1');
+        }),
     );
   }
 
@@ -149,7 +168,9 @@ async function main(): Promise<void> {
     }),
   });
   await waitFor('the Machines API emulator', async () => {
-    const r = await fetch(`http://127.0.0.1:${flyPort}/v1/apps/useless-machine/machines`, { headers: { authorization: `Bearer ${flyToken}` } });
+    const r = await fetch(`http://127.0.0.1:${flyPort}/v1/apps/useless-machine/machines`, {
+      headers: { authorization: `Bearer ${flyToken}` },
+    });
     return r.ok;
   });
 
@@ -178,12 +199,17 @@ async function main(): Promise<void> {
   for (const p of plan) {
     await waitFor(p.id, async () => (await fetch(`http://127.0.0.1:${p.port}/readyz`)).ok);
   }
-  await waitFor('the edge proxy', async () => (await fetch(`http://127.0.0.1:${proxyPort}/healthz`)).ok);
+  await waitFor(
+    'the edge proxy',
+    async () => (await fetch(`http://127.0.0.1:${proxyPort}/healthz`)).ok,
+  );
 
   const lines = [
     '',
     `  WhereMachines is running: ${publicUrl}`,
-    multi ? `  regions: ${regions.join(', ')} (pick one with ${publicUrl}/?edge=<region>)` : `  region: ${instances[0]}`,
+    multi
+      ? `  regions: ${regions.join(', ')} (pick one with ${publicUrl}/?edge=<region>)`
+      : `  region: ${instances[0]}`,
     `  dashboard: ${publicUrl}/dash`,
     `  debug: http://127.0.0.1:${plan[0]!.privatePort}/debug/actors  (Authorization: Bearer ${debugToken})`,
     '  Ctrl-C stops everything.',

@@ -3,7 +3,13 @@
  * envelope and the payload against the fact catalogue and returns a typed error, never throws.
  */
 import { z } from 'zod';
-import { factSchemas, isFactType, type ChartEvent, type FactData, type FactType } from '../../machines/facts.js';
+import {
+  factSchemas,
+  isFactType,
+  type ChartEvent,
+  type FactData,
+  type FactType,
+} from '../../machines/facts.js';
 import { EventDecodeError } from '../shared/errors.js';
 
 /** Payload schema version. Bumped only with a new schema; old versions stay decodable. */
@@ -11,7 +17,9 @@ export const EVENT_VERSION = 1;
 
 export const ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'expected a ULID');
 /** `launch.<id>`, `vm.<id>`, `autospawner.main`: a chart name and an actor id. */
-export const streamName = z.string().regex(/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/, 'bad stream name');
+export const streamName = z
+  .string()
+  .regex(/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/, 'bad stream name');
 
 export const eventMeta = z.object({
   /** The chart (and version) that took this fact, e.g. `launch.v1`. */
@@ -56,18 +64,27 @@ export type Decoded = { ok: true; event: EventEnvelope } | { ok: false; error: E
 export function decodeEvent(raw: unknown): Decoded {
   const env = envelopeShape.safeParse(raw);
   if (!env.success) {
-    return { ok: false, error: new EventDecodeError(`bad envelope: ${z.prettifyError(env.error)}`, raw) };
+    return {
+      ok: false,
+      error: new EventDecodeError(`bad envelope: ${z.prettifyError(env.error)}`, raw),
+    };
   }
   const { type } = env.data;
   if (!isFactType(type)) {
     return { ok: false, error: new EventDecodeError(`unknown event type "${type}"`, raw) };
   }
   if (env.data.v !== EVENT_VERSION) {
-    return { ok: false, error: new EventDecodeError(`unsupported version ${env.data.v} of "${type}"`, raw) };
+    return {
+      ok: false,
+      error: new EventDecodeError(`unsupported version ${env.data.v} of "${type}"`, raw),
+    };
   }
   const data = factSchemas[type].safeParse(env.data.data);
   if (!data.success) {
-    return { ok: false, error: new EventDecodeError(`bad "${type}" payload: ${z.prettifyError(data.error)}`, raw) };
+    return {
+      ok: false,
+      error: new EventDecodeError(`bad "${type}" payload: ${z.prettifyError(data.error)}`, raw),
+    };
   }
   return { ok: true, event: { ...env.data, type, data: data.data } };
 }

@@ -23,7 +23,10 @@ export function backoffMs(policy: BackoffPolicy, retry: number, random: number):
 }
 
 /** Milliseconds a `Retry-After` value asks us to wait; undefined when absent or unreadable. */
-export function parseRetryAfterMs(value: string | null | undefined, nowMs: number): number | undefined {
+export function parseRetryAfterMs(
+  value: string | null | undefined,
+  nowMs: number,
+): number | undefined {
   if (value === null || value === undefined) return undefined;
   const v = value.trim();
   if (v === '') return undefined;

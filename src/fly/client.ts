@@ -24,10 +24,22 @@ import {
   type MachineJson,
   type StopRequest,
 } from './schemas.js';
-import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT, type BucketLimit } from './tokenBucket.js';
+import {
+  ActionBuckets,
+  FLY_DEFAULT_LIMIT,
+  FLY_GET_LIMIT,
+  type BucketLimit,
+} from './tokenBucket.js';
 
 export type FlyAction = 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy';
-export const FLY_ACTIONS: readonly FlyAction[] = ['create', 'get', 'list', 'wait', 'stop', 'destroy'];
+export const FLY_ACTIONS: readonly FlyAction[] = [
+  'create',
+  'get',
+  'list',
+  'wait',
+  'stop',
+  'destroy',
+];
 
 export interface FlyMachinesHttpOptions {
   /** API root including the version, e.g. `https://api.machines.dev/v1` or `http://127.0.0.1:4280/v1`. */
@@ -91,10 +103,17 @@ export function createRequestBody(input: CreateMachineInput): CreateMachineReque
       policy: input.restart.policy,
       ...(input.restart.maxRetries === undefined ? {} : { max_retries: input.restart.maxRetries }),
     },
-    stop_config: { signal: toSignal(input.stop.signal), timeout: secondsToGoDuration(input.stop.timeoutS) },
+    stop_config: {
+      signal: toSignal(input.stop.signal),
+      timeout: secondsToGoDuration(input.stop.timeoutS),
+    },
   };
   if (input.guest) {
-    config.guest = { cpu_kind: input.guest.cpuKind, cpus: input.guest.cpus, memory_mb: input.guest.memoryMb };
+    config.guest = {
+      cpu_kind: input.guest.cpuKind,
+      cpus: input.guest.cpus,
+      memory_mb: input.guest.memoryMb,
+    };
   }
   if (input.cmd && input.cmd.length > 0) config.init = { cmd: [...input.cmd] };
   return {
@@ -149,7 +168,14 @@ interface CallSpec<T> {
 }
 
 type Attempt =
-  | { kind: 'response'; status: number; text: string; contentType: string; requestId: string | undefined; retryAfter: string | null }
+  | {
+      kind: 'response';
+      status: number;
+      text: string;
+      contentType: string;
+      requestId: string | undefined;
+      retryAfter: string | null;
+    }
   | { kind: 'noResponse'; timedOutAfterMs: number | undefined; cause: Error };
 
 export class FlyMachinesHttp implements FlyMachines {
@@ -179,7 +205,8 @@ export class FlyMachinesHttp implements FlyMachines {
     this.sleep = opts.sleep ?? realSleep;
     this.random = opts.random ?? Math.random;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.attemptTimeoutMs = opts.attemptTimeoutMs ?? Math.min(DEFAULT_ATTEMPT_TIMEOUT_MS, this.timeoutMs);
+    this.attemptTimeoutMs =
+      opts.attemptTimeoutMs ?? Math.min(DEFAULT_ATTEMPT_TIMEOUT_MS, this.timeoutMs);
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     const limits = opts.rateLimits;
@@ -213,19 +240,37 @@ export class FlyMachinesHttp implements FlyMachines {
   }
 
   async get(machineId: string): Promise<FlyMachine> {
-    const m = await this.call({ action: 'get', method: 'GET', path: this.machinesPath(machineId), schema: machineSchema, machineId });
+    const m = await this.call({
+      action: 'get',
+      method: 'GET',
+      path: this.machinesPath(machineId),
+      schema: machineSchema,
+      machineId,
+    });
     return toFlyMachine(m);
   }
 
-  async list(filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {}): Promise<FlyMachine[]> {
+  async list(
+    filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {},
+  ): Promise<FlyMachine[]> {
     const query = new URLSearchParams();
     if (filter.includeDeleted) query.set('include_deleted', 'true');
     for (const [k, v] of Object.entries(filter.metadata ?? {})) query.append(`metadata.${k}`, v);
-    const ms = await this.call({ action: 'list', method: 'GET', path: this.machinesPath(), query, schema: machineListSchema });
+    const ms = await this.call({
+      action: 'list',
+      method: 'GET',
+      path: this.machinesPath(),
+      query,
+      schema: machineListSchema,
+    });
     return ms.map(toFlyMachine);
   }
 
-  async wait(machineId: string, state: WaitState, opts: { timeoutS?: number; instanceId?: string } = {}): Promise<boolean> {
+  async wait(
+    machineId: string,
+    state: WaitState,
+    opts: { timeoutS?: number; instanceId?: string } = {},
+  ): Promise<boolean> {
     const timeoutS = clampWaitSeconds(opts.timeoutS);
     let instanceId = opts.instanceId;
     // The API refuses a wait for `stopped` without the version it should watch: look it up.
@@ -279,21 +324,28 @@ export class FlyMachinesHttp implements FlyMachines {
     const idempotent = spec.action !== 'create';
     const started = this.clock.now();
     const deadline = started + this.timeoutMs + (spec.extraMs ?? 0);
-    const query = spec.query && [...spec.query.keys()].length > 0 ? `?${spec.query.toString()}` : '';
+    const query =
+      spec.query && [...spec.query.keys()].length > 0 ? `?${spec.query.toString()}` : '';
     const url = `${this.baseUrl}${spec.path}${query}`;
     const log = this.logger?.child({ action: spec.action, machineId: spec.machineId });
 
     for (let attempt = 1; ; attempt++) {
       await this.takeToken(spec.action, deadline);
       const remaining = deadline - this.clock.now();
-      if (remaining <= 0) throw this.noResponseError(spec.action, this.clock.now() - started, undefined, idempotent);
-      const attemptMs = idempotent ? Math.min(remaining, this.attemptTimeoutMs + (spec.extraMs ?? 0)) : remaining;
+      if (remaining <= 0)
+        throw this.noResponseError(spec.action, this.clock.now() - started, undefined, idempotent);
+      const attemptMs = idempotent
+        ? Math.min(remaining, this.attemptTimeoutMs + (spec.extraMs ?? 0))
+        : remaining;
 
       const a = await this.send(spec, url, attemptMs);
       const lastAttempt = !idempotent || attempt >= this.maxAttempts;
 
       if (a.kind === 'noResponse') {
-        log?.warn({ attempt, timedOut: a.timedOutAfterMs !== undefined, ms: this.clock.now() - started }, 'fly call got no response');
+        log?.warn(
+          { attempt, timedOut: a.timedOutAfterMs !== undefined, ms: this.clock.now() - started },
+          'fly call got no response',
+        );
         if (!lastAttempt) {
           const delay = backoffMs(this.backoff, attempt, this.random());
           if (this.clock.now() + delay < deadline) {
@@ -311,7 +363,10 @@ export class FlyMachinesHttp implements FlyMachines {
       }
 
       if (a.status >= 200 && a.status < 300) {
-        log?.debug({ attempt, status: a.status, requestId: a.requestId, ms: this.clock.now() - started }, 'fly call');
+        log?.debug(
+          { attempt, status: a.status, requestId: a.requestId, ms: this.clock.now() - started },
+          'fly call',
+        );
         return this.parse(spec, a.status, a.text, a.requestId);
       }
 
@@ -321,7 +376,10 @@ export class FlyMachinesHttp implements FlyMachines {
         const asked = parseRetryAfterMs(a.retryAfter, this.clock.now());
         const delay = Math.max(asked ?? 0, backoffMs(this.backoff, attempt, this.random()));
         if (this.clock.now() + delay < deadline) {
-          log?.warn({ attempt, status: a.status, requestId: a.requestId, delayMs: Math.round(delay) }, 'fly call will retry');
+          log?.warn(
+            { attempt, status: a.status, requestId: a.requestId, delayMs: Math.round(delay) },
+            'fly call will retry',
+          );
           await this.sleep(delay);
           continue;
         }
@@ -330,7 +388,9 @@ export class FlyMachinesHttp implements FlyMachines {
       throw new FlyApiError(
         spec.action,
         a.status,
-        unknownOutcome ? `${flyMessage} (outcome unknown: look for the machine by its metadata before creating again)` : flyMessage,
+        unknownOutcome
+          ? `${flyMessage} (outcome unknown: look for the machine by its metadata before creating again)`
+          : flyMessage,
         retryable,
         a.requestId,
       );
@@ -370,7 +430,12 @@ export class FlyMachinesHttp implements FlyMachines {
         headers['content-type'] = 'application/json';
         body = JSON.stringify(spec.body);
       }
-      const res = await this.fetchImpl(url, { method: spec.method, headers, body, signal: controller.signal });
+      const res = await this.fetchImpl(url, {
+        method: spec.method,
+        headers,
+        body,
+        signal: controller.signal,
+      });
       const text = await res.text();
       return {
         kind: 'response',
@@ -381,19 +446,34 @@ export class FlyMachinesHttp implements FlyMachines {
         retryAfter: res.headers.get('retry-after'),
       };
     } catch (err) {
-      return { kind: 'noResponse', timedOutAfterMs: timedOut ? timeoutMs : undefined, cause: this.safeCause(err) };
+      return {
+        kind: 'noResponse',
+        timedOutAfterMs: timedOut ? timeoutMs : undefined,
+        cause: this.safeCause(err),
+      };
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private parse<T>(spec: CallSpec<T>, status: number, text: string, requestId: string | undefined): T {
+  private parse<T>(
+    spec: CallSpec<T>,
+    status: number,
+    text: string,
+    requestId: string | undefined,
+  ): T {
     let json: unknown = {};
     if (text.trim() !== '') {
       try {
         json = JSON.parse(text);
       } catch {
-        throw new FlyApiError(spec.action, status, `malformed response: not JSON (${this.scrub(snippet(text))})`, false, requestId);
+        throw new FlyApiError(
+          spec.action,
+          status,
+          `malformed response: not JSON (${this.scrub(snippet(text))})`,
+          false,
+          requestId,
+        );
       }
     }
     const parsed = spec.schema.safeParse(json);
@@ -402,16 +482,38 @@ export class FlyMachinesHttp implements FlyMachines {
         .slice(0, 3)
         .map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`)
         .join('; ');
-      throw new FlyApiError(spec.action, status, `malformed response: ${this.scrub(where)}`, false, requestId);
+      throw new FlyApiError(
+        spec.action,
+        status,
+        `malformed response: ${this.scrub(where)}`,
+        false,
+        requestId,
+      );
     }
     return parsed.data;
   }
 
-  private noResponseError(action: FlyAction, timedOutAfterMs: number | undefined, cause: Error | undefined, idempotent: boolean): FlyApiError {
+  private noResponseError(
+    action: FlyAction,
+    timedOutAfterMs: number | undefined,
+    cause: Error | undefined,
+    idempotent: boolean,
+  ): FlyApiError {
     const what =
-      timedOutAfterMs !== undefined ? `timed out after ${Math.round(timedOutAfterMs)} ms` : `network error: ${cause?.message ?? 'unknown'}`;
-    const msg = idempotent ? what : `${what} (outcome unknown: look for the machine by its metadata before creating again)`;
-    return new FlyApiError(action, 0, this.scrub(msg), true, undefined, cause ? { cause } : undefined);
+      timedOutAfterMs !== undefined
+        ? `timed out after ${Math.round(timedOutAfterMs)} ms`
+        : `network error: ${cause?.message ?? 'unknown'}`;
+    const msg = idempotent
+      ? what
+      : `${what} (outcome unknown: look for the machine by its metadata before creating again)`;
+    return new FlyApiError(
+      action,
+      0,
+      this.scrub(msg),
+      true,
+      undefined,
+      cause ? { cause } : undefined,
+    );
   }
 
   /**
@@ -424,7 +526,8 @@ export class FlyMachinesHttp implements FlyMachines {
       const code = (e as { code?: unknown }).code;
       return `${e.name}: ${e.message}${typeof code === 'string' ? ` (${code})` : ''}`;
     };
-    const inner = err instanceof Error && err.cause !== undefined ? ` <- ${describe(err.cause)}` : '';
+    const inner =
+      err instanceof Error && err.cause !== undefined ? ` <- ${describe(err.cause)}` : '';
     const safe = new Error(this.scrub(`${describe(err)}${inner}`));
     safe.name = 'FlyTransportError';
     return safe;
@@ -433,14 +536,19 @@ export class FlyMachinesHttp implements FlyMachines {
   /** Remove the token (and each part of a multi-part macaroon token) from text we hand out. */
   private scrub(text: string): string {
     let out = text;
-    const parts = [this.token, ...this.token.replace(/^FlyV1 /, '').split(/[,\s]+/)].filter((p) => p.length >= 8);
+    const parts = [this.token, ...this.token.replace(/^FlyV1 /, '').split(/[,\s]+/)].filter(
+      (p) => p.length >= 8,
+    );
     for (const p of parts) out = out.split(p).join('[redacted]');
     return out;
   }
 }
 
 function snippet(text: string, max = 160): string {
-  const flat = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  const flat = text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
@@ -456,7 +564,9 @@ export function describeErrorBody(text: string, contentType: string): string {
   const body = errorBodySchema.safeParse(json);
   if (body.success && (body.data.error || body.data.message)) {
     const { error, message } = body.data;
-    return error && message && message !== error ? `${error}: ${message}` : (error ?? message ?? '');
+    return error && message && message !== error
+      ? `${error}: ${message}`
+      : (error ?? message ?? '');
   }
   return `unrecognised error body: ${snippet(text)}`;
 }

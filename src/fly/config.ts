@@ -13,5 +13,9 @@ export const flyEnvShape = {
   FLY_API_BASE_URL: envUrl.default(FLY_API_BASE_URL_DEFAULT),
   FLY_API_TOKEN: z.string().trim().min(1, 'a Machines API token is required'),
   /** The Fly app the Useless Machines are created in. */
-  FLY_VM_APP: z.string().trim().regex(/^[a-z0-9][a-z0-9-]*$/, 'a Fly app name').default(FLY_VM_APP_DEFAULT),
+  FLY_VM_APP: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'a Fly app name')
+    .default(FLY_VM_APP_DEFAULT),
 };

@@ -9,7 +9,15 @@ import { z } from 'zod';
 // it as a Go duration string ("30s") and accept a bare number of nanoseconds too. Accept all three.
 // ---------------------------------------------------------------------------------------------
 
-const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const unitMs: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** "1m30s" → 90000; undefined when the text is not a Go duration. */
 export function parseGoDurationMs(text: string): number | undefined {
@@ -29,7 +37,9 @@ export function parseGoDurationMs(text: string): number | undefined {
 }
 
 export const flyDuration = z.union([
-  z.string().refine((s) => parseGoDurationMs(s) !== undefined, 'expected a Go duration such as "30s"'),
+  z
+    .string()
+    .refine((s) => parseGoDurationMs(s) !== undefined, 'expected a Go duration such as "30s"'),
   z.number().int().nonnegative(),
   z.looseObject({ 'time.Duration': z.number().int().nonnegative() }),
 ]);
@@ -93,8 +103,19 @@ export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 /** Signals the SignalRequest schema allows; stop accepts the same names. */
 export const SIGNALS = [
-  'SIGABRT', 'SIGALRM', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINT', 'SIGKILL',
-  'SIGPIPE', 'SIGQUIT', 'SIGSEGV', 'SIGTERM', 'SIGTRAP', 'SIGUSR1',
+  'SIGABRT',
+  'SIGALRM',
+  'SIGFPE',
+  'SIGHUP',
+  'SIGILL',
+  'SIGINT',
+  'SIGKILL',
+  'SIGPIPE',
+  'SIGQUIT',
+  'SIGSEGV',
+  'SIGTERM',
+  'SIGTRAP',
+  'SIGUSR1',
 ] as const;
 export const signalName = z.enum(SIGNALS);
 export type SignalName = z.infer<typeof signalName>;
@@ -116,7 +137,11 @@ export const machineServiceSchema = z.looseObject({
   min_machines_running: z.number().int().min(0).optional(),
   ports: z.array(machinePortSchema).optional(),
   concurrency: z
-    .looseObject({ type: z.string().optional(), hard_limit: z.number().int().optional(), soft_limit: z.number().int().optional() })
+    .looseObject({
+      type: z.string().optional(),
+      hard_limit: z.number().int().optional(),
+      soft_limit: z.number().int().optional(),
+    })
     .optional(),
 });
 
@@ -139,7 +164,9 @@ export const machineConfigIn = z.looseObject({
       max_retries: z.number().int().min(0).optional(),
     })
     .optional(),
-  stop_config: z.looseObject({ signal: signalName.optional(), timeout: flyDuration.optional() }).optional(),
+  stop_config: z
+    .looseObject({ signal: signalName.optional(), timeout: flyDuration.optional() })
+    .optional(),
   init: z
     .looseObject({
       cmd: z.array(z.string()).optional(),
@@ -153,14 +180,20 @@ export type MachineConfigIn = z.infer<typeof machineConfigIn>;
 export const createMachineRequest = z.looseObject({
   config: machineConfigIn,
   region: z.string().optional(),
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'name: lowercase letters, digits, - and _').optional(),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'name: lowercase letters, digits, - and _')
+    .optional(),
   skip_launch: z.boolean().optional(),
   skip_service_registration: z.boolean().optional(),
   lease_ttl: z.number().int().optional(),
 });
 export type CreateMachineRequest = z.infer<typeof createMachineRequest>;
 
-export const stopRequest = z.looseObject({ signal: signalName.optional(), timeout: flyDuration.optional() });
+export const stopRequest = z.looseObject({
+  signal: signalName.optional(),
+  timeout: flyDuration.optional(),
+});
 export type StopRequest = z.infer<typeof stopRequest>;
 
 export const WAIT_STATES = ['started', 'stopped', 'suspended', 'destroyed'] as const;

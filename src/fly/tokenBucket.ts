@@ -22,7 +22,8 @@ export class TokenBucket {
     readonly limit: BucketLimit,
     private readonly now: () => number,
   ) {
-    if (!(limit.ratePerS > 0) || !(limit.burst >= 1)) throw new RangeError('a bucket needs ratePerS > 0 and burst >= 1');
+    if (!(limit.ratePerS > 0) || !(limit.burst >= 1))
+      throw new RangeError('a bucket needs ratePerS > 0 and burst >= 1');
     this.tokens = limit.burst;
     this.last = now();
   }
@@ -30,7 +31,10 @@ export class TokenBucket {
   private refill(): void {
     const t = this.now();
     if (t > this.last) {
-      this.tokens = Math.min(this.limit.burst, this.tokens + ((t - this.last) * this.limit.ratePerS) / 1000);
+      this.tokens = Math.min(
+        this.limit.burst,
+        this.tokens + ((t - this.last) * this.limit.ratePerS) / 1000,
+      );
       this.last = t;
     }
   }

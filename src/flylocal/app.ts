@@ -4,7 +4,13 @@
  * rate-limit enforcement, seeded fault injection, and the `/__flylocal/*` admin endpoints.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { z } from 'zod';
 import { createMachineRequest, stopRequest, WAIT_STATES, durationMs } from '../fly/schemas.js';
 import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../fly/tokenBucket.js';
@@ -49,7 +55,9 @@ export class HttpStats {
   }
 }
 
-const appName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'app names are lowercase letters, digits and dashes');
+const appName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'app names are lowercase letters, digits and dashes');
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -76,7 +84,9 @@ function issues(err: z.ZodError): string {
 /** A 200 whose body does not parse as what the client expects; alternates truncated JSON and a wrong shape. */
 let malformedCount = 0;
 function malformedBody(): string {
-  return malformedCount++ % 2 === 0 ? '{"id": "0123456789abcd", "state": "sta' : '{"id": 42, "ok": "maybe", "state": null}';
+  return malformedCount++ % 2 === 0
+    ? '{"id": "0123456789abcd", "state": "sta'
+    : '{"id": 42, "ok": "maybe", "state": null}';
 }
 
 export function buildFlyLocalApp(
@@ -93,8 +103,14 @@ export function buildFlyLocalApp(
   });
   const stats = new HttpStats();
   const graceMs = opts.rateLimitGraceMs ?? 250;
-  const buckets = new ActionBuckets<EmulatedAction>((a) => (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT), () => Date.now());
-  const expected = [digest(`Bearer ${opts.token}`), ...(opts.token.startsWith('FlyV1 ') ? [digest(opts.token)] : [])];
+  const buckets = new ActionBuckets<EmulatedAction>(
+    (a) => (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT),
+    () => Date.now(),
+  );
+  const expected = [
+    digest(`Bearer ${opts.token}`),
+    ...(opts.token.startsWith('FlyV1 ') ? [digest(opts.token)] : []),
+  ];
   const pending = new Set<NodeJS.Timeout>();
   const sleepers = new Set<() => void>();
 
@@ -151,7 +167,9 @@ export function buildFlyLocalApp(
 
   app.setErrorHandler(async (err: unknown, _req, reply) => {
     if (err instanceof EmulatorError) {
-      return reply.code(err.status).send({ error: err.error, ...(err.flyStatus ? { status: err.flyStatus } : {}) });
+      return reply
+        .code(err.status)
+        .send({ error: err.error, ...(err.flyStatus ? { status: err.flyStatus } : {}) });
     }
     const statusCode = (err as { statusCode?: unknown }).statusCode;
     const message = err instanceof Error ? err.message : String(err);
@@ -163,7 +181,9 @@ export function buildFlyLocalApp(
   });
 
   app.setNotFoundHandler(async (req, reply) =>
-    reply.code(404).send({ error: `not_found: no route for ${req.method} ${req.url.split('?')[0]}` }),
+    reply
+      .code(404)
+      .send({ error: `not_found: no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
 
   /**
@@ -171,7 +191,10 @@ export function buildFlyLocalApp(
    * faults) and after it (drop, malformed body).
    */
   const api =
-    (action: EmulatedAction, work: (req: FastifyRequest) => Promise<{ status?: number; body: unknown }>) =>
+    (
+      action: EmulatedAction,
+      work: (req: FastifyRequest) => Promise<{ status?: number; body: unknown }>,
+    ) =>
     async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
       stats.arrived(action, Date.now());
       if (emulator.faults.enforceRateLimits) {
@@ -227,88 +250,131 @@ export function buildFlyLocalApp(
     return { app: parsed.data, id: p.machine_id ?? '' };
   };
 
-  app.post('/v1/apps/:app_name/machines', { config: { action: 'create' } }, api('create', async (req) => {
-    const { app: a } = params(req);
-    const body = createMachineRequest.safeParse(req.body ?? {});
-    if (!body.success) throw new EmulatorError(400, `invalid_argument: ${issues(body.error)}`);
-    return { body: await emulator.create(a, body.data) };
-  }));
+  app.post(
+    '/v1/apps/:app_name/machines',
+    { config: { action: 'create' } },
+    api('create', async (req) => {
+      const { app: a } = params(req);
+      const body = createMachineRequest.safeParse(req.body ?? {});
+      if (!body.success) throw new EmulatorError(400, `invalid_argument: ${issues(body.error)}`);
+      return { body: await emulator.create(a, body.data) };
+    }),
+  );
 
-  app.get('/v1/apps/:app_name/machines', { config: { action: 'list' } }, api('list', async (req) => {
-    const { app: a } = params(req);
-    const q = req.query as Query;
-    const metadata: Record<string, string> = {};
-    for (const key of Object.keys(q)) {
-      const value = one(q, key);
-      if (key.startsWith('metadata.') && value !== undefined) metadata[key.slice('metadata.'.length)] = value;
-    }
-    const state = one(q, 'state');
-    return {
-      body: emulator.list(a, {
-        metadata,
-        includeDeleted: truthy(one(q, 'include_deleted')),
-        ...(one(q, 'region') ? { region: one(q, 'region') } : {}),
-        ...(state ? { states: state.split(',').map((s) => s.trim()) } : {}),
-      }),
-    };
-  }));
+  app.get(
+    '/v1/apps/:app_name/machines',
+    { config: { action: 'list' } },
+    api('list', async (req) => {
+      const { app: a } = params(req);
+      const q = req.query as Query;
+      const metadata: Record<string, string> = {};
+      for (const key of Object.keys(q)) {
+        const value = one(q, key);
+        if (key.startsWith('metadata.') && value !== undefined)
+          metadata[key.slice('metadata.'.length)] = value;
+      }
+      const state = one(q, 'state');
+      return {
+        body: emulator.list(a, {
+          metadata,
+          includeDeleted: truthy(one(q, 'include_deleted')),
+          ...(one(q, 'region') ? { region: one(q, 'region') } : {}),
+          ...(state ? { states: state.split(',').map((s) => s.trim()) } : {}),
+        }),
+      };
+    }),
+  );
 
-  app.get('/v1/apps/:app_name/machines/:machine_id', { config: { action: 'get' } }, api('get', async (req) => {
-    const { app: a, id } = params(req);
-    return { body: emulator.get(a, id) };
-  }));
+  app.get(
+    '/v1/apps/:app_name/machines/:machine_id',
+    { config: { action: 'get' } },
+    api('get', async (req) => {
+      const { app: a, id } = params(req);
+      return { body: emulator.get(a, id) };
+    }),
+  );
 
-  app.delete('/v1/apps/:app_name/machines/:machine_id', { config: { action: 'destroy' } }, api('destroy', async (req) => {
-    const { app: a, id } = params(req);
-    const q = req.query as Query;
-    await emulator.destroy(a, id, truthy(one(q, 'force')) || truthy(one(q, 'kill')));
-    return { body: { ok: true } };
-  }));
+  app.delete(
+    '/v1/apps/:app_name/machines/:machine_id',
+    { config: { action: 'destroy' } },
+    api('destroy', async (req) => {
+      const { app: a, id } = params(req);
+      const q = req.query as Query;
+      await emulator.destroy(a, id, truthy(one(q, 'force')) || truthy(one(q, 'kill')));
+      return { body: { ok: true } };
+    }),
+  );
 
-  app.post('/v1/apps/:app_name/machines/:machine_id/stop', { config: { action: 'stop' } }, api('stop', async (req) => {
-    const { app: a, id } = params(req);
-    const body = stopRequest.safeParse(req.body ?? {});
-    if (!body.success) throw new EmulatorError(400, `invalid_argument: ${issues(body.error)}`);
-    emulator.stop(a, id, {
-      ...(body.data.signal ? { signal: body.data.signal } : {}),
-      ...(body.data.timeout !== undefined ? { timeoutMs: durationMs(body.data.timeout) } : {}),
-    });
-    return { body: { ok: true } };
-  }));
+  app.post(
+    '/v1/apps/:app_name/machines/:machine_id/stop',
+    { config: { action: 'stop' } },
+    api('stop', async (req) => {
+      const { app: a, id } = params(req);
+      const body = stopRequest.safeParse(req.body ?? {});
+      if (!body.success) throw new EmulatorError(400, `invalid_argument: ${issues(body.error)}`);
+      emulator.stop(a, id, {
+        ...(body.data.signal ? { signal: body.data.signal } : {}),
+        ...(body.data.timeout !== undefined ? { timeoutMs: durationMs(body.data.timeout) } : {}),
+      });
+      return { body: { ok: true } };
+    }),
+  );
 
-  app.get('/v1/apps/:app_name/machines/:machine_id/wait', { config: { action: 'wait' } }, api('wait', async (req) => {
-    const { app: a, id } = params(req);
-    const q = req.query as Query;
-    const state = one(q, 'state') ?? 'started';
-    if (!(WAIT_STATES as readonly string[]).includes(state)) {
-      throw new EmulatorError(400, `invalid_argument: state must be one of ${WAIT_STATES.join(', ')}`);
-    }
-    const rawTimeout = one(q, 'timeout');
-    let timeoutS = 60;
-    if (rawTimeout !== undefined) {
-      if (!/^\d+$/.test(rawTimeout)) throw new EmulatorError(400, 'invalid_argument: timeout must be a whole number of seconds');
-      timeoutS = Math.min(60, Math.max(1, Number(rawTimeout)));
-    }
-    const target = state as (typeof WAIT_STATES)[number];
-    const r = await emulator.wait(a, id, target, timeoutS * 1000, one(q, 'instance_id'));
-    if (r === 'ok') return { body: { ok: true } };
-    if (r === 'closing') throw new EmulatorError(503, 'unavailable: flylocal is shutting down');
-    const now = emulator.machine(id)?.state ?? 'unknown';
-    return { status: 408, body: { error: `deadline_exceeded: machine failed to reach desired state, ${target}, currently ${now}` } };
-  }));
+  app.get(
+    '/v1/apps/:app_name/machines/:machine_id/wait',
+    { config: { action: 'wait' } },
+    api('wait', async (req) => {
+      const { app: a, id } = params(req);
+      const q = req.query as Query;
+      const state = one(q, 'state') ?? 'started';
+      if (!(WAIT_STATES as readonly string[]).includes(state)) {
+        throw new EmulatorError(
+          400,
+          `invalid_argument: state must be one of ${WAIT_STATES.join(', ')}`,
+        );
+      }
+      const rawTimeout = one(q, 'timeout');
+      let timeoutS = 60;
+      if (rawTimeout !== undefined) {
+        if (!/^\d+$/.test(rawTimeout))
+          throw new EmulatorError(
+            400,
+            'invalid_argument: timeout must be a whole number of seconds',
+          );
+        timeoutS = Math.min(60, Math.max(1, Number(rawTimeout)));
+      }
+      const target = state as (typeof WAIT_STATES)[number];
+      const r = await emulator.wait(a, id, target, timeoutS * 1000, one(q, 'instance_id'));
+      if (r === 'ok') return { body: { ok: true } };
+      if (r === 'closing') throw new EmulatorError(503, 'unavailable: flylocal is shutting down');
+      const now = emulator.machine(id)?.state ?? 'unknown';
+      return {
+        status: 408,
+        body: {
+          error: `deadline_exceeded: machine failed to reach desired state, ${target}, currently ${now}`,
+        },
+      };
+    }),
+  );
 
   // Everything else the real API has, we do not pretend to have.
   app.all('/v1/*', async (req, reply) =>
-    reply.code(501).send({ error: `not_implemented: flylocal does not emulate ${req.method} ${req.url.split('?')[0]}` }),
+    reply.code(501).send({
+      error: `not_implemented: flylocal does not emulate ${req.method} ${req.url.split('?')[0]}`,
+    }),
   );
 
   // ---- admin ----------------------------------------------------------------------------------
 
-  app.get('/__flylocal/health', async () => ({ ok: true, machines: emulator.ledger().filter((m) => m.state !== 'destroyed').length }));
+  app.get('/__flylocal/health', async () => ({
+    ok: true,
+    machines: emulator.ledger().filter((m) => m.state !== 'destroyed').length,
+  }));
   app.get('/__flylocal/faults', async () => emulator.faults.current);
   app.post('/__flylocal/faults', async (req, reply) => {
     const cfg = faultConfigSchema.safeParse(req.body ?? {});
-    if (!cfg.success) return reply.code(400).send({ error: `invalid_argument: ${issues(cfg.error)}` });
+    if (!cfg.success)
+      return reply.code(400).send({ error: `invalid_argument: ${issues(cfg.error)}` });
     emulator.faults.set(cfg.data);
     return emulator.faults.current;
   });
@@ -319,10 +385,14 @@ export function buildFlyLocalApp(
   app.get('/__flylocal/machines', async () => emulator.ledger());
   app.get('/__flylocal/machines/:machine_id/logs', async (req, reply) => {
     const id = (req.params as { machine_id: string }).machine_id;
-    if (!emulator.machine(id)) return reply.code(404).send({ error: 'not_found: machine not found' });
+    if (!emulator.machine(id))
+      return reply.code(404).send({ error: 'not_found: machine not found' });
     return emulator.logs(id);
   });
-  app.get('/__flylocal/stats', async () => ({ ...stats.toJSON(), faults: Object.fromEntries(emulator.faults.injected) }));
+  app.get('/__flylocal/stats', async () => ({
+    ...stats.toJSON(),
+    faults: Object.fromEntries(emulator.faults.injected),
+  }));
 
   return { app, stats };
 }

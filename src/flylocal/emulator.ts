@@ -7,13 +7,29 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fastUlid as ulid } from '../adapters/system/ulidIds.js';
 import type { FlyMachineState } from '../ports/flyMachines.js';
-import { durationMs, type CreateMachineRequest, type MachineConfigIn, type SignalName } from '../fly/schemas.js';
+import {
+  durationMs,
+  type CreateMachineRequest,
+  type MachineConfigIn,
+  type SignalName,
+} from '../fly/schemas.js';
 import type { Logger } from '../shared/log.js';
 import { findRegion } from '../shared/regions.js';
-import { AddressPool, defaultAddressMode, type AddressMode, type MachineAddress } from './addresses.js';
+import {
+  AddressPool,
+  defaultAddressMode,
+  type AddressMode,
+  type MachineAddress,
+} from './addresses.js';
 import { Faults, type FaultConfig } from './faults.js';
 import { mulberry32 } from './prng.js';
-import { ensureCleanupHooks, RingBuffer, VmProcess, type ExitInfo, type LogLine } from './supervisor.js';
+import {
+  ensureCleanupHooks,
+  RingBuffer,
+  VmProcess,
+  type ExitInfo,
+  type LogLine,
+} from './supervisor.js';
 
 /** A failure with Fly's status code and error text (`{"error": ...}` on the wire). */
 export class EmulatorError extends Error {
@@ -123,8 +139,30 @@ export interface MachineSnapshot {
 
 export type WaitTarget = 'started' | 'stopped' | 'suspended' | 'destroyed';
 
-const NAME_WORDS_A = ['quiet', 'bold', 'silent', 'small', 'late', 'brave', 'empty', 'round', 'spare', 'lucky'];
-const NAME_WORDS_B = ['switch', 'lever', 'box', 'lamp', 'gear', 'dial', 'spring', 'bell', 'knob', 'fuse'];
+const NAME_WORDS_A = [
+  'quiet',
+  'bold',
+  'silent',
+  'small',
+  'late',
+  'brave',
+  'empty',
+  'round',
+  'spare',
+  'lucky',
+];
+const NAME_WORDS_B = [
+  'switch',
+  'lever',
+  'box',
+  'lamp',
+  'gear',
+  'dial',
+  'spring',
+  'bell',
+  'knob',
+  'fuse',
+];
 const DEFAULT_INTERNAL_PORT = 4040;
 const DEFAULT_MAX_RETRIES = 10;
 
@@ -187,22 +225,39 @@ export class FlyLocalEmulator implements MachineDirectory {
   async create(app: string, req: CreateMachineRequest): Promise<Record<string, unknown>> {
     this.assertOpen();
     const region = req.region && req.region !== '' ? req.region : this.defaultRegion;
-    if (!findRegion(region)) throw new EmulatorError(400, `invalid_argument: unknown region "${region}"`);
+    if (!findRegion(region))
+      throw new EmulatorError(400, `invalid_argument: unknown region "${region}"`);
     if (!this.faults.hasCapacity(region)) {
-      throw new EmulatorError(412, `insufficient_capacity: no capacity for a new machine in ${region}`, 'insufficient_capacity');
+      throw new EmulatorError(
+        412,
+        `insufficient_capacity: no capacity for a new machine in ${region}`,
+        'insufficient_capacity',
+      );
     }
     if (req.name !== undefined) {
-      const taken = [...this.machines.values()].some((m) => m.app === app && m.name === req.name && m.state !== 'destroyed');
-      if (taken) throw new EmulatorError(409, `already_exists: a machine named "${req.name}" already exists`);
+      const taken = [...this.machines.values()].some(
+        (m) => m.app === app && m.name === req.name && m.state !== 'destroyed',
+      );
+      if (taken)
+        throw new EmulatorError(
+          409,
+          `already_exists: a machine named "${req.name}" already exists`,
+        );
     }
     let id: string;
     do id = randomBytes(7).toString('hex');
     while (this.machines.has(id));
 
-    const internalPort = req.config.services?.find((s) => s.internal_port !== undefined)?.internal_port ?? DEFAULT_INTERNAL_PORT;
+    const internalPort =
+      req.config.services?.find((s) => s.internal_port !== undefined)?.internal_port ??
+      DEFAULT_INTERNAL_PORT;
     const address = await this.addresses.acquire(internalPort);
     if (!address) {
-      throw new EmulatorError(412, `insufficient_capacity: no free private address in ${region}`, 'insufficient_capacity');
+      throw new EmulatorError(
+        412,
+        `insufficient_capacity: no free private address in ${region}`,
+        'insufficient_capacity',
+      );
     }
     this.assertOpen(() => this.addresses.release(address));
 
@@ -210,7 +265,9 @@ export class FlyLocalEmulator implements MachineDirectory {
     const m: MachineRecord = {
       app,
       id,
-      name: req.name ?? `${this.names.pick(NAME_WORDS_A)}-${this.names.pick(NAME_WORDS_B)}-${this.names.int(1000, 9999)}`,
+      name:
+        req.name ??
+        `${this.names.pick(NAME_WORDS_A)}-${this.names.pick(NAME_WORDS_B)}-${this.names.int(1000, 9999)}`,
       region,
       instanceId: ulid(),
       config: req.config,
@@ -241,13 +298,23 @@ export class FlyLocalEmulator implements MachineDirectory {
     return this.toJson(this.find(app, id));
   }
 
-  list(app: string, filter: { metadata: Record<string, string>; includeDeleted: boolean; region?: string; states?: string[] }): Record<string, unknown>[] {
+  list(
+    app: string,
+    filter: {
+      metadata: Record<string, string>;
+      includeDeleted: boolean;
+      region?: string;
+      states?: string[];
+    },
+  ): Record<string, unknown>[] {
     return [...this.machines.values()]
       .filter((m) => m.app === app)
       .filter((m) => filter.includeDeleted || m.state !== 'destroyed')
       .filter((m) => !filter.region || m.region === filter.region)
       .filter((m) => !filter.states || filter.states.includes(m.state))
-      .filter((m) => Object.entries(filter.metadata).every(([k, v]) => m.config.metadata?.[k] === v))
+      .filter((m) =>
+        Object.entries(filter.metadata).every(([k, v]) => m.config.metadata?.[k] === v),
+      )
       .sort((a, b) => a.createdAt - b.createdAt)
       .map((m) => this.toJson(m));
   }
@@ -261,12 +328,20 @@ export class FlyLocalEmulator implements MachineDirectory {
         m.intent = 'stop';
         this.clearTimers(m);
         this.setState(m, 'stopping');
-        this.event(m, 'stop', 'stopping', 'user', opts.signal ? { signal: opts.signal } : undefined);
+        this.event(
+          m,
+          'stop',
+          'stopping',
+          'user',
+          opts.signal ? { signal: opts.signal } : undefined,
+        );
         if (m.proc) {
           const signal = opts.signal ?? m.config.stop_config?.signal ?? 'SIGINT';
           const timeoutMs =
             opts.timeoutMs ??
-            (m.config.stop_config?.timeout !== undefined ? durationMs(m.config.stop_config.timeout) : this.defaultStopTimeoutMs);
+            (m.config.stop_config?.timeout !== undefined
+              ? durationMs(m.config.stop_config.timeout)
+              : this.defaultStopTimeoutMs);
           const proc = m.proc;
           proc.signal(signal);
           this.later(m, timeoutMs, () => proc.kill());
@@ -293,9 +368,16 @@ export class FlyLocalEmulator implements MachineDirectory {
       await this.waitFor(m, 'destroyed', 10_000);
       return;
     }
-    const active = m.proc !== undefined || m.state === 'starting' || m.state === 'started' || m.state === 'stopping';
+    const active =
+      m.proc !== undefined ||
+      m.state === 'starting' ||
+      m.state === 'started' ||
+      m.state === 'stopping';
     if (active && !force) {
-      throw new EmulatorError(412, `failed_precondition: unable to destroy machine, not currently stopped (state: ${m.state}); use force=true`);
+      throw new EmulatorError(
+        412,
+        `failed_precondition: unable to destroy machine, not currently stopped (state: ${m.state}); use force=true`,
+      );
     }
     m.intent = 'destroy';
     this.clearTimers(m);
@@ -312,14 +394,23 @@ export class FlyLocalEmulator implements MachineDirectory {
   }
 
   /** Resolves 'ok' when the machine reaches `target` (a destroyed machine counts as stopped). */
-  async wait(app: string, id: string, target: WaitTarget, timeoutMs: number, instanceId?: string): Promise<'ok' | 'timeout' | 'closing'> {
+  async wait(
+    app: string,
+    id: string,
+    target: WaitTarget,
+    timeoutMs: number,
+    instanceId?: string,
+  ): Promise<'ok' | 'timeout' | 'closing'> {
     this.assertOpen();
     const m = this.find(app, id);
     if (target === 'stopped' && !instanceId) {
       throw new EmulatorError(400, 'instance_id required when waiting for stopped machine');
     }
     if (instanceId !== undefined && instanceId !== m.instanceId) {
-      throw new EmulatorError(400, `invalid_argument: instance_id ${instanceId} is not the current version of machine ${m.id}`);
+      throw new EmulatorError(
+        400,
+        `invalid_argument: instance_id ${instanceId} is not the current version of machine ${m.id}`,
+      );
     }
     return this.waitFor(m, target, timeoutMs);
   }
@@ -332,7 +423,12 @@ export class FlyLocalEmulator implements MachineDirectory {
   readonly instances = async (app: string): Promise<MachineInstance[]> =>
     [...this.machines.values()]
       .filter((m) => m.app === app && m.state !== 'destroyed' && m.address)
-      .map((m) => ({ id: m.id, region: m.region, url: `http://${m.address!.ip}:${m.address!.port}`, state: m.state }));
+      .map((m) => ({
+        id: m.id,
+        region: m.region,
+        url: `http://${m.address!.ip}:${m.address!.port}`,
+        state: m.state,
+      }));
 
   /** Every machine ever created, destroyed ones included (tests count orphans with it). */
   ledger(): MachineSnapshot[] {
@@ -350,7 +446,9 @@ export class FlyLocalEmulator implements MachineDirectory {
 
   /** Pids of the VM processes this emulator is running. */
   pids(): number[] {
-    return [...this.machines.values()].map((m) => m.proc?.pid).filter((p): p is number => p !== undefined);
+    return [...this.machines.values()]
+      .map((m) => m.proc?.pid)
+      .filter((p): p is number => p !== undefined);
   }
 
   /** Stop accepting work, settle waits, stop every VM (SIGTERM, then SIGKILL after the grace time). */
@@ -359,7 +457,9 @@ export class FlyLocalEmulator implements MachineDirectory {
     this.closing = true;
     for (const settle of [...this.closers]) settle();
     for (const m of this.machines.values()) this.clearTimers(m);
-    const procs = [...this.machines.values()].map((m) => m.proc).filter((p): p is VmProcess => p !== undefined);
+    const procs = [...this.machines.values()]
+      .map((m) => m.proc)
+      .filter((p): p is VmProcess => p !== undefined);
     for (const p of procs) p.signal('SIGTERM');
     const all = Promise.all(procs.map((p) => p.exited));
     let timer: NodeJS.Timeout | undefined;
@@ -417,7 +517,8 @@ export class FlyLocalEmulator implements MachineDirectory {
     const failed = info.spawnError !== undefined || info.code !== 0;
     const policy = m.config.restart?.policy ?? 'on-failure';
     const maxRetries = m.config.restart?.max_retries ?? DEFAULT_MAX_RETRIES;
-    const restart = policy === 'always' || (policy === 'on-failure' && failed && m.restarts < maxRetries);
+    const restart =
+      policy === 'always' || (policy === 'on-failure' && failed && m.restarts < maxRetries);
     if (restart) {
       m.restarts += 1;
       this.setState(m, 'starting');
@@ -448,8 +549,13 @@ export class FlyLocalEmulator implements MachineDirectory {
     this.event(m, 'destroy', 'destroyed', 'flyd');
   }
 
-  private waitFor(m: MachineRecord, target: WaitTarget, timeoutMs: number): Promise<'ok' | 'timeout' | 'closing'> {
-    const reached = (s: FlyMachineState): boolean => s === target || (target === 'stopped' && s === 'destroyed');
+  private waitFor(
+    m: MachineRecord,
+    target: WaitTarget,
+    timeoutMs: number,
+  ): Promise<'ok' | 'timeout' | 'closing'> {
+    const reached = (s: FlyMachineState): boolean =>
+      s === target || (target === 'stopped' && s === 'destroyed');
     if (reached(m.state)) return Promise.resolve('ok');
     return new Promise((resolve) => {
       const done = (r: 'ok' | 'timeout' | 'closing'): void => {
@@ -493,8 +599,21 @@ export class FlyLocalEmulator implements MachineDirectory {
     for (const l of [...this.listeners]) l(m);
   }
 
-  private event(m: MachineRecord, type: string, status: string, source: 'user' | 'flyd', request?: Record<string, unknown>): void {
-    m.events.push({ id: ulid(), type, status, source, timestamp: Date.now(), ...(request ? { request } : {}) });
+  private event(
+    m: MachineRecord,
+    type: string,
+    status: string,
+    source: 'user' | 'flyd',
+    request?: Record<string, unknown>,
+  ): void {
+    m.events.push({
+      id: ulid(),
+      type,
+      status,
+      source,
+      timestamp: Date.now(),
+      ...(request ? { request } : {}),
+    });
     if (m.events.length > 50) m.events.splice(0, m.events.length - 50);
   }
 
@@ -521,12 +640,15 @@ export class FlyLocalEmulator implements MachineDirectory {
   private commandFor(config: MachineConfigIn): { command: string; args: string[] } {
     const init = config.init;
     let argv: readonly string[] =
-      init?.exec && init.exec.length > 0 ? init.exec : [...(init?.entrypoint ?? []), ...(init?.cmd ?? [])];
+      init?.exec && init.exec.length > 0
+        ? init.exec
+        : [...(init?.entrypoint ?? []), ...(init?.cmd ?? [])];
     if (argv.length === 0) argv = this.defaultCommand;
     const [first, ...args] = argv;
     let command = first!;
     if (command === 'node') command = process.execPath;
-    else if (!isAbsolute(command) && command.includes('/')) command = resolvePath(this.projectRoot, command);
+    else if (!isAbsolute(command) && command.includes('/'))
+      command = resolvePath(this.projectRoot, command);
     return { command, args };
   }
 

@@ -17,7 +17,16 @@ export const emulatedAction = z.enum(EMULATED_ACTIONS);
  * - `dropAfterCommit`: the work is done, then the socket is dropped without an answer (unknown outcome);
  * - `malformed`: the work is done, the answer is a 200 whose body does not parse.
  */
-export const FAULT_KINDS = ['429', '500', '502', '503', '504', 'hang', 'dropAfterCommit', 'malformed'] as const;
+export const FAULT_KINDS = [
+  '429',
+  '500',
+  '502',
+  '503',
+  '504',
+  'hang',
+  'dropAfterCommit',
+  'malformed',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const probability = z.number().min(0).max(1);
@@ -81,14 +90,20 @@ export class Faults {
     this.config = faultConfigSchema.parse(config);
     this.prng = mulberry32(this.config.seed ?? 1);
     this.scripts = new Map(
-      Object.entries(this.config.actions ?? {}).map(([a, f]) => [a as EmulatedAction, [...(f.script ?? [])]]),
+      Object.entries(this.config.actions ?? {}).map(([a, f]) => [
+        a as EmulatedAction,
+        [...(f.script ?? [])],
+      ]),
     );
   }
 
   get current(): FaultConfig {
     const actions: Partial<Record<EmulatedAction, ActionFaults>> = {};
     for (const [a, f] of Object.entries(this.config.actions ?? {})) {
-      actions[a as EmulatedAction] = { ...f, script: [...(this.scripts.get(a as EmulatedAction) ?? [])] };
+      actions[a as EmulatedAction] = {
+        ...f,
+        script: [...(this.scripts.get(a as EmulatedAction) ?? [])],
+      };
     }
     return { ...this.config, actions };
   }
@@ -106,7 +121,9 @@ export class Faults {
     const f = this.config.actions?.[action] ?? {};
     const roll = this.prng.next();
     const latencyRoll = this.prng.next();
-    const latencyMs = f.latencyMs ? f.latencyMs.minMs + Math.floor(latencyRoll * (f.latencyMs.maxMs - f.latencyMs.minMs + 1)) : 0;
+    const latencyMs = f.latencyMs
+      ? f.latencyMs.minMs + Math.floor(latencyRoll * (f.latencyMs.maxMs - f.latencyMs.minMs + 1))
+      : 0;
     let fault: FaultKind | undefined = this.scripts.get(action)?.shift();
     if (fault === undefined) {
       const table: [number | undefined, FaultKind][] = [
@@ -125,7 +142,8 @@ export class Faults {
         }
       }
     }
-    if (fault) this.injected.set(`${action}:${fault}`, (this.injected.get(`${action}:${fault}`) ?? 0) + 1);
+    if (fault)
+      this.injected.set(`${action}:${fault}`, (this.injected.get(`${action}:${fault}`) ?? 0) + 1);
     return { fault, latencyMs, retryAfterS: f.retryAfterS ?? 1, hangMs: f.hangMs ?? 30_000 };
   }
 

@@ -7,7 +7,12 @@ import { buildFlyLocalApp, type FlyLocalAppOptions, type HttpStats } from './app
 import { FlyLocalEmulator, type EmulatorOptions, type MachineDirectory } from './emulator.js';
 
 export { FlyLocalEmulator, EmulatorError } from './emulator.js';
-export type { EmulatorOptions, MachineDirectory, MachineInstance, MachineSnapshot } from './emulator.js';
+export type {
+  EmulatorOptions,
+  MachineDirectory,
+  MachineInstance,
+  MachineSnapshot,
+} from './emulator.js';
 export type { FaultConfig, ActionFaults, FaultKind, EmulatedAction } from './faults.js';
 export { HttpStats } from './app.js';
 

@@ -13,7 +13,14 @@ import { startEdgeProxy } from './proxy.js';
 
 const staticInstances = z.record(
   z.string(),
-  z.array(z.strictObject({ id: z.string(), region: z.string(), url: z.url(), state: z.string().optional() })),
+  z.array(
+    z.strictObject({
+      id: z.string(),
+      region: z.string(),
+      url: z.url(),
+      state: z.string().optional(),
+    }),
+  ),
 );
 
 const jsonText = <S extends z.ZodType>(schema: S) =>
@@ -60,7 +67,10 @@ const local = await startFlyLocal({
   defaultRegion: env.FLYLOCAL_REGION,
   ...(env.FLYLOCAL_VM_COMMAND ? { defaultCommand: env.FLYLOCAL_VM_COMMAND } : {}),
   ...(env.FLYLOCAL_ADDRESS_MODE ? { addressMode: env.FLYLOCAL_ADDRESS_MODE } : {}),
-  faults: { ...env.FLYLOCAL_FAULTS, enforceRateLimits: env.FLYLOCAL_RATE_LIMITS || env.FLYLOCAL_FAULTS?.enforceRateLimits === true },
+  faults: {
+    ...env.FLYLOCAL_FAULTS,
+    enforceRateLimits: env.FLYLOCAL_RATE_LIMITS || env.FLYLOCAL_FAULTS?.enforceRateLimits === true,
+  },
   logger: log.child({ component: 'machines-api' }),
   // We stop VMs gracefully on signals ourselves; the exit hook stays as the last resort.
   killChildrenOnSignal: false,

@@ -3,7 +3,15 @@
  * instance by edge region, adds the headers Fly's proxy adds, streams responses (SSE included), and
  * replays requests answered with `fly-replay` the way Fly's proxy does.
  */
-import { createServer, request as httpRequest, Agent, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, type ClientRequest } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  Agent,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+  type ClientRequest,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { errorMessage } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/log.js';
@@ -62,7 +70,16 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 /** Headers only the edge may set: whatever a client sends under these names is dropped. */
-const EDGE_OWNED = new Set(['fly-client-ip', 'fly-region', 'fly-forwarded-port', 'fly-replay-src', 'fly-preferred-instance-unavailable', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-ssl']);
+const EDGE_OWNED = new Set([
+  'fly-client-ip',
+  'fly-region',
+  'fly-forwarded-port',
+  'fly-replay-src',
+  'fly-preferred-instance-unavailable',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-ssl',
+]);
 
 // ---------------------------------------------------------------------------------------------
 // fly-replay
@@ -87,7 +104,11 @@ export function parseFlyReplay(header: string): ReplayDirective | undefined {
     const eq = part.indexOf('=');
     if (eq <= 0) continue;
     const key = part.slice(0, eq).trim().toLowerCase();
-    const value = part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').trim();
+    const value = part
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .trim();
     fields.set(key, value);
   }
   const d: ReplayDirective = { elsewhere: fields.get('elsewhere') === 'true' };
@@ -98,10 +119,22 @@ export function parseFlyReplay(header: string): ReplayDirective | undefined {
   const prefer = fields.get('prefer_instance');
   if (prefer) d.preferInstance = prefer;
   const region = fields.get('region');
-  if (region) d.regions = region.split(',').map((r) => r.trim().toLowerCase()).filter(Boolean);
+  if (region)
+    d.regions = region
+      .split(',')
+      .map((r) => r.trim().toLowerCase())
+      .filter(Boolean);
   const state = fields.get('state');
   if (state !== undefined) d.state = state;
-  if (!d.app && !d.instance && !d.preferInstance && !d.regions && !d.elsewhere && d.state === undefined) return undefined;
+  if (
+    !d.app &&
+    !d.instance &&
+    !d.preferInstance &&
+    !d.regions &&
+    !d.elsewhere &&
+    d.state === undefined
+  )
+    return undefined;
   return d;
 }
 
@@ -130,7 +163,9 @@ function distanceKm(a: string, b: string): number {
   const rad = Math.PI / 180;
   const dLat = (rb.lat - ra.lat) * rad;
   const dLon = (rb.lon - ra.lon) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(ra.lat * rad) * Math.cos(rb.lat * rad) * Math.sin(dLon / 2) ** 2;
+  const h =
+    Math.sin(dLat / 2) ** 2 +
+    Math.cos(ra.lat * rad) * Math.cos(rb.lat * rad) * Math.sin(dLon / 2) ** 2;
   return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
@@ -140,7 +175,11 @@ const isStarted = (i: EdgeInstance): boolean => i.state === undefined || i.state
  * The instance nearest the edge region: one in the region itself if any, else the closest by the
  * region table's coordinates. Ties rotate, so equal instances share the load.
  */
-export function pickNearest(candidates: readonly EdgeInstance[], edgeRegion: string, turn: number): EdgeInstance | undefined {
+export function pickNearest(
+  candidates: readonly EdgeInstance[],
+  edgeRegion: string,
+  turn: number,
+): EdgeInstance | undefined {
   if (candidates.length === 0) return undefined;
   let best = Number.POSITIVE_INFINITY;
   let nearest: EdgeInstance[] = [];
@@ -179,12 +218,25 @@ function hostName(host: string | undefined): string {
   return colon >= 0 ? h.slice(0, colon) : h;
 }
 
-function sendError(res: ServerResponse, statusCode: number, code: string, message: string, extra: OutgoingHttpHeaders = {}): void {
+function sendError(
+  res: ServerResponse,
+  statusCode: number,
+  code: string,
+  message: string,
+  extra: OutgoingHttpHeaders = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const error = { 400: 'Bad Request', 413: 'Payload Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable', 508: 'Loop Detected' }[statusCode] ?? 'Error';
+  const error =
+    {
+      400: 'Bad Request',
+      413: 'Payload Too Large',
+      502: 'Bad Gateway',
+      503: 'Service Unavailable',
+      508: 'Loop Detected',
+    }[statusCode] ?? 'Error';
   const body = JSON.stringify({ statusCode, code, error, message });
   res.writeHead(statusCode, {
     ...extra,
@@ -196,14 +248,20 @@ function sendError(res: ServerResponse, statusCode: number, code: string, messag
   res.end(body);
 }
 
-type Body = { kind: 'none' } | { kind: 'buffered'; data: Buffer } | { kind: 'stream'; prefix: Buffer[] } | { kind: 'aborted' };
+type Body =
+  | { kind: 'none' }
+  | { kind: 'buffered'; data: Buffer }
+  | { kind: 'stream'; prefix: Buffer[] }
+  | { kind: 'aborted' };
 
 /**
  * Read the request body while it fits in `limit` (so it can be replayed). Past the limit, stop
  * reading and hand over what was read: the rest is streamed to the first instance and cannot be replayed.
  */
 function readBody(req: IncomingMessage, limit: number): Promise<Body> {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0;
   if (!hasBody) return Promise.resolve({ kind: 'none' });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -291,7 +349,11 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     }
     if (!app) {
       const host = hostName(req.headers.host);
-      app = appHosts[host] ?? (host.endsWith('.localhost') && APP_NAME.test(host.slice(0, -'.localhost'.length)) ? host.slice(0, -'.localhost'.length) : defaultApp);
+      app =
+        appHosts[host] ??
+        (host.endsWith('.localhost') && APP_NAME.test(host.slice(0, -'.localhost'.length))
+          ? host.slice(0, -'.localhost'.length)
+          : defaultApp);
     }
 
     // Development: `?edge=<region>` pretends the visitor came in through another edge, and sticks.
@@ -318,7 +380,11 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     return setCookie ? { app, path, edgeRegion, setCookie } : { app, path, edgeRegion };
   }
 
-  function forwardedHeaders(req: IncomingMessage, edgeRegion: string, port: number): OutgoingHttpHeaders {
+  function forwardedHeaders(
+    req: IncomingMessage,
+    edgeRegion: string,
+    port: number,
+  ): OutgoingHttpHeaders {
     const out: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name) || EDGE_OWNED.has(name)) continue;
@@ -346,7 +412,9 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     headers: OutgoingHttpHeaders,
     body: Body,
     res: ServerResponse,
-  ): Promise<{ ok: true; upstream: IncomingMessage; request: ClientRequest } | { ok: false; error: string }> {
+  ): Promise<
+    { ok: true; upstream: IncomingMessage; request: ClientRequest } | { ok: false; error: string }
+  > {
     return new Promise((resolve) => {
       let url: URL;
       try {
@@ -393,7 +461,12 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     });
   }
 
-  function relay(upstream: IncomingMessage, upReq: ClientRequest, res: ServerResponse, setCookie: string | undefined): void {
+  function relay(
+    upstream: IncomingMessage,
+    upReq: ClientRequest,
+    res: ServerResponse,
+    setCookie: string | undefined,
+  ): void {
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name) || name === 'fly-replay') continue;
@@ -401,7 +474,10 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     }
     if (setCookie) {
       const existing = headers['set-cookie'];
-      headers['set-cookie'] = [...(Array.isArray(existing) ? existing : typeof existing === 'string' ? [existing] : []), setCookie];
+      headers['set-cookie'] = [
+        ...(Array.isArray(existing) ? existing : typeof existing === 'string' ? [existing] : []),
+        setCookie,
+      ];
     }
     headers.via = upstream.headers.via ? `${upstream.headers.via}, ${VIA}` : VIA;
     res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
@@ -424,16 +500,25 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     app: string,
     responder: EdgeInstance,
     edgeRegion: string,
-  ): Promise<{ ok: true; app: string; target: EdgeInstance; preferredUnavailable: boolean } | { ok: false; message: string }> {
+  ): Promise<
+    | { ok: true; app: string; target: EdgeInstance; preferredUnavailable: boolean }
+    | { ok: false; message: string }
+  > {
     const targetApp = d.app ?? app;
-    if (!APP_NAME.test(targetApp)) return { ok: false, message: `fly-replay names an invalid app "${targetApp}"` };
+    if (!APP_NAME.test(targetApp))
+      return { ok: false, message: `fly-replay names an invalid app "${targetApp}"` };
     const all = (await opts.directory.instances(targetApp)).filter(isStarted);
-    let candidates = d.elsewhere ? all.filter((i) => !(i.id === responder.id && targetApp === app)) : all;
+    let candidates = d.elsewhere
+      ? all.filter((i) => !(i.id === responder.id && targetApp === app))
+      : all;
     if (d.instance) {
       const target = candidates.find((i) => i.id === d.instance);
       return target
         ? { ok: true, app: targetApp, target, preferredUnavailable: false }
-        : { ok: false, message: `replay target instance ${d.instance} of app ${targetApp} is not running` };
+        : {
+            ok: false,
+            message: `replay target instance ${d.instance} of app ${targetApp} is not running`,
+          };
     }
     if (d.preferInstance) {
       const target = candidates.find((i) => i.id === d.preferInstance);
@@ -445,10 +530,19 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
         if (inRegion.length > 0) {
           candidates = inRegion;
           const target = pickNearest(candidates, r === 'any' ? edgeRegion : r, nextTurn(targetApp));
-          if (target) return { ok: true, app: targetApp, target, preferredUnavailable: d.preferInstance !== undefined };
+          if (target)
+            return {
+              ok: true,
+              app: targetApp,
+              target,
+              preferredUnavailable: d.preferInstance !== undefined,
+            };
         }
       }
-      return { ok: false, message: `no running instance of app ${targetApp} in ${d.regions.join(', ')}` };
+      return {
+        ok: false,
+        message: `no running instance of app ${targetApp} in ${d.regions.join(', ')}`,
+      };
     }
     const target = pickNearest(candidates, edgeRegion, nextTurn(targetApp));
     return target
@@ -463,7 +557,12 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
     const candidates = (await opts.directory.instances(r.app)).filter(isStarted);
     let target = pickNearest(candidates, r.edgeRegion, nextTurn(r.app));
     if (!target) {
-      sendError(res, 503, 'NO_INSTANCE', `no started instance of app "${r.app}" to take this request`);
+      sendError(
+        res,
+        503,
+        'NO_INSTANCE',
+        `no started instance of app "${r.app}" to take this request`,
+      );
       return;
     }
     const body = await readBody(req, replayBodyLimit);
@@ -474,7 +573,12 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
       const sent = await attempt(req, target, r.path, { ...baseHeaders, ...extra }, body, res);
       if (!sent.ok) {
         log.warn({ app, instance: target.id, err: sent.error }, 'instance unreachable');
-        sendError(res, 502, 'INSTANCE_UNREACHABLE', `instance ${target.id} of app "${app}" did not answer: ${sent.error}`);
+        sendError(
+          res,
+          502,
+          'INSTANCE_UNREACHABLE',
+          `instance ${target.id} of app "${app}" did not answer: ${sent.error}`,
+        );
         return;
       }
       const directive = sent.upstream.headers['fly-replay'];
@@ -486,16 +590,31 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
       sent.upstream.resume();
       const header = Array.isArray(directive) ? directive.join(';') : directive;
       if (body.kind === 'stream') {
-        sendError(res, 413, 'REPLAY_BODY_TOO_LARGE', `instance ${target.id} asked for a replay, but request bodies over ${replayBodyLimit} bytes cannot be replayed`);
+        sendError(
+          res,
+          413,
+          'REPLAY_BODY_TOO_LARGE',
+          `instance ${target.id} asked for a replay, but request bodies over ${replayBodyLimit} bytes cannot be replayed`,
+        );
         return;
       }
       if (replays >= maxReplays) {
-        sendError(res, 508, 'REPLAY_LOOP', `gave up after ${maxReplays} replays (last: ${header} from ${target.id})`);
+        sendError(
+          res,
+          508,
+          'REPLAY_LOOP',
+          `gave up after ${maxReplays} replays (last: ${header} from ${target.id})`,
+        );
         return;
       }
       const d = parseFlyReplay(header);
       if (!d) {
-        sendError(res, 502, 'BAD_REPLAY', `instance ${target.id} answered with an unusable fly-replay header: ${header}`);
+        sendError(
+          res,
+          502,
+          'BAD_REPLAY',
+          `instance ${target.id} answered with an unusable fly-replay header: ${header}`,
+        );
         return;
       }
       const next = await resolveReplay(d, app, target, r.edgeRegion);
@@ -503,9 +622,17 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
         sendError(res, 503, 'REPLAY_TARGET_UNAVAILABLE', next.message);
         return;
       }
-      log.debug({ from: target.id, to: next.target.id, app: next.app, directive: header }, 'replaying');
+      log.debug(
+        { from: target.id, to: next.target.id, app: next.app, directive: header },
+        'replaying',
+      );
       const src = `instance=${target.id};region=${target.region};t=${Date.now() * 1000}${d.state !== undefined ? `;state=${d.state}` : ''}`;
-      extra = { 'fly-replay-src': src, ...(next.preferredUnavailable ? { 'fly-preferred-instance-unavailable': d.preferInstance } : {}) };
+      extra = {
+        'fly-replay-src': src,
+        ...(next.preferredUnavailable
+          ? { 'fly-preferred-instance-unavailable': d.preferInstance }
+          : {}),
+      };
       app = next.app;
       target = next.target;
     }
@@ -513,7 +640,9 @@ export async function startEdgeProxy(opts: EdgeProxyOptions): Promise<EdgeProxy>
 
   const server = createServer((req, res) => {
     if (closing) {
-      sendError(res, 503, 'PROXY_CLOSING', 'the edge proxy is shutting down', { connection: 'close' });
+      sendError(res, 503, 'PROXY_CLOSING', 'the edge proxy is shutting down', {
+        connection: 'close',
+      });
       return;
     }
     handle(req, res).catch((err: unknown) => {

@@ -123,7 +123,11 @@ export class VmProcess {
     this.child.once('error', (err) => {
       // An 'error' before 'spawn' means there is no process and no 'exit' will follow.
       if (!this.spawned) {
-        onLine({ at: Date.now(), stream: 'stderr', line: `[flylocal] could not start ${spec.command}: ${err.message}` });
+        onLine({
+          at: Date.now(),
+          stream: 'stderr',
+          line: `[flylocal] could not start ${spec.command}: ${err.message}`,
+        });
         finish({ code: null, signal: null, spawnError: err.message });
       }
     });

@@ -9,8 +9,7 @@ export interface CapacityHold {
 }
 
 export type ReserveResult =
-  | { readonly ok: true; readonly live: number }
-  | { readonly ok: false; readonly live: number };
+  { readonly ok: true; readonly live: number } | { readonly ok: false; readonly live: number };
 
 export interface CapacityLedger {
   /** Take a slot if fewer than `limit` are held (expired slots do not count). Idempotent per holder. */

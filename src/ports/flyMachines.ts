@@ -54,12 +54,19 @@ export interface FlyMachines {
   /** Throws FlyApiError with status 404 when the machine does not exist. */
   get(machineId: string): Promise<FlyMachine>;
   /** Machines of the app; `metadata` filters on exact key/value pairs (metadata.<k>=<v>). */
-  list(filter?: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean }): Promise<FlyMachine[]>;
+  list(filter?: {
+    metadata?: Readonly<Record<string, string>>;
+    includeDeleted?: boolean;
+  }): Promise<FlyMachine[]>;
   /**
    * Wait until the machine reaches `state` (timeout clamped to 1..60 s). Resolves true when reached,
    * false on Fly's 408 timeout. `stopped` needs the machine's instance id.
    */
-  wait(machineId: string, state: WaitState, opts?: { timeoutS?: number; instanceId?: string }): Promise<boolean>;
+  wait(
+    machineId: string,
+    state: WaitState,
+    opts?: { timeoutS?: number; instanceId?: string },
+  ): Promise<boolean>;
   stop(machineId: string, opts?: { signal?: string; timeoutS?: number }): Promise<void>;
   /** Destroy (force: kill if running). A machine that is already gone is not an error. */
   destroy(machineId: string, opts?: { force?: boolean }): Promise<void>;

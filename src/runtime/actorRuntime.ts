@@ -6,8 +6,22 @@
  * and re-drives intents still outstanding.
  */
 import type { AnyMachineSnapshot } from 'xstate';
-import { CHARTS, isEffect, timerFactType, type Chart, type Effect, type FactData, type FactType, type TimerKey } from '../../machines/index.js';
-import { makeEnvelope, toChartEvent, type EventMeta, type StoredEvent } from '../events/envelope.js';
+import {
+  CHARTS,
+  isEffect,
+  timerFactType,
+  type Chart,
+  type Effect,
+  type FactData,
+  type FactType,
+  type TimerKey,
+} from '../../machines/index.js';
+import {
+  makeEnvelope,
+  toChartEvent,
+  type EventMeta,
+  type StoredEvent,
+} from '../events/envelope.js';
 import type { Clock, Timers } from '../ports/clock.js';
 import type { EventStore } from '../ports/eventStore.js';
 import type { Ids } from '../ports/ids.js';
@@ -57,7 +71,10 @@ export interface EffectContext {
 }
 
 /** Runs one effect; returns the facts that are its outcome (they re-enter the runtime). */
-export type EffectRunner = (effect: Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>, ctx: EffectContext) => Promise<Fact[]>;
+export type EffectRunner = (
+  effect: Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>,
+  ctx: EffectContext,
+) => Promise<Fact[]>;
 
 export interface RuntimeOptions {
   store: EventStore;
@@ -163,7 +180,14 @@ export class ActorRuntime {
       this.track(this.lock.run(e.stream, () => this.ingest(e)));
     });
     const live = [...this.records.values()].filter((r) => r.snapshot.status === 'active').length;
-    const report = { events, skipped, actors: this.records.size, live, redriven, ms: Math.round(performance.now() - started) };
+    const report = {
+      events,
+      skipped,
+      actors: this.records.size,
+      live,
+      redriven,
+      ms: Math.round(performance.now() - started),
+    };
     this.o.log.info(report, 'runtime booted');
     return report;
   }
@@ -222,10 +246,15 @@ export class ActorRuntime {
         if (!rec.snapshot.can(event)) return { accepted: false, stream, why: 'cannotTake' };
         const [next, actions] = this.decide(rec.chart).next(rec.snapshot, event);
         // A fact that finishes its actor says so, so boot can skip the whole stream.
-        const toStore = next.status === 'active' ? envelope : { ...envelope, meta: { ...envelope.meta, closes: true as const } };
+        const toStore =
+          next.status === 'active'
+            ? envelope
+            : { ...envelope, meta: { ...envelope.meta, closes: true as const } };
         let stored: StoredEvent;
         try {
-          const res = await this.o.store.append(stream, [toStore], { expectedVersion: rec.version });
+          const res = await this.o.store.append(stream, [toStore], {
+            expectedVersion: rec.version,
+          });
           stored = { ...toStore, version: res.version, position: res.position };
         } catch (err) {
           if (err instanceof VersionConflictError && attempt < MAX_CONFLICT_RETRIES) {
@@ -235,7 +264,9 @@ export class ActorRuntime {
           }
           throw err;
         }
-        const effects = actions.filter(isEffect).map((a) => ({ type: a.type, params: a.params }) as unknown as Effect);
+        const effects = actions
+          .filter(isEffect)
+          .map((a) => ({ type: a.type, params: a.params }) as unknown as Effect);
         this.commit(rec, next, stored, true);
         this.runEffects(rec, effects, stored, false);
         return { accepted: true, stream, event: stored, effects };
@@ -261,7 +292,11 @@ export class ActorRuntime {
   }
 
   /** Resolves with the actor once `until` holds for it, or undefined after `timeoutMs`. */
-  waitFor(stream: string, until: (r: ActorRecord) => boolean, timeoutMs: number): Promise<ActorRecord | undefined> {
+  waitFor(
+    stream: string,
+    until: (r: ActorRecord) => boolean,
+    timeoutMs: number,
+  ): Promise<ActorRecord | undefined> {
     const now = this.records.get(stream);
     if (now && until(now)) return Promise.resolve(now);
     return new Promise((resolve) => {
@@ -311,7 +346,8 @@ export class ActorRuntime {
     if (this.closed) return;
     this.closed = true;
     this.stopTail?.();
-    for (const [stream, keys] of this.armed) for (const k of keys.keys()) this.o.timers.clear(`${stream}/${k}`);
+    for (const [stream, keys] of this.armed)
+      for (const k of keys.keys()) this.o.timers.clear(`${stream}/${k}`);
     this.armed.clear();
     await Promise.race([
       Promise.allSettled([...this.inflight]),
@@ -356,9 +392,19 @@ export class ActorRuntime {
     // Stored facts were accepted when appended, so fold without asking can() first (it costs as
     // much as the step itself). A step that changed nothing and named nothing may have been
     // refused: only then ask, and say so — the chart changed under its stream.
-    const [n, actions] = rec.snapshot.status === 'active' ? this.decide(rec.chart).next(rec.snapshot, ev) : [rec.snapshot, []];
-    if (n === rec.snapshot && actions.length === 0 && !(rec.snapshot.status === 'active' && rec.snapshot.can(ev))) {
-      this.o.log.warn({ stream: e.stream, type: e.type, version: e.version }, 'stored fact no longer applies');
+    const [n, actions] =
+      rec.snapshot.status === 'active'
+        ? this.decide(rec.chart).next(rec.snapshot, ev)
+        : [rec.snapshot, []];
+    if (
+      n === rec.snapshot &&
+      actions.length === 0 &&
+      !(rec.snapshot.status === 'active' && rec.snapshot.can(ev))
+    ) {
+      this.o.log.warn(
+        { stream: e.stream, type: e.type, version: e.version },
+        'stored fact no longer applies',
+      );
     }
     next = n;
     this.records.set(e.stream, rec);
@@ -428,7 +474,8 @@ export class ActorRuntime {
    * disarm the rest. An overdue deadline fires at once (with the time it actually fired).
    */
   private syncTimers(rec: ActorRecord): void {
-    const wanted = ((rec.snapshot.context as { timers?: Partial<Record<TimerKey, number>> }).timers ?? {});
+    const wanted =
+      (rec.snapshot.context as { timers?: Partial<Record<TimerKey, number>> }).timers ?? {};
     const have = this.armed.get(rec.stream) ?? new Map<TimerKey, number>();
     for (const [key, at] of have) {
       if (wanted[key] !== at) {
@@ -464,13 +511,21 @@ export class ActorRuntime {
   private redrive(rec: ActorRecord): number {
     const effects = rec.chart.outstanding(rec.snapshot as never);
     if (effects.length > 0) {
-      this.o.log.info({ stream: rec.stream, effects: effects.map((e) => e.type) }, 're-driving outstanding intents');
+      this.o.log.info(
+        { stream: rec.stream, effects: effects.map((e) => e.type) },
+        're-driving outstanding intents',
+      );
       this.runEffects(rec, effects, undefined, true);
     }
     return effects.length;
   }
 
-  private runEffects(rec: ActorRecord, effects: readonly Effect[], cause: StoredEvent | undefined, redrive: boolean): void {
+  private runEffects(
+    rec: ActorRecord,
+    effects: readonly Effect[],
+    cause: StoredEvent | undefined,
+    redrive: boolean,
+  ): void {
     for (const effect of effects) {
       // Timers follow the context (syncTimers); the intents are kept as the chart's record of them.
       if (effect.type === 'scheduleTimer' || effect.type === 'cancelTimer') continue;
@@ -481,7 +536,10 @@ export class ActorRuntime {
           facts = await this.o.runEffect(effect, ctx);
         } catch (err) {
           // A runner must turn failures into facts; an escape here is a bug, logged, never a crash.
-          this.o.log.error({ err: errorMessage(err), stream: rec.stream, effect: effect.type }, 'effect failed');
+          this.o.log.error(
+            { err: errorMessage(err), stream: rec.stream, effect: effect.type },
+            'effect failed',
+          );
           return;
         }
         for (const f of facts) {

@@ -5,7 +5,12 @@
  * call in the shared scope; `test/model` checks the results equal XState's own `transition()` on
  * every generated path.
  */
-import { createActor, type AnyMachineSnapshot, type AnyStateMachine, type EventObject } from 'xstate';
+import {
+  createActor,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type EventObject,
+} from 'xstate';
 
 export type Step = [AnyMachineSnapshot, { type: string; params?: unknown }[]];
 
@@ -39,6 +44,7 @@ export function decider(machine: AnyStateMachine): Decider {
   };
   return {
     initial: () => run(() => machine.getInitialSnapshot(scope) as AnyMachineSnapshot),
-    next: (snapshot, event) => run(() => machine.transition(snapshot, event, scope) as AnyMachineSnapshot),
+    next: (snapshot, event) =>
+      run(() => machine.transition(snapshot, event, scope) as AnyMachineSnapshot),
   };
 }

@@ -7,7 +7,12 @@
 import type { Effect, EffectParams, LaunchSource } from '../../machines/index.js';
 import type { CapacityLedger } from '../ports/capacity.js';
 import type { Clock } from '../ports/clock.js';
-import { FlyApiError, type CreateMachineInput, type FlyMachine, type FlyMachines } from '../ports/flyMachines.js';
+import {
+  FlyApiError,
+  type CreateMachineInput,
+  type FlyMachine,
+  type FlyMachines,
+} from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { EffectContext, EffectRunner, Fact } from './actorRuntime.js';
@@ -22,7 +27,13 @@ export interface EffectDeps {
   /** The cap on live machines (read at each reservation, so it can change at run time). */
   maxMachines: () => number;
   /** The create request for a launch's machine (image, env with its callback key, metadata…). */
-  machineSpec: (p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string }) => CreateMachineInput;
+  machineSpec: (p: {
+    launchId: string;
+    region: string;
+    source: LaunchSource;
+    ttlMs: number;
+    owner: string;
+  }) => CreateMachineInput;
   /** The fact that starts an autospawned launch. */
   spawnFact: (p: { launchId: string; region: string }) => Fact<'launch.requested'>;
   /** Rounds of Fly's 60 s wait before giving up on seeing a state (the charts' deadlines cover the rest). */
@@ -37,7 +48,8 @@ type RunnableEffect = Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>
 const sleepReal = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Outcome unknown: no answer, or the server failed mid-way. A 4xx (429 included) is a refusal. */
-const outcomeUnknown = (err: FlyApiError) => err.status === 0 || err.status === 408 || err.status >= 500;
+const outcomeUnknown = (err: FlyApiError) =>
+  err.status === 0 || err.status === 408 || err.status >= 500;
 
 export function createEffectRunner(deps: EffectDeps): EffectRunner {
   const sleep = deps.sleep ?? sleepReal;
@@ -45,9 +57,13 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
   const createAttempts = deps.createAttempts ?? 2;
   const log = deps.log;
 
-  const contextOf = (ctx: EffectContext) => ctx.record.snapshot.context as { region?: string; owner?: string; launchId?: string };
+  const contextOf = (ctx: EffectContext) =>
+    ctx.record.snapshot.context as { region?: string; owner?: string; launchId?: string };
 
-  function created(m: FlyMachine, p: { launchId: string; source: LaunchSource; ttlMs: number }): Fact<'fly.machineCreated'> {
+  function created(
+    m: FlyMachine,
+    p: { launchId: string; source: LaunchSource; ttlMs: number },
+  ): Fact<'fly.machineCreated'> {
     return {
       type: 'fly.machineCreated',
       data: {
@@ -67,18 +83,30 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     return deps.fly.list({ metadata: { [METADATA.launchId]: launchId } });
   }
 
-  const handlers: { [K in RunnableEffect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]> } = {
+  const handlers: {
+    [K in RunnableEffect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]>;
+  } = {
     async reserveCapacity(p) {
       const limit = deps.maxMachines();
       for (let attempt = 0; ; attempt++) {
         try {
           const r = await deps.ledger.reserve(p.launchId, limit, deps.clock.now(), p.until);
-          return [{ type: r.ok ? 'capacity.reserved' : 'capacity.exhausted', data: { launchId: p.launchId, live: r.live, limit } }];
+          return [
+            {
+              type: r.ok ? 'capacity.reserved' : 'capacity.exhausted',
+              data: { launchId: p.launchId, live: r.live, limit },
+            },
+          ];
         } catch (err) {
           // Fail closed: without a working ledger we cannot prove there is room.
           if (attempt >= 2) {
-            log.error({ err: errorMessage(err), launchId: p.launchId }, 'capacity ledger unavailable; refusing the launch');
-            return [{ type: 'capacity.exhausted', data: { launchId: p.launchId, live: limit, limit } }];
+            log.error(
+              { err: errorMessage(err), launchId: p.launchId },
+              'capacity ledger unavailable; refusing the launch',
+            );
+            return [
+              { type: 'capacity.exhausted', data: { launchId: p.launchId, live: limit, limit } },
+            ];
           }
           await sleep(200 * 2 ** attempt);
         }
@@ -111,23 +139,39 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         try {
           const found = await findMachines(p.launchId);
           if (found[0]) {
-            log.info({ launchId: p.launchId, machineId: found[0].id }, 'found the machine a previous run created');
+            log.info(
+              { launchId: p.launchId, machineId: found[0].id },
+              'found the machine a previous run created',
+            );
             return [created(found[0], p)];
           }
         } catch (err) {
-          log.warn({ err: errorMessage(err), launchId: p.launchId }, 'could not look for an existing machine');
+          log.warn(
+            { err: errorMessage(err), launchId: p.launchId },
+            'could not look for an existing machine',
+          );
           return [failure(p.launchId, err)];
         }
       }
       for (let attempt = 1; ; attempt++) {
         try {
           const m = await deps.fly.create(deps.machineSpec({ ...p, owner }));
-          log.info({ launchId: p.launchId, machineId: m.id, region: m.region, state: m.state }, 'machine created');
+          log.info(
+            { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
+            'machine created',
+          );
           return [created(m, p)];
         } catch (err) {
           const e = err instanceof FlyApiError ? err : undefined;
           log.warn(
-            { launchId: p.launchId, region: p.region, attempt, status: e?.status, flyRequestId: e?.requestId, err: errorMessage(err) },
+            {
+              launchId: p.launchId,
+              region: p.region,
+              attempt,
+              status: e?.status,
+              flyRequestId: e?.requestId,
+              err: errorMessage(err),
+            },
             'create failed',
           );
           if (err instanceof FlyApiError && err.status === 409) {
@@ -137,17 +181,24 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
               const found = await findMachines(p.launchId);
               if (found[0]) return [created(found[0], p)];
             } catch (lookErr) {
-              log.warn({ err: errorMessage(lookErr), launchId: p.launchId }, 'lookup after a name conflict failed');
+              log.warn(
+                { err: errorMessage(lookErr), launchId: p.launchId },
+                'lookup after a name conflict failed',
+              );
             }
             return [failure(p.launchId, err, true)];
           }
-          if (!(err instanceof FlyApiError) || !outcomeUnknown(err)) return [failure(p.launchId, err)];
+          if (!(err instanceof FlyApiError) || !outcomeUnknown(err))
+            return [failure(p.launchId, err)];
           // The create may have happened. Look before trying again: never a blind retry.
           try {
             const found = await findMachines(p.launchId);
             if (found[0]) return [created(found[0], p)];
           } catch (lookErr) {
-            log.warn({ err: errorMessage(lookErr), launchId: p.launchId }, 'lookup after a failed create failed');
+            log.warn(
+              { err: errorMessage(lookErr), launchId: p.launchId },
+              'lookup after a failed create failed',
+            );
             return [failure(p.launchId, err)];
           }
           if (attempt >= createAttempts) return [failure(p.launchId, err)];
@@ -162,13 +213,23 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
       for (let i = 0; i < rounds; i++) {
         try {
           if (await deps.fly.wait(p.machineId, p.state, { timeoutS: 60 })) {
-            return [{ type: 'fly.machineObserved', data: { machineId: p.machineId, launchId: p.launchId, state: p.state, region } }];
+            return [
+              {
+                type: 'fly.machineObserved',
+                data: { machineId: p.machineId, launchId: p.launchId, state: p.state, region },
+              },
+            ];
           }
         } catch (err) {
           if (err instanceof FlyApiError && err.status === 404) {
-            return [{ type: 'fly.machineGone', data: { machineId: p.machineId, launchId: p.launchId } }];
+            return [
+              { type: 'fly.machineGone', data: { machineId: p.machineId, launchId: p.launchId } },
+            ];
           }
-          log.warn({ err: errorMessage(err), machineId: p.machineId, state: p.state }, 'waiting on a machine failed');
+          log.warn(
+            { err: errorMessage(err), machineId: p.machineId, state: p.state },
+            'waiting on a machine failed',
+          );
           await sleep(1000);
         }
       }
@@ -182,7 +243,10 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         try {
           ids = (await findMachines(p.launchId)).map((m) => m.id);
         } catch (err) {
-          log.warn({ err: errorMessage(err), launchId: p.launchId }, 'could not list machines to clean up');
+          log.warn(
+            { err: errorMessage(err), launchId: p.launchId },
+            'could not list machines to clean up',
+          );
           return [];
         }
       } else return [];
@@ -193,12 +257,28 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
           out.push({ type: 'fly.machineDestroyed', data: { machineId, launchId: p.launchId } });
         } catch (err) {
           const e = err instanceof FlyApiError ? err : undefined;
-          if (e?.status === 404) out.push({ type: 'fly.machineGone', data: { machineId, launchId: p.launchId } });
+          if (e?.status === 404)
+            out.push({ type: 'fly.machineGone', data: { machineId, launchId: p.launchId } });
           else {
-            log.warn({ machineId, launchId: p.launchId, status: e?.status, flyRequestId: e?.requestId, err: errorMessage(err) }, 'destroy failed');
+            log.warn(
+              {
+                machineId,
+                launchId: p.launchId,
+                status: e?.status,
+                flyRequestId: e?.requestId,
+                err: errorMessage(err),
+              },
+              'destroy failed',
+            );
             out.push({
               type: 'fly.destroyFailed',
-              data: { machineId, launchId: p.launchId, status: e?.status ?? 0, message: clip(errorMessage(err)), retryable: e?.retryable ?? true },
+              data: {
+                machineId,
+                launchId: p.launchId,
+                status: e?.status ?? 0,
+                message: clip(errorMessage(err)),
+                retryable: e?.retryable ?? true,
+              },
             });
           }
         }

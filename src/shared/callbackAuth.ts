@@ -22,7 +22,11 @@ export function signBody(key: string, rawBody: string, nowMs: number): string {
 
 export type SignatureCheck =
   | { ok: true; t: number }
-  | { ok: false; code: 'SIGNATURE_MISSING' | 'SIGNATURE_MALFORMED' | 'SIGNATURE_INVALID' | 'SIGNATURE_EXPIRED'; message: string };
+  | {
+      ok: false;
+      code: 'SIGNATURE_MISSING' | 'SIGNATURE_MALFORMED' | 'SIGNATURE_INVALID' | 'SIGNATURE_EXPIRED';
+      message: string;
+    };
 
 const headerShape = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/;
 
@@ -33,9 +37,15 @@ export function verifySignature(
   nowMs: number,
   toleranceS = SIGNATURE_TOLERANCE_S,
 ): SignatureCheck {
-  if (!header) return { ok: false, code: 'SIGNATURE_MISSING', message: `missing ${SIGNATURE_HEADER} header` };
+  if (!header)
+    return { ok: false, code: 'SIGNATURE_MISSING', message: `missing ${SIGNATURE_HEADER} header` };
   const m = headerShape.exec(header.trim());
-  if (!m) return { ok: false, code: 'SIGNATURE_MALFORMED', message: `${SIGNATURE_HEADER} must be t=<seconds>,v1=<hex>` };
+  if (!m)
+    return {
+      ok: false,
+      code: 'SIGNATURE_MALFORMED',
+      message: `${SIGNATURE_HEADER} must be t=<seconds>,v1=<hex>`,
+    };
   const t = Number(m[1]);
   const expected = createHmac('sha256', key).update(`${t}.${rawBody}`).digest();
   const given = Buffer.from(m[2]!, 'hex');
@@ -50,7 +60,9 @@ export function verifySignature(
 
 /** The JSON body a VM posts to the private API. */
 export const machineStatusBody = z.strictObject({
-  machineId: z.string().regex(/^[a-z0-9]{8,32}$/, 'machine ids are 8–32 lowercase letters or digits'),
+  machineId: z
+    .string()
+    .regex(/^[a-z0-9]{8,32}$/, 'machine ids are 8–32 lowercase letters or digits'),
   launchId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'launch ids are ULIDs'),
   region: z.string().regex(/^[a-z]{3}$/),
   status: z.enum(['listening', 'stopping']),

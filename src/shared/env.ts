@@ -57,6 +57,9 @@ export const envBool = z
 
 export const envUrl = z.url({ message: 'expected a URL' });
 
-export const envList = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+export const envList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);

@@ -93,7 +93,9 @@ export interface UselessMachine {
 }
 
 const queryShape = z.looseObject({ instance: z.string().optional() });
-const viewerParams = z.strictObject({ id: z.string().regex(VIEWER_ID, 'viewer ids are 16 url-safe characters') });
+const viewerParams = z.strictObject({
+  id: z.string().regex(VIEWER_ID, 'viewer ids are 16 url-safe characters'),
+});
 
 function errorBody(statusCode: number, code: string, error: string, message: string) {
   return { statusCode, code, error, message };
@@ -140,11 +142,16 @@ export function buildApp(deps: UselessDeps): UselessMachine {
     sleep,
     log,
     key: config.callbackKey,
-    urls: config.callbackFallbackUrl ? [config.callbackUrl, config.callbackFallbackUrl] : [config.callbackUrl],
+    urls: config.callbackFallbackUrl
+      ? [config.callbackUrl, config.callbackFallbackUrl]
+      : [config.callbackUrl],
     tuning: tuning.callback,
   };
 
-  const statusBody = (status: 'listening' | 'stopping', reason?: StopReason): MachineStatusBody => ({
+  const statusBody = (
+    status: 'listening' | 'stopping',
+    reason?: StopReason,
+  ): MachineStatusBody => ({
     machineId: config.machineId,
     launchId: config.launchId,
     region: config.region,
@@ -157,22 +164,41 @@ export function buildApp(deps: UselessDeps): UselessMachine {
 
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof AppError) {
-      return reply.code(err.statusCode).send(errorBody(err.statusCode, err.code, reasonPhrase(err.statusCode), err.message));
+      return reply
+        .code(err.statusCode)
+        .send(errorBody(err.statusCode, err.code, reasonPhrase(err.statusCode), err.message));
     }
-    const status = typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number' ? err.statusCode : 500;
+    const status =
+      typeof err === 'object' &&
+      err !== null &&
+      'statusCode' in err &&
+      typeof err.statusCode === 'number'
+        ? err.statusCode
+        : 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
-      return reply.code(500).send(errorBody(500, 'INTERNAL', 'Internal Server Error', 'something went wrong'));
+      return reply
+        .code(500)
+        .send(errorBody(500, 'INTERNAL', 'Internal Server Error', 'something went wrong'));
     }
-    const code = typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : 'BAD_REQUEST';
-    return reply.code(status).send(errorBody(status, code, reasonPhrase(status), errorMessage(err)));
+    const code =
+      typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+        ? err.code
+        : 'BAD_REQUEST';
+    return reply
+      .code(status)
+      .send(errorBody(status, code, reasonPhrase(status), errorMessage(err)));
   });
 
   app.setNotFoundHandler((req, reply) => {
     if ((req.headers.accept ?? '').includes('text/html')) {
       return htmlReply(reply.code(404), noMachinePage({ homeUrl: config.homeUrl }));
     }
-    return reply.code(404).send(errorBody(404, 'NOT_FOUND', 'Not Found', `no route for ${req.method} ${pathOf(req.url)}`));
+    return reply
+      .code(404)
+      .send(
+        errorBody(404, 'NOT_FOUND', 'Not Found', `no route for ${req.method} ${pathOf(req.url)}`),
+      );
   });
 
   // Affinity on every path (page, script, viewer API, unknown paths alike). /health is exempt:
@@ -184,15 +210,34 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       ? decideRoute(config.machineId, query.data.instance, affinityCookie(req.headers.cookie))
       : ({ kind: 'badInstance' } as const);
     if (decision.kind === 'badInstance') {
-      return reply.code(400).send(errorBody(400, 'BAD_INSTANCE', 'Bad Request', 'instance must name one machine (8–32 lowercase letters or digits)'));
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            400,
+            'BAD_INSTANCE',
+            'Bad Request',
+            'instance must name one machine (8–32 lowercase letters or digits)',
+          ),
+        );
     }
     if (decision.kind === 'replay') {
-      req.log.debug({ to: decision.instance, via: decision.via }, 'replaying to the machine this request belongs to');
+      req.log.debug(
+        { to: decision.instance, via: decision.via },
+        'replaying to the machine this request belongs to',
+      );
       // The proxy acts on the header, not the status; 421 tells anyone reaching us directly what happened.
-      return reply.code(421).header('fly-replay', `instance=${decision.instance}`).header('cache-control', 'no-store').send();
+      return reply
+        .code(421)
+        .header('fly-replay', `instance=${decision.instance}`)
+        .header('cache-control', 'no-store')
+        .send();
     }
     if (decision.setCookie) {
-      reply.header('set-cookie', affinitySetCookie(config.machineId, req.headers['x-forwarded-proto'] === 'https'));
+      reply.header(
+        'set-cookie',
+        affinitySetCookie(config.machineId, req.headers['x-forwarded-proto'] === 'https'),
+      );
     }
   });
 
@@ -211,7 +256,10 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       return htmlReply(reply.code(404), noMachinePage({ homeUrl: config.homeUrl }));
     }
     if (phase === 'stopping' || phase === 'stopped') {
-      return htmlReply(reply.code(410), gonePage({ machineId: config.machineId, city, homeUrl: config.homeUrl }));
+      return htmlReply(
+        reply.code(410),
+        gonePage({ machineId: config.machineId, city, homeUrl: config.homeUrl }),
+      );
     }
     // HEAD (link previews, probes) shows the page but does not count as someone watching.
     const viewerId = req.method === 'GET' ? viewers.register() : undefined;
@@ -223,7 +271,15 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       city,
       homeUrl: config.homeUrl,
       withScript: deps.script !== undefined,
-      ...(viewerId ? { viewer: { doneUrl: `${base}/done${instance}`, beatUrl: `${base}/beat${instance}`, beatEveryMs: tuning.viewerBeatMs } } : {}),
+      ...(viewerId
+        ? {
+            viewer: {
+              doneUrl: `${base}/done${instance}`,
+              beatUrl: `${base}/beat${instance}`,
+              beatEveryMs: tuning.viewerBeatMs,
+            },
+          }
+        : {}),
     });
     return htmlReply(reply, html);
   });
@@ -241,30 +297,41 @@ export function buildApp(deps: UselessDeps): UselessMachine {
   });
 
   app.post('/machine/viewers', async (_req, reply) => {
-    if (phase === 'stopping' || phase === 'stopped') throw new AppError('MACHINE_STOPPING', 410, 'this machine is switching itself off');
+    if (phase === 'stopping' || phase === 'stopped')
+      throw new AppError('MACHINE_STOPPING', 410, 'this machine is switching itself off');
     const id = viewers.register();
-    if (!id) throw new AppError('TOO_MANY_VIEWERS', 503, 'this machine has as many viewers as it can take');
+    if (!id)
+      throw new AppError(
+        'TOO_MANY_VIEWERS',
+        503,
+        'this machine has as many viewers as it can take',
+      );
     reconsider();
-    return reply.code(201).send({ id, beatEveryMs: tuning.viewerBeatMs, graceMs: tuning.viewerGraceMs });
+    return reply
+      .code(201)
+      .send({ id, beatEveryMs: tuning.viewerBeatMs, graceMs: tuning.viewerGraceMs });
   });
 
   app.post('/machine/viewers/:id/beat', async (req, reply) => {
     const { id } = parseViewer(req);
-    if (!viewers.touch(id)) throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
+    if (!viewers.touch(id))
+      throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
     reconsider();
     return reply.code(204).send();
   });
 
   app.post('/machine/viewers/:id/done', async (req, reply) => {
     const { id } = parseViewer(req);
-    if (!viewers.done(id)) throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
+    if (!viewers.done(id))
+      throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
     reconsider();
     return reply.code(204).send();
   });
 
   function parseViewer(req: FastifyRequest): { id: string } {
     const parsed = viewerParams.safeParse(req.params);
-    if (!parsed.success) throw new AppError('BAD_VIEWER_ID', 400, parsed.error.issues[0]?.message ?? 'bad viewer id');
+    if (!parsed.success)
+      throw new AppError('BAD_VIEWER_ID', 400, parsed.error.issues[0]?.message ?? 'bad viewer id');
     return parsed.data;
   }
 
@@ -288,7 +355,9 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       if (life.signal.aborted) return false;
       const timeout = new AbortController();
       const stopTimer = new AbortController();
-      void sleep(tuning.readinessTimeoutMs, stopTimer.signal).then(() => timeout.abort(new Error('timed out')));
+      void sleep(tuning.readinessTimeoutMs, stopTimer.signal).then(() =>
+        timeout.abort(new Error('timed out')),
+      );
       const onAbort = (): void => timeout.abort(new Error('aborted'));
       life.signal.addEventListener('abort', onAbort, { once: true });
       try {
@@ -316,7 +385,10 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       log.info({ ttlMs: config.ttlMs }, 'time to live is up');
       void stop('ttl');
     });
-    log.info({ ttlMs: config.ttlMs, source: config.source, region: config.region }, 'machine up; checking readiness');
+    log.info(
+      { ttlMs: config.ttlMs, source: config.source, region: config.region },
+      'machine up; checking readiness',
+    );
     const ready = await checkReadiness(selfUrl);
     if (life.signal.aborted) return; // switching off already
     if (!ready) {
@@ -358,7 +430,9 @@ export function buildApp(deps: UselessDeps): UselessMachine {
         log.error('shutdown took too long; exiting anyway');
         deps.exit(0);
       });
-      const result = await deliverStatus(callbackDeps, statusBody('stopping', reason), { budgetMs: tuning.stopBudgetMs });
+      const result = await deliverStatus(callbackDeps, statusBody('stopping', reason), {
+        budgetMs: tuning.stopBudgetMs,
+      });
       if (!result.ok) log.error({ result }, 'could not report that we are stopping');
       await app.close().catch((err: unknown) => log.error({ err }, 'close failed'));
       await started?.catch(() => undefined);

@@ -19,7 +19,11 @@ export interface CallbackTuning {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_CALLBACK_TUNING: CallbackTuning = { attemptTimeoutMs: 3000, baseBackoffMs: 250, maxBackoffMs: 4000 };
+export const DEFAULT_CALLBACK_TUNING: CallbackTuning = {
+  attemptTimeoutMs: 3000,
+  baseBackoffMs: 250,
+  maxBackoffMs: 4000,
+};
 
 export interface CallbackDeps {
   fetch: Fetch;
@@ -38,14 +42,23 @@ export type DeliveryResult =
   | { ok: false; reason: 'rejected'; url: string; status: number; attempts: number }
   | { ok: false; reason: 'budget' | 'aborted'; attempts: number };
 
-type Outcome = { kind: 'ok'; status: number } | { kind: 'final'; status: number; body: string } | { kind: 'retry'; why: string };
+type Outcome =
+  | { kind: 'ok'; status: number }
+  | { kind: 'final'; status: number; body: string }
+  | { kind: 'retry'; why: string };
 
 /** 5xx, 408 and 429 mean "try again, maybe elsewhere"; other non-2xx answers are final. */
 export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-async function attempt(deps: CallbackDeps, url: string, rawBody: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<Outcome> {
+async function attempt(
+  deps: CallbackDeps,
+  url: string,
+  rawBody: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Outcome> {
   const timeout = new AbortController();
   const stopTimer = new AbortController();
   void deps.sleep(timeoutMs, stopTimer.signal).then(() => {
@@ -98,20 +111,33 @@ export async function deliverStatus(
       const remaining = deadline - deps.clock.now();
       if (remaining <= 0) return { ok: false, reason: 'budget', attempts };
       attempts++;
-      const outcome = await attempt(deps, url, rawBody, Math.min(deps.tuning.attemptTimeoutMs, remaining), opts.signal);
+      const outcome = await attempt(
+        deps,
+        url,
+        rawBody,
+        Math.min(deps.tuning.attemptTimeoutMs, remaining),
+        opts.signal,
+      );
       if (outcome.kind === 'ok') {
         log.info({ url, status: outcome.status, attempts }, 'status callback delivered');
         return { ok: true, url, status: outcome.status, attempts };
       }
       if (outcome.kind === 'final') {
-        log.error({ url, status: outcome.status, response: outcome.body, attempts }, 'status callback refused; not retrying');
+        log.error(
+          { url, status: outcome.status, response: outcome.body, attempts },
+          'status callback refused; not retrying',
+        );
         return { ok: false, reason: 'rejected', url, status: outcome.status, attempts };
       }
       log.warn({ url, why: outcome.why, attempts }, 'status callback did not get through');
     }
     const remaining = deadline - deps.clock.now();
     if (remaining <= 0) return { ok: false, reason: 'budget', attempts };
-    const pause = Math.min(deps.tuning.maxBackoffMs, deps.tuning.baseBackoffMs * 2 ** round, remaining);
+    const pause = Math.min(
+      deps.tuning.maxBackoffMs,
+      deps.tuning.baseBackoffMs * 2 ** round,
+      remaining,
+    );
     await deps.sleep(pause, opts.signal);
   }
 }

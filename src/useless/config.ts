@@ -30,7 +30,9 @@ export const uselessEnv = z
     WM_TTL_MS: envInt(1000, 24 * 60 * 60 * 1000).default(60_000),
     WM_HOME_URL: envUrl.default('http://localhost:8080/'),
     WM_SOURCE: z.enum(['button', 'dash', 'auto']).default('button'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
   })
   .transform((e) => ({
     machineId: e.FLY_MACHINE_ID,

@@ -14,7 +14,8 @@ export const FRAME_COLUMNS = 84;
  */
 function art(raw: string): string {
   const lines = raw.replace(/^\n/, '').replace(/\n$/, '').split('\n');
-  if (lines.length !== FRAME_LINES) throw new Error(`frame has ${lines.length} lines, expected ${FRAME_LINES}`);
+  if (lines.length !== FRAME_LINES)
+    throw new Error(`frame has ${lines.length} lines, expected ${FRAME_LINES}`);
   return lines
     .map((line) => {
       if (line.length > FRAME_COLUMNS) throw new Error(`frame line is ${line.length} columns wide`);

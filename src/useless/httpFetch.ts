@@ -17,23 +17,29 @@ export const httpFetch: Fetch = ((input: string | URL, init: RequestInit = {}) =
     }
     const body = typeof init.body === 'string' ? init.body : undefined;
     // Plain objects only (what our calls pass): the Headers class would load undici too.
-    const headers: Record<string, string> = { ...((init.headers as Record<string, string> | undefined) ?? {}) };
+    const headers: Record<string, string> = {
+      ...((init.headers as Record<string, string> | undefined) ?? {}),
+    };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    const req = request(url, { method: init.method ?? 'GET', headers, signal: init.signal ?? undefined }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const status = res.statusCode ?? 0;
-        resolve({
-          status,
-          ok: status >= 200 && status < 300,
-          text: async () => text,
-          json: async () => JSON.parse(text) as unknown,
-        } as Response);
-      });
-    });
+    const req = request(
+      url,
+      { method: init.method ?? 'GET', headers, signal: init.signal ?? undefined },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          resolve({
+            status,
+            ok: status >= 200 && status < 300,
+            text: async () => text,
+            json: async () => JSON.parse(text) as unknown,
+          } as Response);
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   })) as Fetch;

@@ -25,13 +25,16 @@ async function loadScript(logger: Logger): Promise<string | undefined> {
       // try the next place
     }
   }
-  logger.warn('browser script not found (run the build); the page will be served without animation');
+  logger.warn(
+    'browser script not found (run the build); the page will be served without animation',
+  );
   return undefined;
 }
 
 /** Our own listener as seen from this machine: loopback when bound to a wildcard address. */
 function selfUrl(address: AddressInfo): string {
-  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  const host =
+    address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
   return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 

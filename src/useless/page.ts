@@ -27,7 +27,10 @@ export function escapeHtml(s: string): string {
 
 /** JSON that is safe inside a `<script>` element (no `</script>`, no `<!--`). */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 const STYLE = `
@@ -81,7 +84,12 @@ export interface MachinePageInput {
 /** The machine page with the lights on and the first frame; the script takes it from there. */
 export function machinePage(input: MachinePageInput): string {
   const texts = pageTexts(input.machineId, input.city);
-  const data: PageData = { machineId: input.machineId, city: input.city, homeUrl: input.homeUrl, texts };
+  const data: PageData = {
+    machineId: input.machineId,
+    city: input.city,
+    homeUrl: input.homeUrl,
+    texts,
+  };
   if (input.viewer) data.viewer = input.viewer;
   const script = input.withScript
     ? `<script type="application/json" id="wm-data">${scriptJson(data)}</script>

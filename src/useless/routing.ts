@@ -18,14 +18,19 @@ export type RouteDecision =
  * Decide what to do with one request. `instanceParam` is the raw `?instance=` value (undefined when
  * absent); `cookieId` the affinity cookie's value (undefined when absent or malformed).
  */
-export function decideRoute(selfId: string, instanceParam: string | undefined, cookieId: string | undefined): RouteDecision {
+export function decideRoute(
+  selfId: string,
+  instanceParam: string | undefined,
+  cookieId: string | undefined,
+): RouteDecision {
   if (instanceParam !== undefined) {
     if (instanceParam === selfId) return { kind: 'serve', setCookie: true };
     // Never echo an arbitrary string into a response header.
     if (!MACHINE_ID.test(instanceParam)) return { kind: 'badInstance' };
     return { kind: 'replay', instance: instanceParam, via: 'param' };
   }
-  if (cookieId !== undefined && cookieId !== selfId) return { kind: 'replay', instance: cookieId, via: 'cookie' };
+  if (cookieId !== undefined && cookieId !== selfId)
+    return { kind: 'replay', instance: cookieId, via: 'cookie' };
   return { kind: 'serve', setCookie: false };
 }
 
@@ -36,7 +41,10 @@ export function affinityCookie(header: string | undefined): string | undefined {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
     if (part.slice(0, eq).trim() !== AFFINITY_COOKIE) continue;
-    const value = part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    const value = part
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1');
     return MACHINE_ID.test(value) ? value : undefined;
   }
   return undefined;
@@ -44,7 +52,13 @@ export function affinityCookie(header: string | undefined): string | undefined {
 
 /** The `Set-Cookie` value that pins this browser to this machine for a minute. */
 export function affinitySetCookie(selfId: string, secure: boolean): string {
-  const attrs = [`${AFFINITY_COOKIE}=${selfId}`, `Max-Age=${AFFINITY_COOKIE_MAX_AGE_S}`, 'Path=/', 'HttpOnly', 'SameSite=Lax'];
+  const attrs = [
+    `${AFFINITY_COOKIE}=${selfId}`,
+    `Max-Age=${AFFINITY_COOKIE_MAX_AGE_S}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Lax',
+  ];
   if (secure) attrs.push('Secure');
   return attrs.join('; ');
 }

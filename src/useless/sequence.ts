@@ -26,7 +26,13 @@ function buildSequence(): Step[] {
   const steps: Step[] = [{ frame: 0, after: 0, lights: 'on' }];
   for (let frame = 1; frame < FRAMES.length; frame++) {
     const after =
-      frame === 1 ? FIRST_DWELL_MS : frame === PRESS_FRAME ? HANG_FIRE_MS : frame === PRESS_FRAME + 1 ? PRESS_MS : FRAME_MS;
+      frame === 1
+        ? FIRST_DWELL_MS
+        : frame === PRESS_FRAME
+          ? HANG_FIRE_MS
+          : frame === PRESS_FRAME + 1
+            ? PRESS_MS
+            : FRAME_MS;
     steps.push({ frame, after, lights: frame <= PRESS_FRAME ? 'on' : 'off' });
   }
   return steps;

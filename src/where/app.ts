@@ -4,7 +4,13 @@
  * API and the operators' debug endpoint), which never shares a route with the public one.
  */
 import { randomBytes } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { fastifySSE } from '@fastify/sse';
 import { z } from 'zod';
 import type { Logger } from '../shared/log.js';
@@ -48,12 +54,16 @@ export interface WhereServices {
   ready: () => boolean;
 }
 
-const launchIdParam = z.object({ id: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID') });
+const launchIdParam = z.object({
+  id: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID'),
+});
 const launchBody = z
   .object({ region: z.string().max(16).optional() })
   .strict()
   .optional();
-const switchBody = z.object({ on: z.union([z.boolean(), z.enum(['true', 'false', 'on', 'off'])]) }).strict();
+const switchBody = z
+  .object({ on: z.union([z.boolean(), z.enum(['true', 'false', 'on', 'off'])]) })
+  .strict();
 
 const ASSET_TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
@@ -88,11 +98,16 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   installErrorHandling(app);
   await app.register(fastifySSE, { heartbeatInterval: 0 });
   const sse = new SseRegistry(app);
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
-  });
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 4096 },
+    (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    },
+  );
 
-  const ipOf = (req: FastifyRequest) => clientIp(req.socket.remoteAddress, req.headers['fly-client-ip'], cfg.limits.trustedProxies);
+  const ipOf = (req: FastifyRequest) =>
+    clientIp(req.socket.remoteAddress, req.headers['fly-client-ip'], cfg.limits.trustedProxies);
   const requests = new SlidingWindowLimiter(cfg.limits.requestsPerMinute, 60_000);
   const launchesPerIp = new SlidingWindowLimiter(cfg.limits.launchesPerMinute, 60_000);
   const cooldown = new Cooldown(cfg.limits.cooldownMs);
@@ -114,7 +129,12 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     return v && isRegionCode(v) ? v : undefined;
   };
 
-  const page = (req: FastifyRequest, reply: FastifyReply, body: (nonce: string) => string, status = 200) => {
+  const page = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    body: (nonce: string) => string,
+    status = 200,
+  ) => {
     const nonce = randomBytes(12).toString('base64');
     return reply
       .code(status)
@@ -127,13 +147,19 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
 
   // -- assets -------------------------------------------------------------------------------
   app.get('/assets/app.css', async (_req, reply) =>
-    reply.header('content-type', ASSET_TYPES['.css']).header('cache-control', 'public, max-age=300').send(PAGE_CSS),
+    reply
+      .header('content-type', ASSET_TYPES['.css'])
+      .header('cache-control', 'public, max-age=300')
+      .send(PAGE_CSS),
   );
   app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => {
     const body = s.assets.get(req.params.file);
     const ext = req.params.file.slice(req.params.file.lastIndexOf('.'));
     if (!body || !ASSET_TYPES[ext]) throw new AppError('NOT_FOUND', 404, 'no such asset');
-    return reply.header('content-type', ASSET_TYPES[ext]).header('cache-control', 'public, max-age=300').send(body);
+    return reply
+      .header('content-type', ASSET_TYPES[ext])
+      .header('cache-control', 'public, max-age=300')
+      .send(body);
   });
 
   // -- the page -----------------------------------------------------------------------------
@@ -156,37 +182,57 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       // Host, not X-Forwarded-Host: anyone can send the latter; the browser sets the former.
       const host = req.headers.host;
       // An Origin that is not a URL comes from no page of ours (and must not become a 500).
-      const ok = origin === cfg.publicUrl || (host !== undefined && URL.canParse(origin) && new URL(origin).host === host);
+      const ok =
+        origin === cfg.publicUrl ||
+        (host !== undefined && URL.canParse(origin) && new URL(origin).host === host);
       if (!ok) throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
-    } else if (origin === 'null') throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
+    } else if (origin === 'null')
+      throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
   };
 
   const startLaunch = async (req: FastifyRequest, source: 'button' | 'dash') => {
     const parsed = launchBody.safeParse(req.body ?? undefined);
     if (!parsed.success) throw new AppError('BAD_REQUEST', 400, z.prettifyError(parsed.error));
     const asked = parsed.data?.region;
-    if (asked !== undefined && !isRegionCode(asked)) throw new AppError('BAD_REGION', 400, `"${asked}" is not a Fly.io region we know`);
+    if (asked !== undefined && !isRegionCode(asked))
+      throw new AppError('BAD_REGION', 400, `"${asked}" is not a Fly.io region we know`);
     const region = asked ?? edgeOf(req) ?? cfg.region;
     const now = s.clock.now();
     if (source === 'button') {
       const ip = ipOf(req);
       const left = cooldown.remaining(ip, now);
       if (left > 0) {
-        throw Object.assign(new AppError('COOLDOWN', 429, `you just launched one; try again in ${Math.ceil(left / 1000)} s`), { retryAfterMs: left });
+        throw Object.assign(
+          new AppError(
+            'COOLDOWN',
+            429,
+            `you just launched one; try again in ${Math.ceil(left / 1000)} s`,
+          ),
+          { retryAfterMs: left },
+        );
       }
       const r = launchesPerIp.hit(ip, now);
       if (!r.ok) {
-        throw Object.assign(new AppError('RATE_LIMITED', 429, 'too many launches from your address; wait a minute'), { retryAfterMs: r.retryAfterMs });
+        throw Object.assign(
+          new AppError('RATE_LIMITED', 429, 'too many launches from your address; wait a minute'),
+          { retryAfterMs: r.retryAfterMs },
+        );
       }
       cooldown.start(ip, now);
     }
     return s.launches.start({ region, source });
   };
 
-  const accepted = (v: LaunchView) => ({ launchId: v.launchId, region: v.region, status: v.status, events: `/launches/${v.launchId}/events` });
+  const accepted = (v: LaunchView) => ({
+    launchId: v.launchId,
+    region: v.region,
+    status: v.status,
+    events: `/launches/${v.launchId}/events`,
+  });
 
   app.post('/launches', async (req, reply) => {
-    const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
+    const form =
+      req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
     try {
       sameOrigin(req);
       const view = await startLaunch(req, 'button');
@@ -197,7 +243,12 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
         const retry = (err as AppError & { retryAfterMs?: number }).retryAfterMs;
         if (retry) reply.header('retry-after', Math.ceil(retry / 1000));
         if (form) {
-          return page(req, reply, (nonce) => renderLaunchProgressPage({ error: { message: err.message }, nonce, assets }), err.statusCode);
+          return page(
+            req,
+            reply,
+            (nonce) => renderLaunchProgressPage({ error: { message: err.message }, nonce, assets }),
+            err.statusCode,
+          );
         }
       }
       throw err;
@@ -206,7 +257,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
 
   /** A launch owned by another live instance is served there (Fly replays the request). */
   const replayToOwner = (req: FastifyRequest, reply: FastifyReply, owner: string) => {
-    if (owner === cfg.instance || req.headers['fly-replay-src'] || !s.cluster.isAlive(owner)) return false;
+    if (owner === cfg.instance || req.headers['fly-replay-src'] || !s.cluster.isAlive(owner))
+      return false;
     void reply
       .code(409)
       .header('fly-replay', `instance=${owner}`)
@@ -219,7 +271,10 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     const cur = await s.launches.current(id);
     if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 404, 'no such launch');
     if (replayToOwner(req, reply, cur.owner)) return reply;
-    if (wantsHtml(req)) return page(req, reply, (nonce) => renderLaunchProgressPage({ launch: cur.view, nonce, assets }));
+    if (wantsHtml(req))
+      return page(req, reply, (nonce) =>
+        renderLaunchProgressPage({ launch: cur.view, nonce, assets }),
+      );
     return reply.header('cache-control', 'no-store').send(cur.view);
   });
 
@@ -232,7 +287,10 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     const fromQuery = (req.query as { from?: string }).from;
     const after = Number(fromHeader ?? fromQuery ?? 0);
     const afterVersion = Number.isInteger(after) && after >= 0 ? after : 0;
-    if ((cur.view.status === 'failed' || cur.view.status === 'done') && afterVersion >= cur.view.version) {
+    if (
+      (cur.view.status === 'failed' || cur.view.status === 'done') &&
+      afterVersion >= cur.view.version
+    ) {
       // Nothing more will ever come: 204 tells EventSource to stop reconnecting.
       return reply.code(204).send();
     }
@@ -245,7 +303,11 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   app.get('/events', { sse: 'only' }, async (_req, reply) => {
     if (s.fleet.visitors >= cfg.limits.maxStreams) {
       reply.header('retry-after', 10);
-      throw new AppError('TOO_MANY_STREAMS', 503, 'this instance is at its limit of open streams; try again shortly');
+      throw new AppError(
+        'TOO_MANY_STREAMS',
+        503,
+        'this instance is at its limit of open streams; try again shortly',
+      );
     }
     const client = sse.open(reply, () => s.fleet.detach(client));
     s.fleet.attach(client);
@@ -256,13 +318,23 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   // -- health -------------------------------------------------------------------------------
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    if (s.ready()) return { status: 'ready', instance: cfg.instance, region: cfg.region, leader: s.cluster.isLeader() };
+    if (s.ready())
+      return {
+        status: 'ready',
+        instance: cfg.instance,
+        region: cfg.region,
+        leader: s.cluster.isLeader(),
+      };
     return reply.code(503).send(errorBody(503, 'NOT_READY', 'still starting'));
   });
 
   // -- the dashboard ------------------------------------------------------------------------
   await app.register(async (dash) => {
-    if (!cfg.local) dash.addHook('onRequest', requireToken(cfg.debugToken, { basicRealm: 'WhereMachines operators' }));
+    if (!cfg.local)
+      dash.addHook(
+        'onRequest',
+        requireToken(cfg.debugToken, { basicRealm: 'WhereMachines operators' }),
+      );
     const dashAssets = { appJs: '/assets/dash.js', css: '/assets/app.css' };
     dash.get('/dash', async (req, reply) =>
       page(req, reply, (nonce) =>
@@ -283,7 +355,9 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
         return reply
           .header('content-type', 'text/html; charset=utf-8')
           .header('cache-control', 'no-store')
-          .send(renderAutospawner(s.autospawn.view(), '/dash/autospawner', s.clock.now()).toString());
+          .send(
+            renderAutospawner(s.autospawn.view(), '/dash/autospawner', s.clock.now()).toString(),
+          );
       }
       return s.autospawn.view();
     });
@@ -291,7 +365,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       sameOrigin(req);
       const view = await startLaunch(req, 'dash');
       // Without JavaScript the tile is a form: back to the dashboard, which shows the new machine.
-      const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
+      const form =
+        req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
       if (form) return reply.code(303).header('location', '/dash').send();
       return reply.code(202).send(accepted(view));
     });
@@ -301,7 +376,8 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       if (!parsed.success) throw new AppError('BAD_REQUEST', 400, z.prettifyError(parsed.error));
       const on = parsed.data.on === true || parsed.data.on === 'true' || parsed.data.on === 'on';
       await s.autospawn.switch(on, 'dashboard');
-      const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
+      const form =
+        req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
       if (form) return reply.code(303).header('location', '/dash').send();
       return s.autospawn.view();
     });
@@ -328,13 +404,18 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
   await app.register(fastifySSE, { heartbeatInterval: 0 });
   const sse = new SseRegistry(app);
   // The callback signature covers the exact bytes sent: keep the body as a string.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, body),
+  );
 
   app.post(CALLBACK_PATH, async (req, reply) => {
     const raw = typeof req.body === 'string' ? req.body : '';
     const sig = req.headers[SIGNATURE_HEADER];
     const result = await s.callbacks.handle(raw, Array.isArray(sig) ? sig[0] : sig);
-    req.log.info(result, result.accepted ? 'machine status received' : 'machine status already known');
+    req.log.info(
+      result,
+      result.accepted ? 'machine status received' : 'machine status already known',
+    );
     return reply.send({ ok: true, accepted: result.accepted });
   });
 

@@ -9,12 +9,16 @@ import { z } from 'zod';
 import { envBool, envInt, envList } from '../shared/env.js';
 import { REGION_CODES } from '../shared/regions.js';
 
-const region = z.string().refine((r) => REGION_CODES.includes(r), { message: 'not a known Fly.io region' });
+const region = z
+  .string()
+  .refine((r) => REGION_CODES.includes(r), { message: 'not a known Fly.io region' });
 const regions = envList.pipe(z.array(region).min(1, 'name at least one region'));
 
 export const whereEnv = z
   .object({
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
     LOG_PRETTY: envBool.optional(),
     /** Local mode: secrets generated when unset, the dashboard open, the edge region choosable. */
     WM_LOCAL: envBool.default(false),
@@ -25,7 +29,10 @@ export const whereEnv = z
     FLY_PRIVATE_IP: z.string().optional(),
     FLY_IMAGE_REF: z.string().optional(),
     /** This instance's id; Fly's machine id when there is one (fly-replay names it). */
-    WM_INSTANCE_ID: z.string().regex(/^[a-z0-9-]{1,64}$/).optional(),
+    WM_INSTANCE_ID: z
+      .string()
+      .regex(/^[a-z0-9-]{1,64}$/)
+      .optional(),
 
     HOST: z.string().default('::'),
     PORT: envInt(0, 65535).default(8080),
@@ -35,7 +42,10 @@ export const whereEnv = z
     FLY_API_BASE_URL: z.url().default('https://api.machines.dev/v1'),
     FLY_API_TOKEN: z.string().min(1).optional(),
     /** The Fly app the Useless Machines are created in (not FLY_-prefixed: fly.toml [env] may not set those). */
-    WM_VM_APP: z.string().regex(/^[a-z0-9-]+$/).default('useless-machine'),
+    WM_VM_APP: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .default('useless-machine'),
     WM_VM_IMAGE: z.string().optional(),
     WM_VM_CMD: z.string().default('node dist/useless.mjs'),
     /** Where a browser reaches the VM app (the redirect goes to `<this>/machine?instance=<id>`). */
@@ -84,10 +94,15 @@ export const whereEnv = z
   .superRefine((env, ctx) => {
     if (env.WM_LOCAL) return;
     for (const key of ['FLY_API_TOKEN', 'WM_CALLBACK_SECRET', 'DEBUG_TOKEN'] as const) {
-      if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required (set it as a Fly secret)' });
+      if (!env[key])
+        ctx.addIssue({ code: 'custom', path: [key], message: 'required (set it as a Fly secret)' });
     }
     if (!env.WM_VM_IMAGE && !env.FLY_IMAGE_REF) {
-      ctx.addIssue({ code: 'custom', path: ['WM_VM_IMAGE'], message: 'required when FLY_IMAGE_REF is not set' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WM_VM_IMAGE'],
+        message: 'required when FLY_IMAGE_REF is not set',
+      });
     }
   });
 
@@ -107,21 +122,44 @@ export interface WhereConfig {
   publicUrl: string;
   callback: { baseUrl: string; fallbackUrl: string; secret: string };
   debugToken: string;
-  nats: { url: string; stream: string; replicas: number; auth?: { user: string; pass: string } | { token: string } } | undefined;
+  nats:
+    | {
+        url: string;
+        stream: string;
+        replicas: number;
+        auth?: { user: string; pass: string } | { token: string };
+      }
+    | undefined;
   dataDir: string;
   maxMachines: number;
   readyTimeoutMs: number;
   ttl: { buttonMs: number; autoMs: number };
-  limits: { launchesPerMinute: number; requestsPerMinute: number; cooldownMs: number; trustedProxies: string[]; maxStreams: number };
+  limits: {
+    launchesPerMinute: number;
+    requestsPerMinute: number;
+    cooldownMs: number;
+    trustedProxies: string[];
+    maxStreams: number;
+  };
   autospawn: { enabled: boolean; intervalMs: number; inactivityMs: number; regions: string[] };
   reconcile: { intervalMs: number; minGapMs: number };
 }
 
 /** Derive the full configuration from a parsed environment (pure but for generated local secrets). */
 export function toConfig(env: WhereEnv): WhereConfig {
-  const instance = env.WM_INSTANCE_ID ?? env.FLY_MACHINE_ID ?? `${hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40)}-${process.pid}`;
+  const instance =
+    env.WM_INSTANCE_ID ??
+    env.FLY_MACHINE_ID ??
+    `${hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')
+      .slice(0, 40)}-${process.pid}`;
   const privateHost = env.PRIVATE_HOST ?? env.FLY_PRIVATE_IP ?? (env.WM_LOCAL ? '127.0.0.1' : '::');
-  const callbackHost = env.FLY_PRIVATE_IP ? `[${env.FLY_PRIVATE_IP}]` : privateHost.includes(':') ? `[${privateHost}]` : privateHost;
+  const callbackHost = env.FLY_PRIVATE_IP
+    ? `[${env.FLY_PRIVATE_IP}]`
+    : privateHost.includes(':')
+      ? `[${privateHost}]`
+      : privateHost;
   const callbackBase = env.WM_CALLBACK_BASE_URL ?? `http://${callbackHost}:${env.PRIVATE_PORT}`;
   const local = env.WM_LOCAL;
   return {
@@ -142,7 +180,10 @@ export function toConfig(env: WhereEnv): WhereConfig {
     publicUrl: env.WM_PUBLIC_URL.replace(/\/$/, ''),
     callback: {
       baseUrl: callbackBase.replace(/\/$/, ''),
-      fallbackUrl: (env.WM_CALLBACK_FALLBACK_URL ?? (local ? callbackBase : `http://${env.FLY_APP_NAME}.internal:${env.PRIVATE_PORT}`)).replace(/\/$/, ''),
+      fallbackUrl: (
+        env.WM_CALLBACK_FALLBACK_URL ??
+        (local ? callbackBase : `http://${env.FLY_APP_NAME}.internal:${env.PRIVATE_PORT}`)
+      ).replace(/\/$/, ''),
       secret: env.WM_CALLBACK_SECRET ?? randomBytes(32).toString('hex'),
     },
     debugToken: env.DEBUG_TOKEN ?? randomBytes(18).toString('base64url'),

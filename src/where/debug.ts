@@ -19,7 +19,10 @@ function redact(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   return Object.fromEntries(
-    Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRETISH.test(k) ? '[redacted]' : redact(v, depth + 1)]),
+    Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+      k,
+      SECRETISH.test(k) ? '[redacted]' : redact(v, depth + 1),
+    ]),
   );
 }
 
@@ -38,7 +41,10 @@ export function describeActor(r: ActorRecord, timers: ReadonlyMap<string, number
   };
 }
 
-export const debugRoutes: FastifyPluginAsync<{ services: WhereServices; sse: SseRegistry }> = async (app, { services: s, sse }) => {
+export const debugRoutes: FastifyPluginAsync<{
+  services: WhereServices;
+  sse: SseRegistry;
+}> = async (app, { services: s, sse }) => {
   // Operator data: never kept by a browser or a proxy on the way.
   app.addHook('onRequest', async (_req, reply) => {
     reply.header('cache-control', 'no-store');
@@ -75,7 +81,12 @@ export const debugRoutes: FastifyPluginAsync<{ services: WhereServices; sse: Sse
 
   app.get<{ Params: { id: string } }>('/debug/actors/:id', async (req) => {
     const id = req.params.id;
-    if (!/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/.test(id)) throw new AppError('BAD_ACTOR_ID', 400, 'actor ids look like launch.<id>, vm.<id> or autospawner.main');
+    if (!/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/.test(id))
+      throw new AppError(
+        'BAD_ACTOR_ID',
+        400,
+        'actor ids look like launch.<id>, vm.<id> or autospawner.main',
+      );
     const history = await s.runtime.history(id);
     const r = s.runtime.actor(id);
     if (!r && history.length === 0) throw new AppError('ACTOR_NOT_FOUND', 404, 'no such actor');
@@ -84,8 +95,21 @@ export const debugRoutes: FastifyPluginAsync<{ services: WhereServices; sse: Sse
     return {
       actor: r
         ? describeActor(r, s.runtime.pendingTimers(id))
-        : { id, status: last?.snapshot.status, state: last?.snapshot.value as unknown, evicted: true, context: redact(last?.snapshot.context) },
-      history: history.map((e) => ({ version: e.version, type: e.type, at: e.at, id: e.id, data: redact(e.data), meta: e.meta })),
+        : {
+            id,
+            status: last?.snapshot.status,
+            state: last?.snapshot.value as unknown,
+            evicted: true,
+            context: redact(last?.snapshot.context),
+          },
+      history: history.map((e) => ({
+        version: e.version,
+        type: e.type,
+        at: e.at,
+        id: e.id,
+        data: redact(e.data),
+        meta: e.meta,
+      })),
     };
   });
 

@@ -37,13 +37,17 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (fe.validation) return reply.code(400).send(errorBody(400, 'BAD_REQUEST', fe.message));
     if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
       // Fastify's own client errors (bad JSON, body too large, wrong content type): keep their code.
-      return reply.code(fe.statusCode).send(errorBody(fe.statusCode, fe.code ?? 'BAD_REQUEST', fe.message));
+      return reply
+        .code(fe.statusCode)
+        .send(errorBody(fe.statusCode, fe.code ?? 'BAD_REQUEST', fe.message));
     }
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send(errorBody(500, 'INTERNAL', 'something went wrong on our side'));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(errorBody(404, 'NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`));
+    void reply
+      .code(404)
+      .send(errorBody(404, 'NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`));
   });
 }
 

@@ -33,7 +33,11 @@ export function machineSpec(
       WM_HOME_URL: cfg.publicUrl,
       WM_SOURCE: p.source,
     },
-    metadata: { [METADATA.launchId]: p.launchId, [METADATA.source]: p.source, [METADATA.owner]: p.owner },
+    metadata: {
+      [METADATA.launchId]: p.launchId,
+      [METADATA.source]: p.source,
+      [METADATA.owner]: p.owner,
+    },
     guest: { cpuKind: 'shared', cpus: 1, memoryMb: 256 },
     internalPort: VM_PORT,
     autoDestroy: true,

@@ -35,11 +35,28 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   const { publicUrl, privateUrl } = await system.start();
-  log.info({ publicUrl, privateUrl, instance: cfg.instance, region: cfg.region, store: cfg.nats ? 'nats' : 'file' }, 'listening');
+  log.info(
+    {
+      publicUrl,
+      privateUrl,
+      instance: cfg.instance,
+      region: cfg.region,
+      store: cfg.nats ? 'nats' : 'file',
+    },
+    'listening',
+  );
   if (cfg.local && !process.env.DEBUG_TOKEN) {
-    log.info(`debug endpoint: ${privateUrl}/debug/actors  (Authorization: Bearer ${cfg.debugToken})`);
+    log.info(
+      `debug endpoint: ${privateUrl}/debug/actors  (Authorization: Bearer ${cfg.debugToken})`,
+    );
   }
-  process.send?.({ type: 'ready', publicUrl, privateUrl, instance: cfg.instance, debugToken: cfg.local ? cfg.debugToken : undefined });
+  process.send?.({
+    type: 'ready',
+    publicUrl,
+    privateUrl,
+    instance: cfg.instance,
+    debugToken: cfg.local ? cfg.debugToken : undefined,
+  });
 }
 
 main().catch((err: unknown) => {

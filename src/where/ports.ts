@@ -5,7 +5,11 @@
  */
 import { join } from 'node:path';
 import { FileEventStore } from '../adapters/file/fileEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../adapters/system/systemClock.js';
 import { UlidIds } from '../adapters/system/ulidIds.js';
 import { connectNats, ensureStream, eventStreamConfig } from '../adapters/nats/connection.js';
@@ -23,11 +27,17 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
     timers: new SystemTimers(clock),
     ids: new UlidIds(),
     log,
-    fly: new FlyMachinesHttp({ baseUrl: cfg.fly.baseUrl, token: cfg.fly.token, app: cfg.fly.vmApp, logger: log.child({ part: 'fly' }) }),
+    fly: new FlyMachinesHttp({
+      baseUrl: cfg.fly.baseUrl,
+      token: cfg.fly.token,
+      app: cfg.fly.vmApp,
+      logger: log.child({ part: 'fly' }),
+    }),
   };
   if (!cfg.nats) {
     const store = FileEventStore.open(join(cfg.dataDir, 'events.log'), {
-      onTornRecord: (t) => log.warn(t, 'dropped a torn record at the end of the event log (a crash mid-write)'),
+      onTornRecord: (t) =>
+        log.warn(t, 'dropped a torn record at the end of the event log (a crash mid-write)'),
     });
     return {
       ...common,

@@ -60,13 +60,25 @@ export interface WhereSystem {
 export function loadAssets(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   if (!existsSync(dir)) return out;
-  for (const f of readdirSync(dir)) if (/\.(js|css|map)$/.test(f)) out.set(f, readFileSync(join(dir, f)));
+  for (const f of readdirSync(dir))
+    if (/\.(js|css|map)$/.test(f)) out.set(f, readFileSync(join(dir, f)));
   return out;
 }
 
-export async function createWhere(cfg: WhereConfig, ports: WherePorts, opts: WhereOptions = {}): Promise<WhereSystem> {
+export async function createWhere(
+  cfg: WhereConfig,
+  ports: WherePorts,
+  opts: WhereOptions = {},
+): Promise<WhereSystem> {
   const { clock, log } = ports;
-  const cluster = new Cluster({ instance: cfg.instance, leases: ports.leases, presence: ports.presence, clock, log, beatMs: opts.beatMs });
+  const cluster = new Cluster({
+    instance: cfg.instance,
+    leases: ports.leases,
+    presence: ports.presence,
+    clock,
+    log,
+    beatMs: opts.beatMs,
+  });
   let booted = false;
 
   const runEffect = createEffectRunner({
@@ -78,7 +90,14 @@ export async function createWhere(cfg: WhereConfig, ports: WherePorts, opts: Whe
     machineSpec: (p) => machineSpec(cfg, p),
     spawnFact: (p) => ({
       type: 'launch.requested',
-      data: { launchId: p.launchId, region: p.region, source: 'auto', owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
+      data: {
+        launchId: p.launchId,
+        region: p.region,
+        source: 'auto',
+        owner: cfg.instance,
+        readyTimeoutMs: cfg.readyTimeoutMs,
+        ttlMs: cfg.ttl.autoMs,
+      },
     }),
   });
   const runtime = new ActorRuntime({
@@ -158,10 +177,16 @@ export async function createWhere(cfg: WhereConfig, ports: WherePorts, opts: Whe
       await autospawn.sync();
       reconciler.start();
       autospawn.start();
-      log.info({ instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report }, 'landing app ready');
+      log.info(
+        { instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report },
+        'landing app ready',
+      );
       if (!listen) return {};
       const publicUrl = await publicApp.listen({ host: cfg.public.host, port: cfg.public.port });
-      const privateUrl = await privateApp.listen({ host: cfg.private.host, port: cfg.private.port });
+      const privateUrl = await privateApp.listen({
+        host: cfg.private.host,
+        port: cfg.private.port,
+      });
       return { publicUrl, privateUrl };
     },
     async stop() {

@@ -8,7 +8,13 @@ import { z } from 'zod';
 export const launchStatus = z.enum(['requested', 'created', 'started', 'ready', 'failed', 'done']);
 export type LaunchStatus = z.infer<typeof launchStatus>;
 
-export const failureReason = z.enum(['capacity', 'rateLimited', 'flyError', 'readyTimeout', 'machineLost']);
+export const failureReason = z.enum([
+  'capacity',
+  'rateLimited',
+  'flyError',
+  'readyTimeout',
+  'machineLost',
+]);
 export type FailureReason = z.infer<typeof failureReason>;
 
 export const launchView = z.object({

@@ -24,12 +24,14 @@ describe.skipIf(!haveNats)('NATS restart during launches', () => {
       WM_REQUESTS_PER_MINUTE: '100000',
       WM_MAX_MACHINES: '500',
     });
-    const [ams, ord] = rig.regions as [typeof rig.regions[0], typeof rig.regions[0]];
+    const [ams, ord] = rig.regions as [(typeof rig.regions)[0], (typeof rig.regions)[0]];
     const launchIds: string[] = [];
     let killed = false;
     for (let batch = 0; batch < 10; batch++) {
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => post(i % 2 ? ams : ord, {}, { 'fly-client-ip': `198.51.${batch}.${i + 1}` })),
+        Array.from({ length: 10 }, (_, i) =>
+          post(i % 2 ? ams : ord, {}, { 'fly-client-ip': `198.51.${batch}.${i + 1}` }),
+        ),
       );
       for (const r of results) {
         expect(r.status).toBe(202);
@@ -50,7 +52,9 @@ describe.skipIf(!haveNats)('NATS restart during launches', () => {
       const r = runtimeA.actor(`launch.${id}`);
       return r !== undefined && r.snapshot.status === 'done';
     };
-    await expect.poll(() => launchIds.filter(final).length, { timeout: 90_000, interval: 500 }).toBe(100);
+    await expect
+      .poll(() => launchIds.filter(final).length, { timeout: 90_000, interval: 500 })
+      .toBe(100);
 
     const seenIds = new Set<string>();
     for (const id of launchIds) {
@@ -70,11 +74,14 @@ describe.skipIf(!haveNats)('NATS restart during launches', () => {
       expect(runtimeB.actor(`launch.${id}`)?.version ?? history.length).toBe(history.length);
     }
     // Most launches went the whole normal way: a slot, a machine, the ready deadline, destruction.
-    const reasons = launchIds.map((id) => (runtimeA.actor(`launch.${id}`)?.snapshot.context as { reason?: string }).reason);
+    const reasons = launchIds.map(
+      (id) => (runtimeA.actor(`launch.${id}`)?.snapshot.context as { reason?: string }).reason,
+    );
     expect(reasons.filter((r) => r === 'readyTimeout').length).toBeGreaterThanOrEqual(80);
     // At most one machine per launch, and none left.
     const byLaunch = new Map<string, number>();
-    for (const m of rig.fly.ledger()) byLaunch.set(m.metadata.launch_id!, (byLaunch.get(m.metadata.launch_id!) ?? 0) + 1);
+    for (const m of rig.fly.ledger())
+      byLaunch.set(m.metadata.launch_id!, (byLaunch.get(m.metadata.launch_id!) ?? 0) + 1);
     expect([...byLaunch.values()].every((n) => n === 1)).toBe(true);
     await expect.poll(() => rig!.fly.live().length, { timeout: 30_000 }).toBe(0);
   });

@@ -17,7 +17,8 @@ const procs: ChildProcess[] = [];
 let nats: NatsServer | undefined;
 let fly: FlyLocalHandle | undefined;
 afterEach(async () => {
-  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  for (const p of procs.splice(0))
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   await fly?.close();
   await nats?.cleanup();
   fly = undefined;
@@ -66,7 +67,13 @@ describe.skipIf(!haveNats)('landing-app processes across regions', () => {
       i.proc = proc;
     };
     const ready = (i: Instance) =>
-      expect.poll(async () => (await fetch(`http://127.0.0.1:${i.port}/readyz`).catch(() => undefined))?.status, { timeout: 30_000 }).toBe(200);
+      expect
+        .poll(
+          async () =>
+            (await fetch(`http://127.0.0.1:${i.port}/readyz`).catch(() => undefined))?.status,
+          { timeout: 30_000 },
+        )
+        .toBe(200);
     start(a, b);
     start(b, a);
     await ready(a);
@@ -86,8 +93,12 @@ describe.skipIf(!haveNats)('landing-app processes across regions', () => {
 
     // The VM calls the dead owner, falls back to syd, and the launch completes there.
     const view = async () => {
-      const r = await fetch(`http://127.0.0.1:${b.port}/launches/${launchId}`, { headers: { accept: 'application/json' } });
-      return r.status === 200 ? ((await r.json()) as { status: string; machineId?: string }) : undefined;
+      const r = await fetch(`http://127.0.0.1:${b.port}/launches/${launchId}`, {
+        headers: { accept: 'application/json' },
+      });
+      return r.status === 200
+        ? ((await r.json()) as { status: string; machineId?: string })
+        : undefined;
     };
     await expect.poll(async () => (await view())?.status, { timeout: 30_000 }).toBe('ready');
     const machineId = (await view())!.machineId!;
@@ -97,8 +108,12 @@ describe.skipIf(!haveNats)('landing-app processes across regions', () => {
     start(a, b);
     await ready(a);
     const actor = async (i: Instance, id: string) => {
-      const r = await fetch(`http://127.0.0.1:${i.privatePort}/debug/actors/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      return r.status === 200 ? ((await r.json()) as { actor: { state: unknown; version: number }; history: unknown[] }) : undefined;
+      const r = await fetch(`http://127.0.0.1:${i.privatePort}/debug/actors/${id}`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      return r.status === 200
+        ? ((await r.json()) as { actor: { state: unknown; version: number }; history: unknown[] })
+        : undefined;
     };
     const onA = await actor(a, `launch.${launchId}`);
     const onB = await actor(b, `launch.${launchId}`);

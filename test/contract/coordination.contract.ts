@@ -7,7 +7,14 @@ const T0 = Date.UTC(2026, 0, 1);
 let uniq = 0;
 const id = (p: string) => `${p}-${process.pid}-${Date.now().toString(36)}-${uniq++}`;
 
-export function capacityContract(name: string, make: () => Promise<{ ledger: CapacityLedger; ledger2?: CapacityLedger; cleanup?: () => Promise<void> }>): void {
+export function capacityContract(
+  name: string,
+  make: () => Promise<{
+    ledger: CapacityLedger;
+    ledger2?: CapacityLedger;
+    cleanup?: () => Promise<void>;
+  }>,
+): void {
   describe(`CapacityLedger contract: ${name}`, () => {
     it('grants up to the limit and refuses beyond it', async () => {
       const { ledger, cleanup } = await make();
@@ -66,7 +73,9 @@ export function capacityContract(name: string, make: () => Promise<{ ledger: Cap
       try {
         const ledgers = [ledger, ledger2 ?? ledger];
         const results = await Promise.all(
-          Array.from({ length: 24 }, (_, i) => ledgers[i % 2]!.reserve(id('c'), 5, T0, T0 + 60_000)),
+          Array.from({ length: 24 }, (_, i) =>
+            ledgers[i % 2]!.reserve(id('c'), 5, T0, T0 + 60_000),
+          ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(5);
         expect(await ledger.holds(T0)).toHaveLength(5);
@@ -77,7 +86,10 @@ export function capacityContract(name: string, make: () => Promise<{ ledger: Cap
   });
 }
 
-export function leasesContract(name: string, make: () => Promise<{ leases: Leases; leases2?: Leases; cleanup?: () => Promise<void> }>): void {
+export function leasesContract(
+  name: string,
+  make: () => Promise<{ leases: Leases; leases2?: Leases; cleanup?: () => Promise<void> }>,
+): void {
   describe(`Leases contract: ${name}`, () => {
     it('gives a lease to one holder until it expires, then to another', async () => {
       const { leases, leases2, cleanup } = await make();
@@ -115,7 +127,9 @@ export function leasesContract(name: string, make: () => Promise<{ leases: Lease
       const n = id('lease');
       try {
         const all = [leases, leases2 ?? leases];
-        const wins = await Promise.all(Array.from({ length: 6 }, (_, i) => all[i % 2]!.acquire(n, `h${i}`, 10_000, T0)));
+        const wins = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => all[i % 2]!.acquire(n, `h${i}`, 10_000, T0)),
+        );
         expect(wins.filter(Boolean)).toHaveLength(1);
       } finally {
         await cleanup?.();
@@ -124,7 +138,10 @@ export function leasesContract(name: string, make: () => Promise<{ leases: Lease
   });
 }
 
-export function presenceContract(name: string, make: () => Promise<{ presence: Presence; cleanup?: () => Promise<void> }>): void {
+export function presenceContract(
+  name: string,
+  make: () => Promise<{ presence: Presence; cleanup?: () => Promise<void> }>,
+): void {
   describe(`Presence contract: ${name}`, () => {
     it('sums live reports and forgets expired or withdrawn ones', async () => {
       const { presence, cleanup } = await make();

@@ -2,7 +2,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EventBus } from '../../src/ports/eventBus.js';
 
-export function eventBusContract(name: string, make: () => Promise<{ bus: EventBus; other?: EventBus; cleanup?: () => Promise<void> }>): void {
+export function eventBusContract(
+  name: string,
+  make: () => Promise<{ bus: EventBus; other?: EventBus; cleanup?: () => Promise<void> }>,
+): void {
   describe(`EventBus contract: ${name}`, () => {
     let bus: EventBus;
     let other: EventBus;

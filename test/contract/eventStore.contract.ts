@@ -45,7 +45,9 @@ export function eventStoreContract(
     it('reports the new version after each append, and accepts it as the next expected version', async () => {
       const s = aStream();
       expect((await h.store.append(s, [anEvent(s)], { expectedVersion: 0 })).version).toBe(1);
-      expect((await h.store.append(s, [anEvent(s), anEvent(s)], { expectedVersion: 1 })).version).toBe(3);
+      expect(
+        (await h.store.append(s, [anEvent(s), anEvent(s)], { expectedVersion: 1 })).version,
+      ).toBe(3);
       expect((await h.store.append(s, [anEvent(s)], { expectedVersion: 3 })).version).toBe(4);
       const back = await h.store.read(s);
       expect(back.map((e) => e.version)).toEqual([1, 2, 3, 4]);
@@ -66,7 +68,9 @@ export function eventStoreContract(
       const s = aStream();
       await h.store.append(s, [anEvent(s)], { expectedVersion: 0 });
       const stale = anEvent(s);
-      await expect(h.store.append(s, [stale], { expectedVersion: 0 })).rejects.toBeInstanceOf(VersionConflictError);
+      await expect(h.store.append(s, [stale], { expectedVersion: 0 })).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
       const back = await h.store.read(s);
       expect(back.map((e) => e.id)).not.toContain(stale.id);
       expect(back).toHaveLength(1);
@@ -74,15 +78,21 @@ export function eventStoreContract(
 
     it('rejects creating a stream that exists, and appending to one that does not', async () => {
       const s = aStream();
-      await expect(h.store.append(s, [anEvent(s)], { expectedVersion: 1 })).rejects.toBeInstanceOf(VersionConflictError);
+      await expect(h.store.append(s, [anEvent(s)], { expectedVersion: 1 })).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
       await h.store.append(s, [anEvent(s)], { expectedVersion: 0 });
-      await expect(h.store.append(s, [anEvent(s)], { expectedVersion: 0 })).rejects.toBeInstanceOf(VersionConflictError);
+      await expect(h.store.append(s, [anEvent(s)], { expectedVersion: 0 })).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
     });
 
     it('lets exactly one of many concurrent writers win each version', async () => {
       const s = aStream();
       await h.store.append(s, [anEvent(s)], { expectedVersion: 0 });
-      const attempts = Array.from({ length: 8 }, () => h.store.append(s, [anEvent(s)], { expectedVersion: 1 }));
+      const attempts = Array.from({ length: 8 }, () =>
+        h.store.append(s, [anEvent(s)], { expectedVersion: 1 }),
+      );
       const results = await Promise.allSettled(attempts);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       for (const r of results) {
@@ -152,20 +162,21 @@ export function eventStoreContract(
       expect(seen).toHaveLength(3);
     });
 
-    if (opts.durable) it('keeps every event across a reopen', async () => {
-      if (!h.reopen) throw new Error(`${name} claims durability but gives no reopen()`);
-      const s = aStream();
-      const evs = [anEvent(s), anEvent(s)];
-      await h.store.append(s, evs, { expectedVersion: 0 });
-      h.store = await h.reopen();
-      const back = await h.store.read(s);
-      expect(back.map((e) => e.id)).toEqual(evs.map((e) => e.id));
-      await h.store.append(s, [anEvent(s)], { expectedVersion: 2 });
-      expect(await h.store.read(s)).toHaveLength(3);
-      // Dedupe survives the reopen too.
-      await h.store.append(s, [evs[0]!], { expectedVersion: 3 });
-      expect(await h.store.read(s)).toHaveLength(3);
-    });
+    if (opts.durable)
+      it('keeps every event across a reopen', async () => {
+        if (!h.reopen) throw new Error(`${name} claims durability but gives no reopen()`);
+        const s = aStream();
+        const evs = [anEvent(s), anEvent(s)];
+        await h.store.append(s, evs, { expectedVersion: 0 });
+        h.store = await h.reopen();
+        const back = await h.store.read(s);
+        expect(back.map((e) => e.id)).toEqual(evs.map((e) => e.id));
+        await h.store.append(s, [anEvent(s)], { expectedVersion: 2 });
+        expect(await h.store.read(s)).toHaveLength(3);
+        // Dedupe survives the reopen too.
+        await h.store.append(s, [evs[0]!], { expectedVersion: 3 });
+        expect(await h.store.read(s)).toHaveLength(3);
+      });
   });
 }
 

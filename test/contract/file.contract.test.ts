@@ -1,27 +1,43 @@
 /** Runs the EventStore contract against the file store, plus its crash-safety rules. */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileEventStore, FileStoreCorruptError, FileStoreLockedError } from '../../src/adapters/file/fileEventStore.js';
+import {
+  FileEventStore,
+  FileStoreCorruptError,
+  FileStoreLockedError,
+} from '../../src/adapters/file/fileEventStore.js';
 import { eventStoreContract } from './eventStore.contract.js';
 import { aStream, anEvent } from '../support/events.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'wm-file-store-'));
 
-eventStoreContract('file', async () => {
-  const dir = tmp();
-  const path = join(dir, 'events.log');
-  const h = {
-    store: FileEventStore.open(path, { fsync: false }),
-    reopen: async () => {
-      await h.store.close();
-      return FileEventStore.open(path, { fsync: false });
-    },
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-  return h;
-}, { durable: true });
+eventStoreContract(
+  'file',
+  async () => {
+    const dir = tmp();
+    const path = join(dir, 'events.log');
+    const h = {
+      store: FileEventStore.open(path, { fsync: false }),
+      reopen: async () => {
+        await h.store.close();
+        return FileEventStore.open(path, { fsync: false });
+      },
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+    return h;
+  },
+  { durable: true },
+);
 
 describe('FileEventStore crash safety', () => {
   it('drops a torn last record and appends cleanly after it', async () => {

@@ -9,11 +9,16 @@ import type { CreateMachineInput } from '../../src/ports/flyMachines.js';
 import { clientFor, fixtureInput, startTestFlyLocal } from '../support/flyLocalHarness.js';
 import { flyMachinesContract } from './flyMachines.contract.js';
 
-const exitingEnv = (code: number): Record<string, string> => ({ FIXTURE_EXIT_AFTER_MS: '50', FIXTURE_EXIT_CODE: String(code) });
+const exitingEnv = (code: number): Record<string, string> => ({
+  FIXTURE_EXIT_AFTER_MS: '50',
+  FIXTURE_EXIT_CODE: String(code),
+});
 
 flyMachinesContract('in-memory fake', async () => {
   const fake = new FakeFlyMachines().onCreate((input) =>
-    input.env.FIXTURE_EXIT_AFTER_MS === undefined ? undefined : { exitCode: Number(input.env.FIXTURE_EXIT_CODE ?? '0') },
+    input.env.FIXTURE_EXIT_AFTER_MS === undefined
+      ? undefined
+      : { exitCode: Number(input.env.FIXTURE_EXIT_CODE ?? '0') },
   );
   return {
     fly: fake,

@@ -4,7 +4,12 @@
  * for Fly in runtime tests.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FlyApiError, type CreateMachineInput, type FlyMachine, type FlyMachines } from '../../src/ports/flyMachines.js';
+import {
+  FlyApiError,
+  type CreateMachineInput,
+  type FlyMachine,
+  type FlyMachines,
+} from '../../src/ports/flyMachines.js';
 
 export interface FlyHarness {
   readonly fly: FlyMachines;
@@ -36,13 +41,20 @@ export function flyMachinesContract(
 
     afterEach(async () => {
       // Destroy what this test made, found by id and by its run tag (a create that failed may still exist).
-      const tagged = await h.fly.list({ metadata: { contract_run: run } }).catch(() => [] as FlyMachine[]);
+      const tagged = await h.fly
+        .list({ metadata: { contract_run: run } })
+        .catch(() => [] as FlyMachine[]);
       const ids = new Set([...created, ...tagged.map((m) => m.id)]);
-      await Promise.all([...ids].map((id) => h.fly.destroy(id, { force: true }).catch(() => undefined)));
+      await Promise.all(
+        [...ids].map((id) => h.fly.destroy(id, { force: true }).catch(() => undefined)),
+      );
       await h.cleanup();
     });
 
-    const tagged = (i: CreateMachineInput, extra: Record<string, string> = {}): CreateMachineInput => ({
+    const tagged = (
+      i: CreateMachineInput,
+      extra: Record<string, string> = {},
+    ): CreateMachineInput => ({
       ...i,
       metadata: { ...i.metadata, contract_run: run, ...extra },
     });
@@ -118,7 +130,9 @@ export function flyMachinesContract(
       const m = await create(tagged(h.input({ autoDestroy: true })));
       expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);
       await h.fly.stop(m.id);
-      expect(await h.fly.wait(m.id, 'stopped', { timeoutS: h.waitS, instanceId: m.instanceId })).toBe(true);
+      expect(
+        await h.fly.wait(m.id, 'stopped', { timeoutS: h.waitS, instanceId: m.instanceId }),
+      ).toBe(true);
       expect(await h.fly.wait(m.id, 'destroyed', { timeoutS: h.waitS })).toBe(true);
     });
 

@@ -1,7 +1,11 @@
 /** Runs the port contracts against the in-memory adapters. */
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
 import { MemoryEventBus } from '../../src/adapters/memory/memoryEventBus.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { eventStoreContract } from './eventStore.contract.js';
 import { eventBusContract } from './eventBus.contract.js';
 import { capacityContract, leasesContract, presenceContract } from './coordination.contract.js';

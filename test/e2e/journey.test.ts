@@ -16,7 +16,13 @@ const shots = 'test-results/e2e';
 async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM!,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -42,13 +48,21 @@ describe.skipIf(!haveChromium)('the journey, in Chromium, through the local plat
     await visitor.goto(stack.url);
     await visitor.screenshot({ path: `${shots}/landing.png`, fullPage: true });
     expect(await liveRegions(watcher)).toBe(0);
-    await expect.poll(() => visitor.locator('#launch-button').getAttribute('data-state')).toBe('idle');
+    await expect
+      .poll(() => visitor.locator('#launch-button').getAttribute('data-state'))
+      .toBe('idle');
 
     const navigated = visitor.waitForURL(/useless-machine\.localhost/, { timeout: 30_000 });
     await visitor.locator('#launch-button').click();
     // The timer starts with the first launch event, and the status is announced.
-    await expect.poll(() => visitor.locator('#launch-timer').getAttribute('data-running'), { timeout: 10_000 }).toBe('true');
-    await expect.poll(() => visitor.locator('#launch-status').textContent()).not.toBe('Press the button to start a machine.');
+    await expect
+      .poll(() => visitor.locator('#launch-timer').getAttribute('data-running'), {
+        timeout: 10_000,
+      })
+      .toBe('true');
+    await expect
+      .poll(() => visitor.locator('#launch-status').textContent())
+      .not.toBe('Press the button to start a machine.');
     // The other page sees the new machine on its map.
     await expect.poll(() => liveRegions(watcher), { timeout: 20_000 }).toBe(1);
     await watcher.screenshot({ path: `${shots}/watcher-with-machine.png` });
@@ -57,10 +71,14 @@ describe.skipIf(!haveChromium)('the journey, in Chromium, through the local plat
     const url = new URL(visitor.url());
     expect(url.pathname).toBe('/machine');
     expect(url.searchParams.get('instance')).toMatch(/^[0-9a-f]{14}$/);
-    await expect.poll(() => visitor.locator('#heading').textContent()).toBe('You started a Useless Machine');
+    await expect
+      .poll(() => visitor.locator('#heading').textContent())
+      .toBe('You started a Useless Machine');
     await visitor.screenshot({ path: `${shots}/vm-start.png` });
     // The sequence ends with the final state rendered in the page itself.
-    await expect.poll(() => visitor.locator('#heading').textContent(), { timeout: 20_000 }).toBe('This machine is gone');
+    await expect
+      .poll(() => visitor.locator('#heading').textContent(), { timeout: 20_000 })
+      .toBe('This machine is gone');
     await visitor.screenshot({ path: `${shots}/vm-end.png` });
     expect(await visitor.locator('#home').isVisible()).toBe(true);
 
@@ -74,17 +92,25 @@ describe.skipIf(!haveChromium)('the journey, in Chromium, through the local plat
     await stack.stop();
     stack = await startStack({ WM_MAX_MACHINES: '1', WM_COOLDOWN_MS: '0', WM_AUTOSPAWN: 'off' });
     // Someone else holds the only slot.
-    const hold = await fetch(`${stack.url}/launches`, { method: 'POST', headers: { 'content-type': 'application/json', origin: stack.url }, body: '{}' });
+    const hold = await fetch(`${stack.url}/launches`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: stack.url },
+      body: '{}',
+    });
     expect(hold.status).toBe(202);
     const page = await browser.newPage();
     await page.goto(stack.url);
     await page.locator('#launch-button').click();
-    await expect.poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 10_000 }).toBe('failed');
+    await expect
+      .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 10_000 })
+      .toBe('failed');
     const words = (await page.locator('#launch-status').textContent()) ?? '';
     expect(words.toLowerCase()).toContain('slot');
     expect(await page.locator('#launch-timer').getAttribute('data-running')).toBe('false');
     await page.screenshot({ path: `${shots}/capacity-failed.png` });
-    await expect.poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 15_000 }).toBe('idle');
+    await expect
+      .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 15_000 })
+      .toBe('idle');
     await page.close();
   });
 });
@@ -102,30 +128,43 @@ describe.skipIf(!haveChromium)('the dashboard, in Chromium, through the local pl
     await stack?.stop();
   });
 
-  it('launches a machine per region from its tile without leaving the page, and switches the autospawner', { timeout: 90_000 }, async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${stack.url}/dash`);
-    for (const region of ['syd', 'gru']) {
-      await page.locator(`li[data-tile="${region}"] button.tile-button`).click();
-    }
-    // (The autospawner, on and with this page as a visitor, may add one of its own in ams.)
-    const regions = async () => (await page.locator('#machine-rows tr[data-machine] td:nth-child(2) code').allTextContents()).filter((r) => r !== 'ams').sort();
-    await expect.poll(regions, { timeout: 30_000 }).toEqual(['gru', 'syd']);
-    expect(new URL(page.url()).pathname).toBe('/dash');
-    await expect.poll(() => page.locator('li[data-tile="syd"] .tile-count').getAttribute('data-count')).toBe('1');
-    await page.screenshot({ path: `${shots}/dash-two-regions.png`, fullPage: true });
+  it(
+    'launches a machine per region from its tile without leaving the page, and switches the autospawner',
+    { timeout: 90_000 },
+    async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${stack.url}/dash`);
+      for (const region of ['syd', 'gru']) {
+        await page.locator(`li[data-tile="${region}"] button.tile-button`).click();
+      }
+      // (The autospawner, on and with this page as a visitor, may add one of its own in ams.)
+      const regions = async () =>
+        (
+          await page
+            .locator('#machine-rows tr[data-machine] td:nth-child(2) code')
+            .allTextContents()
+        )
+          .filter((r) => r !== 'ams')
+          .sort();
+      await expect.poll(regions, { timeout: 30_000 }).toEqual(['gru', 'syd']);
+      expect(new URL(page.url()).pathname).toBe('/dash');
+      await expect
+        .poll(() => page.locator('li[data-tile="syd"] .tile-count').getAttribute('data-count'))
+        .toBe('1');
+      await page.screenshot({ path: `${shots}/dash-two-regions.png`, fullPage: true });
 
-    // This page is a visitor: the autospawner panel, refreshed from the server, shows it active.
-    const state = () => page.locator('#auto-state').getAttribute('data-state');
-    await expect.poll(state, { timeout: 20_000 }).toBe('active');
-    // The switch: off, then on again, through its form.
+      // This page is a visitor: the autospawner panel, refreshed from the server, shows it active.
+      const state = () => page.locator('#auto-state').getAttribute('data-state');
+      await expect.poll(state, { timeout: 20_000 }).toBe('active');
+      // The switch: off, then on again, through its form.
 
-    await page.locator('form[action="/dash/autospawner"] button').click();
-    await page.waitForURL(/\/dash$/);
-    await expect.poll(state).toBe('off');
-    await page.locator('form[action="/dash/autospawner"] button').click();
-    await page.waitForURL(/\/dash$/);
-    await expect.poll(state).not.toBe('off');
-    await page.close();
-  });
+      await page.locator('form[action="/dash/autospawner"] button').click();
+      await page.waitForURL(/\/dash$/);
+      await expect.poll(state).toBe('off');
+      await page.locator('form[action="/dash/autospawner"] button').click();
+      await page.waitForURL(/\/dash$/);
+      await expect.poll(state).not.toBe('off');
+      await page.close();
+    },
+  );
 });

@@ -18,7 +18,9 @@ describe('the local stack', () => {
         expect(res.status).toBe(202);
       }
       // The landing app and two VMs (whose callback URL names this stack's private port).
-      await expect.poll(() => processesOf(stack).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
+      await expect
+        .poll(() => processesOf(stack).length, { timeout: 20_000 })
+        .toBeGreaterThanOrEqual(3);
     } finally {
       await stack.stop();
     }

@@ -30,7 +30,9 @@ async function rejected(p: Promise<unknown>): Promise<FlyApiError> {
 
 describe('FakeFlyMachines scripting', () => {
   it('fails the next calls as scripted, then works again', async () => {
-    const fly = new FakeFlyMachines().failNext('create', { status: 503 }, 2).failNext('get', { status: 0 });
+    const fly = new FakeFlyMachines()
+      .failNext('create', { status: 503 }, 2)
+      .failNext('get', { status: 0 });
     const e1 = await rejected(fly.create(input()));
     expect(e1).toMatchObject({ op: 'create', status: 503, retryable: true });
     expect((await rejected(fly.create(input()))).status).toBe(503);
@@ -39,11 +41,17 @@ describe('FakeFlyMachines scripting', () => {
     expect((await fly.get(m.id)).id).toBe(m.id);
     expect(fly.ledger()).toHaveLength(1);
     expect(fly.count('create')).toBe(3);
-    expect(fly.calls.filter((c) => c.failed !== undefined).map((c) => `${c.op}:${c.failed}`)).toEqual(['create:503', 'create:503', 'get:0']);
+    expect(
+      fly.calls.filter((c) => c.failed !== undefined).map((c) => `${c.op}:${c.failed}`),
+    ).toEqual(['create:503', 'create:503', 'get:0']);
   });
 
   it('can fail a create after making the machine (unknown outcome), so the ledger shows the orphan', async () => {
-    const fly = new FakeFlyMachines().failNext('create', { status: 0, commit: true, message: 'timeout' });
+    const fly = new FakeFlyMachines().failNext('create', {
+      status: 0,
+      commit: true,
+      message: 'timeout',
+    });
     const e = await rejected(fly.create(input({ metadata: { launch_id: 'L7' } })));
     expect(e).toMatchObject({ status: 0, retryable: true, flyMessage: 'timeout' });
     const found = await fly.list({ metadata: { launch_id: 'L7' } });
@@ -71,12 +79,22 @@ describe('FakeFlyMachines scripting', () => {
     await fly.stop(m.id);
     expect((await fly.get(m.id)).state).toBe('stopping');
     expect(fly.advance(m.id).state).toBe('destroyed');
-    expect(fly.history(m.id)).toEqual(['created', 'starting', 'started', 'stopping', 'stopped', 'destroying', 'destroyed']);
+    expect(fly.history(m.id)).toEqual([
+      'created',
+      'starting',
+      'started',
+      'stopping',
+      'stopped',
+      'destroying',
+      'destroyed',
+    ]);
   });
 
   it('applies the restart policy when a machine exits', async () => {
     const fly = new FakeFlyMachines();
-    const crashy = await fly.create(input({ restart: { policy: 'on-failure', maxRetries: 2 }, autoDestroy: false }));
+    const crashy = await fly.create(
+      input({ restart: { policy: 'on-failure', maxRetries: 2 }, autoDestroy: false }),
+    );
     fly.exit(crashy.id, 1);
     fly.exit(crashy.id, 1);
     expect((await fly.get(crashy.id)).state).toBe('started');
@@ -91,7 +109,9 @@ describe('FakeFlyMachines scripting', () => {
   });
 
   it('runs per-machine behaviour chosen at create (a machine that crashes on start)', async () => {
-    const fly = new FakeFlyMachines().onCreate((i) => (i.metadata.launch_id === 'bad' ? { exitCode: 3 } : undefined));
+    const fly = new FakeFlyMachines().onCreate((i) =>
+      i.metadata.launch_id === 'bad' ? { exitCode: 3 } : undefined,
+    );
     const bad = await fly.create(input({ metadata: { launch_id: 'bad' } }));
     const good = await fly.create(input());
     expect(await fly.wait(bad.id, 'destroyed', { timeoutS: 1 })).toBe(true);

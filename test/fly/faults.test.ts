@@ -33,7 +33,10 @@ async function setFaults(cfg: FaultConfig, target: FlyLocalHandle = h): Promise<
   expect(res.status).toBe(200);
 }
 
-function count(action: 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy', target: FlyLocalHandle = h): number {
+function count(
+  action: 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy',
+  target: FlyLocalHandle = h,
+): number {
   return target.stats.requests[action] ?? 0;
 }
 
@@ -93,7 +96,11 @@ describe('client under injected faults', () => {
       const input = fixtureInput();
       const before = count('create');
       const err = await failure(fly.create(input));
-      expect({ fault: c.fault, status: err.status, retryable: err.retryable }).toEqual({ fault: c.fault, status: c.status, retryable: c.retryable });
+      expect({ fault: c.fault, status: err.status, retryable: err.retryable }).toEqual({
+        fault: c.fault,
+        status: c.status,
+        retryable: c.retryable,
+      });
       if (c.status === 0 || c.status >= 500) expect(err.flyMessage).toMatch(/outcome unknown/);
       expect(count('create') - before).toBe(1);
       // What a runtime does next: look for the machine by its launch id before creating again.
@@ -136,27 +143,63 @@ describe('client under injected faults', () => {
     const logger = pino({ level: 'trace' }, sink);
     const local = await startTestFlyLocal({ logger });
     try {
-      const opts: Partial<FlyMachinesHttpOptions> = { logger, timeoutMs: 3_000, attemptTimeoutMs: 300, backoff: { baseMs: 20, maxMs: 100 } };
+      const opts: Partial<FlyMachinesHttpOptions> = {
+        logger,
+        timeoutMs: 3_000,
+        attemptTimeoutMs: 300,
+        backoff: { baseMs: 20, maxMs: 100 },
+      };
       const fly = clientFor(local, opts);
       const ms = [await fly.create(fixtureInput()), await fly.create(fixtureInput())];
-      const storm = { p429: 0.15, retryAfterS: 0, p5xx: 0.15, pHang: 0.05, hangMs: 500, pDropAfterCommit: 0.05, pMalformed: 0.1 };
+      const storm = {
+        p429: 0.15,
+        retryAfterS: 0,
+        p5xx: 0.15,
+        pHang: 0.05,
+        hangMs: 500,
+        pDropAfterCommit: 0.05,
+        pMalformed: 0.1,
+      };
       await setFaults(
-        { seed: 42, actions: { create: storm, get: storm, list: storm, wait: storm, stop: storm, destroy: storm } },
+        {
+          seed: 42,
+          actions: {
+            create: storm,
+            get: storm,
+            list: storm,
+            wait: storm,
+            stop: storm,
+            destroy: storm,
+          },
+        },
         local,
       );
       const calls: Promise<unknown>[] = [];
       for (let i = 0; i < 6; i++) {
         const m = ms[i % 2]!;
-        calls.push(fly.get(m.id), fly.list({ metadata: { launch_id: m.metadata.launch_id! } }), fly.wait(m.id, 'started', { timeoutS: 1 }));
+        calls.push(
+          fly.get(m.id),
+          fly.list({ metadata: { launch_id: m.metadata.launch_id! } }),
+          fly.wait(m.id, 'started', { timeoutS: 1 }),
+        );
       }
-      calls.push(fly.create(fixtureInput()), fly.create(fixtureInput()), fly.stop(ms[0]!.id), fly.destroy(ms[1]!.id));
+      calls.push(
+        fly.create(fixtureInput()),
+        fly.create(fixtureInput()),
+        fly.stop(ms[0]!.id),
+        fly.destroy(ms[1]!.id),
+      );
       const results = await Promise.allSettled(calls);
-      const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+      const errors = results
+        .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+        .map((r) => r.reason as unknown);
       for (const e of errors) expect(e).toBeInstanceOf(FlyApiError);
       expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
       expect(local.emulator.faults.injected.size).toBeGreaterThan(0);
       for (const e of errors as FlyApiError[]) {
-        expect([e.message, e.flyMessage, String(e.cause), JSON.stringify(e)].join('\n')).not.toContain(local.token);
+        expect(
+          [e.message, e.flyMessage, String(e.cause), JSON.stringify(e)].join('\n'),
+        ).not.toContain(local.token);
       }
     } finally {
       await local.close();
@@ -170,12 +213,20 @@ describe('client pacing against an emulator that enforces Fly limits', () => {
   it('never exceeds 1/s burst 3 per action (get 5/s burst 10), so the emulator never answers 429', async () => {
     // The emulator judges by arrival time, which scheduling on a busy machine smears; a grace of
     // 1 s forgives that and still catches a client that does not pace (the control below).
-    const local = await startTestFlyLocal({ faults: { enforceRateLimits: true }, rateLimitGraceMs: 1_000 });
-    const control = await startTestFlyLocal({ faults: { enforceRateLimits: true }, rateLimitGraceMs: 1_000 });
+    const local = await startTestFlyLocal({
+      faults: { enforceRateLimits: true },
+      rateLimitGraceMs: 1_000,
+    });
+    const control = await startTestFlyLocal({
+      faults: { enforceRateLimits: true },
+      rateLimitGraceMs: 1_000,
+    });
     try {
       const sent: { method: string; path: string; at: number }[] = [];
       const recording: typeof fetch = (input, init) => {
-        const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+        const url = new URL(
+          typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
+        );
         sent.push({ method: init?.method ?? 'GET', path: url.pathname, at: Date.now() });
         return fetch(input, init);
       };
@@ -190,7 +241,9 @@ describe('client pacing against an emulator that enforces Fly limits', () => {
       expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
       expect(local.stats.rateLimited).toEqual({});
       const times = (method: string, isGet: boolean) =>
-        sent.filter((s) => s.method === method && (s.path.split('/').length === 6) === isGet).map((s) => s.at);
+        sent
+          .filter((s) => s.method === method && (s.path.split('/').length === 6) === isGet)
+          .map((s) => s.at);
       // In any window of 0.9 s: at most burst + rate × window. (0.9, not 1: a send is stamped after
       // its token was taken, and under load a burst's stamps lag by a few ms while a timer may fire
       // a ms early.) Sent all at once, each of these would exceed the bound.
@@ -205,7 +258,9 @@ describe('client pacing against an emulator that enforces Fly limits', () => {
       // would have to spread over 5 s to fit 5/s with a burst of 10 and 1 s of grace).
       const unpaced = clientFor(control, { rateLimits: false, maxAttempts: 1 });
       const raw = await Promise.allSettled(Array.from({ length: 40 }, () => unpaced.get(seed.id)));
-      expect(raw.some((r) => r.status === 'rejected' && (r.reason as FlyApiError).status === 429)).toBe(true);
+      expect(
+        raw.some((r) => r.status === 'rejected' && (r.reason as FlyApiError).status === 429),
+      ).toBe(true);
       expect(control.stats.rateLimited.get).toBeGreaterThan(0);
     } finally {
       await Promise.all([local.close(), control.close()]);

@@ -43,9 +43,12 @@ export function scriptedFetch(
 ): { fetch: typeof globalThis.fetch; sent: SentRequest[] } {
   const sent: SentRequest[] = [];
   const fetch: typeof globalThis.fetch = async (input, init) => {
-    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const url = new URL(
+      typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
+    );
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries((init?.headers ?? {}) as Record<string, string>)) headers[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries((init?.headers ?? {}) as Record<string, string>))
+      headers[k.toLowerCase()] = v;
     const req: SentRequest = {
       url,
       method: init?.method ?? 'GET',
@@ -54,13 +57,18 @@ export function scriptedFetch(
       at: now(),
     };
     sent.push(req);
-    const step = typeof script === 'function' ? script(req, sent.length - 1) : script[Math.min(sent.length - 1, script.length - 1)]!;
+    const step =
+      typeof script === 'function'
+        ? script(req, sent.length - 1)
+        : script[Math.min(sent.length - 1, script.length - 1)]!;
     if ('networkError' in step) {
       throw new TypeError('fetch failed', { cause: new Error(step.networkError) });
     }
     if ('hang' in step) {
       return new Promise<Response>((_resolve, reject) => {
-        init?.signal?.addEventListener('abort', () => reject(new DOMException('This operation was aborted', 'AbortError')));
+        init?.signal?.addEventListener('abort', () =>
+          reject(new DOMException('This operation was aborted', 'AbortError')),
+        );
       });
     }
     const text = step.text ?? (step.body === undefined ? '' : JSON.stringify(step.body));
@@ -80,7 +88,9 @@ export class VirtualTime {
 
   readonly sleep = (ms: number): Promise<void> => {
     this.sleeps.push(ms);
-    return new Promise((resolve) => this.clock.set(`sleep-${this.n++}`, this.clock.now() + ms, resolve));
+    return new Promise((resolve) =>
+      this.clock.set(`sleep-${this.n++}`, this.clock.now() + ms, resolve),
+    );
   };
 
   /** Run until `p` settles: let microtasks and I/O run, then jump to the next timer. */

@@ -22,7 +22,9 @@ describe('TokenBucket', () => {
   it('lets a burst through, then one token per 1/rate', () => {
     let now = 0;
     const b = new TokenBucket({ ratePerS: 1, burst: 3 }, () => now);
-    expect([b.reserve(), b.reserve(), b.reserve(), b.reserve(), b.reserve()]).toEqual([0, 0, 0, 1000, 2000]);
+    expect([b.reserve(), b.reserve(), b.reserve(), b.reserve(), b.reserve()]).toEqual([
+      0, 0, 0, 1000, 2000,
+    ]);
     now = 5000;
     // Reservations were spent until t=2000; by t=5000 the bucket holds 3 again.
     expect(b.reserve()).toBe(0);
@@ -48,7 +50,10 @@ describe('TokenBucket', () => {
   it('never hands out more than burst + rate × window, whatever the arrivals (property)', () => {
     fc.assert(
       fc.property(
-        fc.record({ ratePerS: fc.integer({ min: 1, max: 10 }), burst: fc.integer({ min: 1, max: 10 }) }),
+        fc.record({
+          ratePerS: fc.integer({ min: 1, max: 10 }),
+          burst: fc.integer({ min: 1, max: 10 }),
+        }),
         fc.array(fc.integer({ min: 0, max: 400 }), { minLength: 1, maxLength: 80 }),
         fc.integer({ min: 50, max: 3000 }),
         (limit, gaps, windowMs) => {
@@ -61,7 +66,9 @@ describe('TokenBucket', () => {
           }
           // Sends are in order of arrival.
           expect([...sends].sort((a, z) => a - z)).toEqual(sends);
-          expect(worstWindow(sends, windowMs)).toBeLessThanOrEqual(limit.burst + Math.floor((limit.ratePerS * windowMs) / 1000));
+          expect(worstWindow(sends, windowMs)).toBeLessThanOrEqual(
+            limit.burst + Math.floor((limit.ratePerS * windowMs) / 1000),
+          );
         },
       ),
     );
@@ -71,19 +78,27 @@ describe('TokenBucket', () => {
 describe('backoff', () => {
   it('doubles from the base up to the cap, with half of each delay jittered', () => {
     const p = { baseMs: 100, maxMs: 1000 };
-    expect([1, 2, 3, 4, 5, 6].map((r) => backoffMs(p, r, 0))).toEqual([50, 100, 200, 400, 500, 500]);
-    expect([1, 2, 3, 4, 5, 6].map((r) => backoffMs(p, r, 1))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([1, 2, 3, 4, 5, 6].map((r) => backoffMs(p, r, 0))).toEqual([
+      50, 100, 200, 400, 500, 500,
+    ]);
+    expect([1, 2, 3, 4, 5, 6].map((r) => backoffMs(p, r, 1))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
   });
 
   it('stays within [exp/2, exp] for any random draw (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), fc.double({ min: 0, max: 1, noNaN: true }), (retry, r) => {
-        const p = { baseMs: 200, maxMs: 5000 };
-        const exp = Math.min(5000, 200 * 2 ** (retry - 1));
-        const d = backoffMs(p, retry, r);
-        expect(d).toBeGreaterThanOrEqual(exp / 2);
-        expect(d).toBeLessThanOrEqual(exp);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 30 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (retry, r) => {
+          const p = { baseMs: 200, maxMs: 5000 };
+          const exp = Math.min(5000, 200 * 2 ** (retry - 1));
+          const d = backoffMs(p, retry, r);
+          expect(d).toBeGreaterThanOrEqual(exp / 2);
+          expect(d).toBeLessThanOrEqual(exp);
+        },
+      ),
     );
   });
 

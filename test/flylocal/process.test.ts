@@ -12,13 +12,23 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FlyLocalHandle } from '../../src/flylocal/index.js';
-import { alive, clientFor, FIXTURE_VM, fixtureInput, processListing, startTestFlyLocal, TEST_APP, uniqueTag } from '../support/flyLocalHarness.js';
+import {
+  alive,
+  clientFor,
+  FIXTURE_VM,
+  fixtureInput,
+  processListing,
+  startTestFlyLocal,
+  TEST_APP,
+  uniqueTag,
+} from '../support/flyLocalHarness.js';
 
 const handles: FlyLocalHandle[] = [];
 const hosts: ChildProcess[] = [];
 
 afterEach(async () => {
-  for (const child of hosts.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of hosts.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.all(handles.splice(0).map((h) => h.close()));
 });
 
@@ -55,10 +65,17 @@ describe('flylocal VM processes', () => {
     const h = await start();
     delete process.env.WM_HOST_ONLY_SECRET;
     const fly = clientFor(h);
-    const m = await fly.create(fixtureInput({ env: { WM_LAUNCH_ID: 'L-env', PORT: '9999' }, internalPort: 5050 }));
+    const m = await fly.create(
+      fixtureInput({ env: { WM_LAUNCH_ID: 'L-env', PORT: '9999' }, internalPort: 5050 }),
+    );
     expect(await fly.wait(m.id, 'started', { timeoutS: 10 })).toBe(true);
     const [inst] = await h.directory.instances(TEST_APP);
-    expect(inst).toEqual({ id: m.id, region: 'ams', url: `http://${m.privateIp}:5050`, state: 'started' });
+    expect(inst).toEqual({
+      id: m.id,
+      region: 'ams',
+      url: `http://${m.privateIp}:5050`,
+      state: 'started',
+    });
     const env = await vmJson(`${inst!.url}/env`);
     expect(env).toMatchObject({
       FLY_MACHINE_ID: m.id,
@@ -117,31 +134,45 @@ describe('flylocal VM processes', () => {
 
     const polite = await fly.create(fixtureInput({ stop: { signal: 'SIGINT', timeoutS: 10 } }));
     expect(await fly.wait(polite.id, 'started', { timeoutS: 10 })).toBe(true);
-    await expect.poll(() => h.emulator.logs(polite.id).some((l) => l.line.startsWith('listening')), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(() => h.emulator.logs(polite.id).some((l) => l.line.startsWith('listening')), {
+        timeout: 10_000,
+      })
+      .toBe(true);
     await fly.stop(polite.id);
     expect(await fly.wait(polite.id, 'stopped', { timeoutS: 10 })).toBe(true);
     expect(h.emulator.logs(polite.id).map((l) => l.line)).toContain('got SIGINT');
     expect(h.emulator.machine(polite.id)?.lastExit).toEqual({ code: 0, signal: null });
 
     const stubborn = await fly.create(fixtureInput({ env: { FIXTURE_IGNORE_SIGNALS: '1' } }));
-    await expect.poll(() => h.emulator.logs(stubborn.id).some((l) => l.line.startsWith('listening')), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(() => h.emulator.logs(stubborn.id).some((l) => l.line.startsWith('listening')), {
+        timeout: 10_000,
+      })
+      .toBe(true);
     await fly.stop(stubborn.id, { signal: 'SIGTERM', timeoutS: 1 });
     expect(await fly.wait(stubborn.id, 'stopped', { timeoutS: 10 })).toBe(true);
     expect(h.emulator.logs(stubborn.id).map((l) => l.line)).toContain('got SIGTERM');
     expect(h.emulator.machine(stubborn.id)?.lastExit).toEqual({ code: null, signal: 'SIGKILL' });
 
     // VM output also reaches the emulator's logger, tagged with the machine id.
-    const tagged = lines.map((l) => JSON.parse(l) as { machine?: string; msg: string }).filter((l) => l.machine === stubborn.id);
+    const tagged = lines
+      .map((l) => JSON.parse(l) as { machine?: string; msg: string })
+      .filter((l) => l.machine === stubborn.id);
     expect(tagged.map((l) => l.msg)).toContain('got SIGTERM');
     // And the admin API serves the ring buffer.
-    const res = await fetch(`${h.adminUrl}/machines/${stubborn.id}/logs`, { headers: { authorization: `Bearer ${h.token}` } });
+    const res = await fetch(`${h.adminUrl}/machines/${stubborn.id}/logs`, {
+      headers: { authorization: `Bearer ${h.token}` },
+    });
     const served = (await res.json()) as { line: string; stream: string }[];
     expect(served.map((l) => l.line)).toContain('got SIGTERM');
   });
 
   it('leaves no child process when it closes, even one that ignores SIGTERM', async () => {
     const marker = uniqueTag('close');
-    const h = await startTestFlyLocal({ defaultCommand: ['node', FIXTURE_VM, `--marker=${marker}`] });
+    const h = await startTestFlyLocal({
+      defaultCommand: ['node', FIXTURE_VM, `--marker=${marker}`],
+    });
     const fly = clientFor(h);
     const { cmd: _cmd, ...input } = fixtureInput();
     const ms = [
@@ -184,12 +215,21 @@ describe('flylocal host death', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function host(mode: string, marker: string): Promise<{ child: ChildProcess; pids: number[]; exit: Promise<{ code: number | null; signal: string | null }> }> {
+  async function host(
+    mode: string,
+    marker: string,
+  ): Promise<{
+    child: ChildProcess;
+    pids: number[];
+    exit: Promise<{ code: number | null; signal: string | null }>;
+  }> {
     const child = spawn(process.execPath, [hostScript, mode, marker], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     hosts.push(child);
-    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     const first = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', resolve);
       void exit.then((e) => reject(new Error(`host exited early: ${JSON.stringify(e)}`)));
@@ -233,7 +273,9 @@ describe('flylocal main (npm run flylocal)', () => {
       },
     });
     hosts.push(child);
-    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exit = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
     const urls: { apiUrl?: string; proxyUrl?: string } = {};
     const lines: string[] = [];
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -242,7 +284,9 @@ describe('flylocal main (npm run flylocal)', () => {
       if (rec.apiUrl) urls.apiUrl = rec.apiUrl;
       if (rec.msg === 'flylocal edge proxy listening') urls.proxyUrl = rec.url;
     });
-    await expect.poll(() => urls.apiUrl !== undefined && urls.proxyUrl !== undefined, { timeout: 15_000 }).toBe(true);
+    await expect
+      .poll(() => urls.apiUrl !== undefined && urls.proxyUrl !== undefined, { timeout: 15_000 })
+      .toBe(true);
 
     const fly = clientFor({ apiUrl: urls.apiUrl!, token: 'main-test-token' });
     const { cmd: _cmd, ...input } = fixtureInput();

@@ -4,11 +4,24 @@
  * and a close() that leaves no socket open.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/adapters/system/manualClock.js';
-import { parseFlyReplay, pickNearest, startEdgeProxy, type EdgeInstance, type EdgeProxy } from '../../src/flylocal/proxy.js';
+import {
+  parseFlyReplay,
+  pickNearest,
+  startEdgeProxy,
+  type EdgeInstance,
+  type EdgeProxy,
+} from '../../src/flylocal/proxy.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { buildApp } from '../../src/useless/app.js';
 import { uselessEnv } from '../../src/useless/config.js';
@@ -23,7 +36,12 @@ interface Seen {
   body: Buffer;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer, self: FakeInstance) => void;
+type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+  self: FakeInstance,
+) => void;
 
 interface FakeInstance extends EdgeInstance {
   seen: Seen[];
@@ -52,9 +70,22 @@ afterEach(async () => {
   );
 });
 
-async function instance(id: string, region: string, handler: Handler = echo, state?: string): Promise<FakeInstance> {
+async function instance(
+  id: string,
+  region: string,
+  handler: Handler = echo,
+  state?: string,
+): Promise<FakeInstance> {
   const server = createServer();
-  const self: FakeInstance = { id, region, url: '', seen: [], server, closedRequests: 0, ...(state ? { state } : {}) };
+  const self: FakeInstance = {
+    id,
+    region,
+    url: '',
+    seen: [],
+    server,
+    closedRequests: 0,
+    ...(state ? { state } : {}),
+  };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -75,7 +106,10 @@ function directory(apps: Record<string, EdgeInstance[]>) {
   return { instances: async (app: string) => apps[app] ?? [] };
 }
 
-async function proxy(apps: Record<string, EdgeInstance[]>, extra: { defaultRegion?: string; maxReplays?: number } = {}): Promise<EdgeProxy> {
+async function proxy(
+  apps: Record<string, EdgeInstance[]>,
+  extra: { defaultRegion?: string; maxReplays?: number } = {},
+): Promise<EdgeProxy> {
   const p = await startEdgeProxy({
     port: 0,
     defaultRegion: extra.defaultRegion ?? 'ams',
@@ -93,7 +127,17 @@ interface Answer {
   body: string;
 }
 
-function send(base: string, opts: { path?: string; host?: string; method?: string; headers?: Record<string, string>; body?: Buffer; localAddress?: string } = {}): Promise<Answer> {
+function send(
+  base: string,
+  opts: {
+    path?: string;
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Buffer;
+    localAddress?: string;
+  } = {},
+): Promise<Answer> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -109,7 +153,13 @@ function send(base: string, opts: { path?: string; host?: string; method?: strin
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -136,10 +186,22 @@ const sha = (b: Buffer | string): string => createHash('sha256').update(b).diges
 describe('parseFlyReplay', () => {
   it('reads every field Fly documents', () => {
     expect(parseFlyReplay('instance=abc123')).toEqual({ instance: 'abc123', elsewhere: false });
-    expect(parseFlyReplay('region=sjc;state=from-x')).toEqual({ regions: ['sjc'], state: 'from-x', elsewhere: false });
-    expect(parseFlyReplay('region="sjc,any";app=other')).toEqual({ regions: ['sjc', 'any'], app: 'other', elsewhere: false });
+    expect(parseFlyReplay('region=sjc;state=from-x')).toEqual({
+      regions: ['sjc'],
+      state: 'from-x',
+      elsewhere: false,
+    });
+    expect(parseFlyReplay('region="sjc,any";app=other')).toEqual({
+      regions: ['sjc', 'any'],
+      app: 'other',
+      elsewhere: false,
+    });
     expect(parseFlyReplay('elsewhere=true')).toEqual({ elsewhere: true });
-    expect(parseFlyReplay(' app = x ; instance = y ')).toEqual({ app: 'x', instance: 'y', elsewhere: false });
+    expect(parseFlyReplay(' app = x ; instance = y ')).toEqual({
+      app: 'x',
+      instance: 'y',
+      elsewhere: false,
+    });
   });
   it('returns undefined for nothing usable', () => {
     expect(parseFlyReplay('')).toBeUndefined();
@@ -169,7 +231,10 @@ describe('routing', () => {
 
     const toWhere = await send(p.url, { host: `localhost:${port}` });
     expect(JSON.parse(toWhere.body)).toMatchObject({ instance: 'where1' });
-    const toUm = await send(p.url, { host: `useless-machine.localhost:${port}`, path: '/machine?instance=um1' });
+    const toUm = await send(p.url, {
+      host: `useless-machine.localhost:${port}`,
+      path: '/machine?instance=um1',
+    });
     expect(JSON.parse(toUm.body)).toMatchObject({ instance: 'um1', url: '/machine?instance=um1' });
     expect(u.seen[0]!.headers.host).toBe(`useless-machine.localhost:${port}`);
     const nobody = await send(p.url, { host: 'nothing.localhost' });
@@ -292,15 +357,29 @@ describe('fly-replay', () => {
       });
       await m.app.listen({ host: '127.0.0.1', port: 0 });
       servers.push(m.app.server);
-      instances.push({ id, region: i === 0 ? 'ams' : 'fra', url: `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}` });
+      instances.push({
+        id,
+        region: i === 0 ? 'ams' : 'fra',
+        url: `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`,
+      });
     }
     const p = await proxy({ 'useless-machine': instances });
-    const res = await send(p.url, { host: 'useless-machine.localhost', path: `/machine?instance=${ids[1]}` });
+    const res = await send(p.url, {
+      host: 'useless-machine.localhost',
+      path: `/machine?instance=${ids[1]}`,
+    });
     expect(res.status).toBe(200);
     expect(res.body).toContain(`This is Fly Machine ${ids[1]} in Frankfurt.`);
-    expect(res.headers['set-cookie']).toEqual([`fly-machine-id=${ids[1]}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`]);
+    expect(res.headers['set-cookie']).toEqual([
+      `fly-machine-id=${ids[1]}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`,
+    ]);
     // Later requests carry only the cookie, and still reach the same machine.
-    const viewer = await send(p.url, { host: 'useless-machine.localhost', path: '/machine/viewers', method: 'POST', headers: { cookie: `fly-machine-id=${ids[1]}` } });
+    const viewer = await send(p.url, {
+      host: 'useless-machine.localhost',
+      path: '/machine/viewers',
+      method: 'POST',
+      headers: { cookie: `fly-machine-id=${ids[1]}` },
+    });
     expect(viewer.status).toBe(201);
   });
 
@@ -315,7 +394,9 @@ describe('fly-replay', () => {
     const p = await proxy({ where: [ams, syd] });
     const res = await send(p.url, { path: '/x' });
     expect(JSON.parse(res.body)).toMatchObject({ instance: 'wheresyd', url: '/x' });
-    expect(syd.seen[0]!.headers['fly-replay-src']).toMatch(/^instance=whereams;region=ams;t=\d+;state=moved$/);
+    expect(syd.seen[0]!.headers['fly-replay-src']).toMatch(
+      /^instance=whereams;region=ams;t=\d+;state=moved$/,
+    );
   });
 
   it('app= replays into another app', async () => {
@@ -353,7 +434,10 @@ describe('fly-replay', () => {
       path: '/_app/useless-machine/upload?instance=um2',
       method: 'POST',
       body: payload,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(payload.length) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(payload.length),
+      },
     });
     expect(JSON.parse(res.body)).toMatchObject({ instance: 'um2', bytes: payload.length });
     const got = u2.seen.find((s) => s.method === 'POST')!;
@@ -372,9 +456,16 @@ describe('fly-replay', () => {
     expect(JSON.parse(through.body)).toMatchObject({ instance: 'where1', bytes: big.length });
     expect(sha(plain.seen[0]!.body)).toBe(sha(big));
 
-    const replay = await send(p.url, { path: '/_app/useless-machine/upload?instance=um2', method: 'POST', body: big });
+    const replay = await send(p.url, {
+      path: '/_app/useless-machine/upload?instance=um2',
+      method: 'POST',
+      body: big,
+    });
     expect(replay.status).toBe(413);
-    expect(JSON.parse(replay.body)).toMatchObject({ statusCode: 413, code: 'REPLAY_BODY_TOO_LARGE' });
+    expect(JSON.parse(replay.body)).toMatchObject({
+      statusCode: 413,
+      code: 'REPLAY_BODY_TOO_LARGE',
+    });
     expect(replay.body).toContain('cannot be replayed');
     expect(u2.seen).toHaveLength(0);
   });
@@ -420,13 +511,24 @@ describe('streaming', () => {
     });
   }
 
-  function openStream(base: string): Promise<{ res: IncomingMessage; first: string; close: () => void }> {
+  function openStream(
+    base: string,
+  ): Promise<{ res: IncomingMessage; first: string; close: () => void }> {
     const u = new URL(base);
     return new Promise((resolve, reject) => {
-      const req = request({ hostname: u.hostname, port: u.port, path: '/events', agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
-        res.setEncoding('utf8');
-        res.once('data', (first: string) => resolve({ res, first, close: () => req.destroy() }));
-      });
+      const req = request(
+        {
+          hostname: u.hostname,
+          port: u.port,
+          path: '/events',
+          agent: false,
+          headers: { accept: 'text/event-stream' },
+        },
+        (res) => {
+          res.setEncoding('utf8');
+          res.once('data', (first: string) => resolve({ res, first, close: () => req.destroy() }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -445,12 +547,18 @@ describe('streaming', () => {
 
   it('close() ends open streams and idle connections, upstream and downstream', async () => {
     const w = await sseInstance();
-    const p = await startEdgeProxy({ port: 0, defaultRegion: 'ams', directory: directory({ where: [w] }) });
+    const p = await startEdgeProxy({
+      port: 0,
+      defaultRegion: 'ams',
+      directory: directory({ where: [w] }),
+    });
     const stream = await openStream(p.url);
     const ended = new Promise<void>((resolve) => stream.res.once('close', () => resolve()));
     await p.close();
     await ended;
-    await expect.poll(() => new Promise<number>((resolve) => w.server.getConnections((_e, n) => resolve(n)))).toBe(0);
+    await expect
+      .poll(() => new Promise<number>((resolve) => w.server.getConnections((_e, n) => resolve(n))))
+      .toBe(0);
     await expect(send(p.url)).rejects.toThrow();
   });
 });

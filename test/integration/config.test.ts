@@ -29,11 +29,15 @@ describe('landing app configuration', () => {
   });
 
   it('rejects an unknown region in the autospawner rotation', () => {
-    expect(() => parseEnv(whereEnv, { WM_LOCAL: '1', WM_AUTOSPAWN_REGIONS: 'ams,xxx' })).toThrow(/WM_AUTOSPAWN_REGIONS/);
+    expect(() => parseEnv(whereEnv, { WM_LOCAL: '1', WM_AUTOSPAWN_REGIONS: 'ams,xxx' })).toThrow(
+      /WM_AUTOSPAWN_REGIONS/,
+    );
   });
 
   it('derives the callback address from the private IP, and generates local secrets', () => {
-    const cfg = toConfig(parseEnv(whereEnv, { WM_LOCAL: '1', FLY_PRIVATE_IP: 'fdaa:0:1::2', PRIVATE_PORT: '4001' }));
+    const cfg = toConfig(
+      parseEnv(whereEnv, { WM_LOCAL: '1', FLY_PRIVATE_IP: 'fdaa:0:1::2', PRIVATE_PORT: '4001' }),
+    );
     expect(cfg.callback.baseUrl).toBe('http://[fdaa:0:1::2]:4001');
     expect(cfg.callback.secret).toMatch(/^[0-9a-f]{64}$/);
     expect(cfg.debugToken.length).toBeGreaterThanOrEqual(16);

@@ -34,17 +34,21 @@ afterEach(async () => {
 });
 
 function host(dataDir: string, api: FlyLocalHandle, readyTimeoutMs: number) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', resolve('test/support/runtimeHost.ts')], {
-    env: {
-      ...process.env,
-      DATA_DIR: dataDir,
-      FLY_API_BASE_URL: api.apiUrl,
-      FLY_API_TOKEN: api.token,
-      READY_TIMEOUT_MS: String(readyTimeoutMs),
-      VM_SCRIPT: resolve('test/support/fixtures/vm.mjs'),
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', resolve('test/support/runtimeHost.ts')],
+    {
+      env: {
+        ...process.env,
+        DATA_DIR: dataDir,
+        FLY_API_BASE_URL: api.apiUrl,
+        FLY_API_TOKEN: api.token,
+        READY_TIMEOUT_MS: String(readyTimeoutMs),
+        VM_SCRIPT: resolve('test/support/fixtures/vm.mjs'),
+      },
+      stdio: ['pipe', 'pipe', 'inherit'],
     },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  );
   procs.push(proc);
   const lines: Line[] = [];
   createInterface({ input: proc.stdout }).on('line', (l) => {
@@ -66,13 +70,20 @@ describe('runtime crash and restart (file store, real processes)', () => {
     const readyTimeoutMs = 4000;
 
     const first = host(dir, flylocal, readyTimeoutMs);
-    await expect.poll(() => first.lines.some((l) => l.kind === 'booted'), { timeout: 20_000 }).toBe(true);
+    await expect
+      .poll(() => first.lines.some((l) => l.kind === 'booted'), { timeout: 20_000 })
+      .toBe(true);
     first.send(`launch ${launchId} fra`);
     // Wait until the machine exists and the launch waits for it to be ready.
     await expect
-      .poll(() => first.lines.some((l) => l.stream === stream && l.type === 'fly.machineObserved'), { timeout: 20_000 })
+      .poll(
+        () => first.lines.some((l) => l.stream === stream && l.type === 'fly.machineObserved'),
+        { timeout: 20_000 },
+      )
       .toBe(true);
-    const requested = first.lines.find((l) => l.stream === stream && l.type === 'launch.requested')!;
+    const requested = first.lines.find(
+      (l) => l.stream === stream && l.type === 'launch.requested',
+    )!;
     const deadline = Date.parse(requested.at!) + readyTimeoutMs;
     expect(first.lines.some((l) => l.type === 'clock.readyElapsed')).toBe(false);
 
@@ -80,12 +91,22 @@ describe('runtime crash and restart (file store, real processes)', () => {
     await new Promise((r) => first.proc.once('exit', r));
 
     const second = host(dir, flylocal, readyTimeoutMs);
-    await expect.poll(() => second.lines.find((l) => l.kind === 'booted'), { timeout: 20_000 }).toBeTruthy();
-    const booted = second.lines.find((l) => l.kind === 'booted') as unknown as { live: number; events: number };
+    await expect
+      .poll(() => second.lines.find((l) => l.kind === 'booted'), { timeout: 20_000 })
+      .toBeTruthy();
+    const booted = second.lines.find((l) => l.kind === 'booted') as unknown as {
+      live: number;
+      events: number;
+    };
     expect(booted.live).toBeGreaterThanOrEqual(1);
     expect(booted.events).toBeGreaterThanOrEqual(4);
 
-    await expect.poll(() => second.lines.find((l) => l.stream === stream && l.type === 'clock.readyElapsed'), { timeout: 20_000 }).toBeTruthy();
+    await expect
+      .poll(
+        () => second.lines.find((l) => l.stream === stream && l.type === 'clock.readyElapsed'),
+        { timeout: 20_000 },
+      )
+      .toBeTruthy();
     const fired = second.lines.find((l) => l.stream === stream && l.type === 'clock.readyElapsed')!;
     // The deadline it fired for is the one armed before the crash, and it did not fire early.
     expect(fired.data!.due).toBe(deadline);
@@ -93,10 +114,16 @@ describe('runtime crash and restart (file store, real processes)', () => {
 
     // The launch gives up and destroys its machine; the launch ends failed.
     await expect
-      .poll(() => second.lines.find((l) => l.stream === stream && l.state === 'failed'), { timeout: 20_000 })
+      .poll(() => second.lines.find((l) => l.stream === stream && l.state === 'failed'), {
+        timeout: 20_000,
+      })
       .toBeTruthy();
     const made = flylocal.emulator.ledger().filter((m) => m.metadata.launch_id === launchId);
     expect(made).toHaveLength(1);
-    await expect.poll(() => flylocal!.emulator.ledger().filter((m) => m.state !== 'destroyed').length, { timeout: 20_000 }).toBe(0);
+    await expect
+      .poll(() => flylocal!.emulator.ledger().filter((m) => m.state !== 'destroyed').length, {
+        timeout: 20_000,
+      })
+      .toBe(0);
   });
 });

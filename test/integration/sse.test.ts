@@ -21,7 +21,8 @@ describe('SseRegistry', () => {
         expect(res.headers.get('content-type')).toContain('text/event-stream');
         const reader = res.body!.getReader();
         let text = '';
-        while ((text.match(/: keep-alive/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+        while ((text.match(/: keep-alive/g) ?? []).length < 2)
+          text += new TextDecoder().decode((await reader.read()).value);
         return { text, reader };
       }),
     );

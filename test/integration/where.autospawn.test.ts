@@ -7,7 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AUTOSPAWNER_STREAM } from '../../machines/index.js';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { silentLogger } from '../../src/shared/log.js';
@@ -43,20 +47,31 @@ async function visit(r: WhereRig): Promise<SseReader> {
 
 /** Times of the spawns the autospawner took (its stored spawn timer firings). */
 async function spawnTimes(r: WhereRig): Promise<number[]> {
-  return (await r.store.read(AUTOSPAWNER_STREAM)).filter((e) => e.type === 'clock.spawnElapsed').map((e) => Date.parse(e.at));
+  return (await r.store.read(AUTOSPAWNER_STREAM))
+    .filter((e) => e.type === 'clock.spawnElapsed')
+    .map((e) => Date.parse(e.at));
 }
 
 const autoMachines = (r: WhereRig) => r.fly.ledger().filter((m) => m.metadata.source === 'auto');
 const view = (r: WhereRig) => r.system.services.autospawn.view();
-const spawnArmed = (r: WhereRig) => r.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn');
+const spawnArmed = (r: WhereRig) =>
+  r.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn');
 
 const switchTo = (r: WhereRig, on: boolean) =>
-  fetch(`${r.base}/dash/autospawner`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ on }) });
+  fetch(`${r.base}/dash/autospawner`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ on }),
+  });
 
 describe('the autospawner, driven by visitors', () => {
   it('spawns auto machines with the auto TTL while a visitor watches, and stops when the visitor leaves', async () => {
     // Default inactivity (10 min): only presence itself can stop the loop within this test.
-    rig = await whereRig({ WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL), WM_TTL_AUTO_MS: '5000', WM_MAX_MACHINES: '50' });
+    rig = await whereRig({
+      WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL),
+      WM_TTL_AUTO_MS: '5000',
+      WM_MAX_MACHINES: '50',
+    });
     expect(view(rig).state).toBe('idle');
     expect(rig.fly.ledger()).toEqual([]);
 
@@ -73,7 +88,13 @@ describe('the autospawner, driven by visitors', () => {
       expect(requested.data).toMatchObject({ source: 'auto', ttlMs: 5000 });
     }
     // The first visitor's machine came at once; the map shows it as an auto one.
-    await expect.poll(() => visitor.frames.some((f) => f.event === 'machine' && (f.data as { source: string }).source === 'auto')).toBe(true);
+    await expect
+      .poll(() =>
+        visitor.frames.some(
+          (f) => f.event === 'machine' && (f.data as { source: string }).source === 'auto',
+        ),
+      )
+      .toBe(true);
 
     visitor.close();
     // Within a few heartbeats, not at the next presence re-statement (minutes away).
@@ -90,7 +111,9 @@ describe('the autospawner, driven by visitors', () => {
     // A second visitor alongside changes nothing either.
     const also = await visit(rig);
     also.close();
-    await expect.poll(async () => (await spawnTimes(rig!)).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+    await expect
+      .poll(async () => (await spawnTimes(rig!)).length, { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(4);
     stay.close();
     await expect.poll(() => view(rig!).state, { timeout: 3000 }).toBe('idle');
 
@@ -98,7 +121,9 @@ describe('the autospawner, driven by visitors', () => {
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(0.8 * INTERVAL);
     // Every spawn made exactly one auto launch, and nothing spawned after the visitor left.
-    const launches = rig.system.services.runtime.actors('launch').filter((r) => (r.snapshot.context as { source: string }).source === 'auto');
+    const launches = rig.system.services.runtime
+      .actors('launch')
+      .filter((r) => (r.snapshot.context as { source: string }).source === 'auto');
     expect(launches).toHaveLength(times.length);
     expect(view(rig).spawns).toBe(times.length);
   });
@@ -110,12 +135,20 @@ describe('the autospawner, driven by visitors', () => {
 
     await visit(rig);
     await expect.poll(() => view(rig!).spawns, { timeout: 5000 }).toBeGreaterThanOrEqual(1);
-    const auto = () => rig!.system.services.runtime.actors('launch').filter((r) => (r.snapshot.context as { source: string }).source === 'auto');
-    await expect.poll(() => auto().length > 0 && auto().every((r) => r.snapshot.status === 'done')).toBe(true);
+    const auto = () =>
+      rig!.system.services.runtime
+        .actors('launch')
+        .filter((r) => (r.snapshot.context as { source: string }).source === 'auto');
+    await expect
+      .poll(() => auto().length > 0 && auto().every((r) => r.snapshot.status === 'done'))
+      .toBe(true);
     for (const r of auto()) {
       expect(r.snapshot.hasTag('failed')).toBe(true);
       expect((r.snapshot.context as { reason: string }).reason).toBe('capacity');
-      expect((await rig.store.read(r.stream)).map((e) => e.type)).toEqual(['launch.requested', 'capacity.exhausted']);
+      expect((await rig.store.read(r.stream)).map((e) => e.type)).toEqual([
+        'launch.requested',
+        'capacity.exhausted',
+      ]);
     }
     expect(rig.fly.count('create')).toBe(1);
     expect(autoMachines(rig)).toEqual([]);
@@ -135,23 +168,43 @@ describe('the autospawner, driven by visitors', () => {
     // The spawn that was due no longer happens: wait past its deadline (bounded, ~1 interval).
     await expect.poll(() => Date.now() > dueBefore + 300, { timeout: 3 * INTERVAL }).toBe(true);
     expect((await spawnTimes(rig)).length).toBe(spawnsWhenOff);
-    expect((await (await fetch(`${rig.base}/dash/autospawner`)).json()) as { state: string }).toMatchObject({ state: 'off' });
+    expect(
+      (await (await fetch(`${rig.base}/dash/autospawner`)).json()) as { state: string },
+    ).toMatchObject({ state: 'off' });
 
     const on = await switchTo(rig, true);
     expect(on.status).toBe(200);
     expect(await on.json()).toMatchObject({ state: 'active', enabled: true });
     expect(spawnArmed(rig)).toBe(true);
-    await expect.poll(async () => (await spawnTimes(rig!)).length, { timeout: 5000 }).toBeGreaterThan(spawnsWhenOff);
+    await expect
+      .poll(async () => (await spawnTimes(rig!)).length, { timeout: 5000 })
+      .toBeGreaterThan(spawnsWhenOff);
   });
 
   it('hears visitors on another instance within heartbeats: they start and stop the loop of the leader', async () => {
     // Two instances on shared coordination and store; the first one started leads.
-    const shared = { store: new MemoryEventStore(), ledger: new MemoryCapacityLedger(), leases: new MemoryLeases(), presence: new MemoryPresence(), fly: new FakeFlyMachines() };
+    const shared = {
+      store: new MemoryEventStore(),
+      ledger: new MemoryCapacityLedger(),
+      leases: new MemoryLeases(),
+      presence: new MemoryPresence(),
+      fly: new FakeFlyMachines(),
+    };
     const start = async (instance: string) => {
-      const cfg = testConfig({ WM_INSTANCE_ID: instance, WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL), WM_MAX_MACHINES: '50' });
+      const cfg = testConfig({
+        WM_INSTANCE_ID: instance,
+        WM_AUTOSPAWN_INTERVAL_MS: String(INTERVAL),
+        WM_MAX_MACHINES: '50',
+      });
       const system = await createWhere(
         cfg,
-        { ...shared, clock: systemClock, timers: new SystemTimers(systemClock), ids: new UlidIds(), log: silentLogger() },
+        {
+          ...shared,
+          clock: systemClock,
+          timers: new SystemTimers(systemClock),
+          ids: new UlidIds(),
+          log: silentLogger(),
+        },
         { beatMs: 200 },
       );
       systems.push(system);
@@ -172,10 +225,15 @@ describe('the autospawner, driven by visitors', () => {
     await expect.poll(() => visitor.frames.some((f) => f.event === 'fleet')).toBe(true);
     // Default inactivity (10 min): only the heartbeats can carry this within the test.
     await expect.poll(() => leaderView().state, { timeout: 3000 }).toBe('active');
-    await expect.poll(() => shared.fly.ledger().filter((m) => m.metadata.source === 'auto').length, { timeout: 3000 }).toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(() => shared.fly.ledger().filter((m) => m.metadata.source === 'auto').length, {
+        timeout: 3000,
+      })
+      .toBeGreaterThanOrEqual(1);
 
     visitor.close();
     await expect.poll(() => leaderView().state, { timeout: 3000 }).toBe('idle');
-    for (const x of [a, b]) expect(x.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn')).toBe(false);
+    for (const x of [a, b])
+      expect(x.system.services.runtime.pendingTimers(AUTOSPAWNER_STREAM).has('spawn')).toBe(false);
   });
 });

@@ -26,7 +26,9 @@ async function launched(): Promise<{ r: WhereRig } & Launched> {
   const res = await launch(r, { region: 'fra' });
   expect(res.status).toBe(202);
   const { launchId } = (await res.json()) as { launchId: string };
-  await expect.poll(async () => (await r.system.services.launches.current(launchId))?.view.status).toBe('started');
+  await expect
+    .poll(async () => (await r.system.services.launches.current(launchId))?.view.status)
+    .toBe('started');
   await r.system.services.runtime.settled();
   const machineId = r.fly.live()[0]!.id;
   return { r, launchId, machineId };
@@ -39,7 +41,12 @@ async function storeIds(r: WhereRig): Promise<string[]> {
   return out;
 }
 
-function post(r: WhereRig, raw: string, signature: string | undefined, contentType = 'application/json'): Promise<Response> {
+function post(
+  r: WhereRig,
+  raw: string,
+  signature: string | undefined,
+  contentType = 'application/json',
+): Promise<Response> {
   const headers: Record<string, string> = { 'content-type': contentType };
   if (signature !== undefined) headers[SIGNATURE_HEADER] = signature;
   return fetch(`${r.priv}/api/machine_status`, { method: 'POST', headers, body: raw });
@@ -54,7 +61,8 @@ const body = (l: Launched, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const signFor = (r: WhereRig, launchId: string, raw: string, at = Date.now()) => signBody(deriveLaunchKey(r.cfg.callback.secret, launchId), raw, at);
+const signFor = (r: WhereRig, launchId: string, raw: string, at = Date.now()) =>
+  signBody(deriveLaunchKey(r.cfg.callback.secret, launchId), raw, at);
 
 async function codeOf(res: Response): Promise<{ status: number; code: string | undefined }> {
   const text = await res.text();
@@ -77,19 +85,58 @@ describe('the VM callback API', () => {
     const cases: { name: string; raw: string; sig: string | undefined; code: string }[] = [
       { name: 'no signature', raw, sig: undefined, code: 'SIGNATURE_MISSING' },
       { name: 'garbage signature', raw, sig: 'hello', code: 'SIGNATURE_MALFORMED' },
-      { name: 'signed with another secret', raw, sig: signBody(otherKey, raw, Date.now()), code: 'SIGNATURE_INVALID' },
-      { name: 'signed with the master secret itself', raw, sig: signBody(r.cfg.callback.secret, raw, Date.now()), code: 'SIGNATURE_INVALID' },
-      { name: 'signed with another launch key', raw, sig: signFor(r, '01JZ0000000000000000000099', raw), code: 'SIGNATURE_INVALID' },
-      { name: 'body changed after signing', raw: raw.replace('listening', 'stopping'), sig: validSig, code: 'SIGNATURE_INVALID' },
-      { name: 'timestamp changed after signing', raw, sig: validSig.replace(/t=(\d+)/, (_m, t: string) => `t=${Number(t) + 1}`), code: 'SIGNATURE_INVALID' },
-      { name: 'hex of the wrong length', raw, sig: validSig.slice(0, -2), code: 'SIGNATURE_MALFORMED' },
+      {
+        name: 'signed with another secret',
+        raw,
+        sig: signBody(otherKey, raw, Date.now()),
+        code: 'SIGNATURE_INVALID',
+      },
+      {
+        name: 'signed with the master secret itself',
+        raw,
+        sig: signBody(r.cfg.callback.secret, raw, Date.now()),
+        code: 'SIGNATURE_INVALID',
+      },
+      {
+        name: 'signed with another launch key',
+        raw,
+        sig: signFor(r, '01JZ0000000000000000000099', raw),
+        code: 'SIGNATURE_INVALID',
+      },
+      {
+        name: 'body changed after signing',
+        raw: raw.replace('listening', 'stopping'),
+        sig: validSig,
+        code: 'SIGNATURE_INVALID',
+      },
+      {
+        name: 'timestamp changed after signing',
+        raw,
+        sig: validSig.replace(/t=(\d+)/, (_m, t: string) => `t=${Number(t) + 1}`),
+        code: 'SIGNATURE_INVALID',
+      },
+      {
+        name: 'hex of the wrong length',
+        raw,
+        sig: validSig.slice(0, -2),
+        code: 'SIGNATURE_MALFORMED',
+      },
     ];
     for (const c of cases) {
-      expect({ name: c.name, ...(await codeOf(await post(r, c.raw, c.sig))) }).toEqual({ name: c.name, status: 401, code: c.code });
+      expect({ name: c.name, ...(await codeOf(await post(r, c.raw, c.sig))) }).toEqual({
+        name: c.name,
+        status: 401,
+        code: c.code,
+      });
     }
     // A forged call about a launch nobody made is a 401 too: ids cannot be probed.
-    const unknown = JSON.stringify(body({ launchId: '01JZ0000000000000000000042', machineId: l.machineId }));
-    expect(await codeOf(await post(r, unknown, signBody(otherKey, unknown, Date.now())))).toEqual({ status: 401, code: 'SIGNATURE_INVALID' });
+    const unknown = JSON.stringify(
+      body({ launchId: '01JZ0000000000000000000042', machineId: l.machineId }),
+    );
+    expect(await codeOf(await post(r, unknown, signBody(otherKey, unknown, Date.now())))).toEqual({
+      status: 401,
+      code: 'SIGNATURE_INVALID',
+    });
     expect(await storeIds(r)).toEqual(before);
     expect((await r.system.services.launches.current(l.launchId))?.view.status).toBe('started');
   });
@@ -115,9 +162,15 @@ describe('the VM callback API', () => {
     const raw = JSON.stringify(body(l));
     const sig = signFor(r, l.launchId, raw);
     const results = await Promise.all(Array.from({ length: 6 }, () => post(r, raw, sig)));
-    const outcomes = await Promise.all(results.map(async (res) => ({ status: res.status, body: (await res.json()) as { accepted?: boolean; code?: string } })));
+    const outcomes = await Promise.all(
+      results.map(async (res) => ({
+        status: res.status,
+        body: (await res.json()) as { accepted?: boolean; code?: string },
+      })),
+    );
     expect(outcomes.filter((o) => o.status === 200 && o.body.accepted === true)).toHaveLength(1);
-    for (const o of outcomes) expect(o.status === 409 || (o.status === 200 && o.body.accepted !== undefined)).toBe(true);
+    for (const o of outcomes)
+      expect(o.status === 409 || (o.status === 200 && o.body.accepted !== undefined)).toBe(true);
     await r.system.services.runtime.settled();
     const types = (await r.store.read(`launch.${l.launchId}`)).map((e) => e.type);
     expect(types.filter((t) => t === 'vm.listening')).toHaveLength(1);
@@ -126,7 +179,10 @@ describe('the VM callback API', () => {
   it('answers 200 accepted:false to a re-signed duplicate, storing nothing more', async () => {
     const { r, ...l } = await launched();
     const once = JSON.stringify(body(l, { at: new Date(Date.now() - 1000).toISOString() }));
-    expect(await (await post(r, once, signFor(r, l.launchId, once))).json()).toEqual({ ok: true, accepted: true });
+    expect(await (await post(r, once, signFor(r, l.launchId, once))).json()).toEqual({
+      ok: true,
+      accepted: true,
+    });
     await r.system.services.runtime.settled();
     const after = await storeIds(r);
     const again = JSON.stringify(body(l));
@@ -161,7 +217,9 @@ describe('the VM callback API', () => {
 
     // The machine goes: the one wait there is sees it, and the launch is done.
     r.fly.exit(l.machineId, 0);
-    await expect.poll(async () => (await r.system.services.launches.current(l.launchId))?.view.status).toBe('done');
+    await expect
+      .poll(async () => (await r.system.services.launches.current(l.launchId))?.view.status)
+      .toBe('done');
   });
 
   it('answers 404 for a launch it does not know (validly signed) and 409 for another machine than the launch made', async () => {
@@ -169,12 +227,23 @@ describe('the VM callback API', () => {
     const before = await storeIds(r);
     const unknownId = '01JZ0000000000000000000042';
     const unknown = JSON.stringify(body({ launchId: unknownId, machineId: l.machineId }));
-    expect(await codeOf(await post(r, unknown, signFor(r, unknownId, unknown)))).toEqual({ status: 404, code: 'UNKNOWN_LAUNCH' });
+    expect(await codeOf(await post(r, unknown, signFor(r, unknownId, unknown)))).toEqual({
+      status: 404,
+      code: 'UNKNOWN_LAUNCH',
+    });
 
     const other = JSON.stringify(body(l, { machineId: 'ffffffffffffff' }));
-    expect(await codeOf(await post(r, other, signFor(r, l.launchId, other)))).toEqual({ status: 409, code: 'MACHINE_MISMATCH' });
-    const otherStop = JSON.stringify(body(l, { machineId: 'ffffffffffffff', status: 'stopping', reason: 'finished' }));
-    expect(await codeOf(await post(r, otherStop, signFor(r, l.launchId, otherStop)))).toEqual({ status: 409, code: 'MACHINE_MISMATCH' });
+    expect(await codeOf(await post(r, other, signFor(r, l.launchId, other)))).toEqual({
+      status: 409,
+      code: 'MACHINE_MISMATCH',
+    });
+    const otherStop = JSON.stringify(
+      body(l, { machineId: 'ffffffffffffff', status: 'stopping', reason: 'finished' }),
+    );
+    expect(await codeOf(await post(r, otherStop, signFor(r, l.launchId, otherStop)))).toEqual({
+      status: 409,
+      code: 'MACHINE_MISMATCH',
+    });
     expect(await storeIds(r)).toEqual(before);
     expect(r.system.services.fleet.machines().map((m) => m.machineId)).toEqual([l.machineId]);
   });
@@ -184,7 +253,10 @@ describe('the VM callback API', () => {
     const before = await storeIds(r);
     for (const skew of [-310_000, 310_000, -3600_000, 86_400_000]) {
       const raw = JSON.stringify(body(l));
-      expect({ skew, ...(await codeOf(await post(r, raw, signFor(r, l.launchId, raw, Date.now() + skew)))) }).toEqual({ skew, status: 401, code: 'SIGNATURE_EXPIRED' });
+      expect({
+        skew,
+        ...(await codeOf(await post(r, raw, signFor(r, l.launchId, raw, Date.now() + skew)))),
+      }).toEqual({ skew, status: 401, code: 'SIGNATURE_EXPIRED' });
     }
     expect(await storeIds(r)).toEqual(before);
     const raw = JSON.stringify(body(l));
@@ -197,38 +269,62 @@ describe('the VM callback API', () => {
     const { r, ...l } = await launched();
     const before = await storeIds(r);
     const valid = body(l);
-    const without = (k: string) => Object.fromEntries(Object.entries(valid).filter(([key]) => key !== k));
+    const without = (k: string) =>
+      Object.fromEntries(Object.entries(valid).filter(([key]) => key !== k));
     const bad: { name: string; value?: unknown; raw?: string; contentType?: string }[] = [
       { name: 'not JSON', raw: '{"machineId":' },
       { name: 'empty body', raw: '' },
       { name: 'JSON null', raw: 'null' },
       { name: 'JSON array', value: [valid] },
       { name: 'JSON string', value: 'listening' },
-      ...['machineId', 'launchId', 'region', 'status', 'at'].map((k) => ({ name: `missing ${k}`, value: without(k) })),
+      ...['machineId', 'launchId', 'region', 'status', 'at'].map((k) => ({
+        name: `missing ${k}`,
+        value: without(k),
+      })),
       { name: 'machineId a number', value: { ...valid, machineId: 12345678 } },
       { name: 'status a boolean', value: { ...valid, status: true } },
       { name: 'at not a date', value: { ...valid, at: 'yesterday' } },
       { name: 'unknown status', value: { ...valid, status: 'ready' } },
       { name: 'unknown reason', value: { ...valid, status: 'stopping', reason: 'bored' } },
       { name: 'extra key', value: { ...valid, admin: true } },
-      { name: 'prototype key', raw: JSON.stringify(valid).replace(/^\{/, '{"__proto__":{"admin":true},') },
+      {
+        name: 'prototype key',
+        raw: JSON.stringify(valid).replace(/^\{/, '{"__proto__":{"admin":true},'),
+      },
       { name: 'launch id not a ULID', value: { ...valid, launchId: 'not-a-ulid' } },
       { name: 'launch id lowercase', value: { ...valid, launchId: l.launchId.toLowerCase() } },
-      { name: 'launch id with I/L/O/U', value: { ...valid, launchId: '01JZIIII0000000000000000LU' } },
-      { name: 'machine id with capitals', value: { ...valid, machineId: l.machineId.toUpperCase() + 'X' } },
+      {
+        name: 'launch id with I/L/O/U',
+        value: { ...valid, launchId: '01JZIIII0000000000000000LU' },
+      },
+      {
+        name: 'machine id with capitals',
+        value: { ...valid, machineId: l.machineId.toUpperCase() + 'X' },
+      },
       { name: 'machine id too short', value: { ...valid, machineId: 'abc' } },
       { name: 'machine id with a slash', value: { ...valid, machineId: '../../etc/passwd' } },
       { name: 'unknown region', value: { ...valid, region: 'xyz' } },
       { name: 'region in capitals', value: { ...valid, region: 'FRA' } },
-      { name: 'huge string (over the body limit)', value: { ...valid, machineId: 'a'.repeat(20_000) } },
+      {
+        name: 'huge string (over the body limit)',
+        value: { ...valid, machineId: 'a'.repeat(20_000) },
+      },
       { name: 'long string (under the body limit)', value: { ...valid, region: 'a'.repeat(6000) } },
-      { name: 'form body', raw: 'machineId=x&status=listening', contentType: 'application/x-www-form-urlencoded' },
+      {
+        name: 'form body',
+        raw: 'machineId=x&status=listening',
+        contentType: 'application/x-www-form-urlencoded',
+      },
       { name: 'deeply nested', raw: '['.repeat(3000) + ']'.repeat(3000) },
     ];
     for (const b of bad) {
       const raw = b.raw ?? JSON.stringify(b.value);
       const res = await post(r, raw, signFor(r, l.launchId, raw), b.contentType);
-      expect({ name: b.name, fourxx: res.status >= 400 && res.status < 500, status: res.status }).toMatchObject({ name: b.name, fourxx: true });
+      expect({
+        name: b.name,
+        fourxx: res.status >= 400 && res.status < 500,
+        status: res.status,
+      }).toMatchObject({ name: b.name, fourxx: true });
       const parsed = (await res.json()) as { statusCode: number; code: string; message: string };
       expect(parsed.statusCode).toBe(res.status);
       expect(parsed.code.length).toBeGreaterThan(0);
@@ -246,20 +342,42 @@ describe('the VM callback API', () => {
     const keys = Object.keys(valid);
     // One mutation that makes the body invalid, applied to an otherwise valid call.
     const mutation = fc.oneof(
-      fc.constantFrom(...keys).map((k) => (v: Record<string, unknown>) => Object.fromEntries(Object.entries(v).filter(([key]) => key !== k))),
-      fc.tuple(fc.constantFrom(...keys), fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string()), fc.object())).map(
-        ([k, x]) =>
-          (v: Record<string, unknown>) => ({ ...v, [k]: x }),
-      ),
-      fc.tuple(fc.constantFrom('machineId', 'launchId', 'region', 'status', 'at'), fc.string({ maxLength: 300 })).filter(([k, x]) => !isValidField(k, x, l)).map(
-        ([k, x]) =>
-          (v: Record<string, unknown>) => ({ ...v, [k]: x }),
-      ),
-      fc.tuple(fc.string({ minLength: 1, maxLength: 20 }).filter((k) => !keys.includes(k) && k !== 'reason'), fc.jsonValue()).map(
-        ([k, x]) =>
-          (v: Record<string, unknown>) => ({ ...v, [k]: x }),
-      ),
-      fc.constantFrom('xyz', 'qqq', 'zzz').map((region) => (v: Record<string, unknown>) => ({ ...v, region })),
+      fc
+        .constantFrom(...keys)
+        .map(
+          (k) => (v: Record<string, unknown>) =>
+            Object.fromEntries(Object.entries(v).filter(([key]) => key !== k)),
+        ),
+      fc
+        .tuple(
+          fc.constantFrom(...keys),
+          fc.oneof(
+            fc.integer(),
+            fc.boolean(),
+            fc.constant(null),
+            fc.array(fc.string()),
+            fc.object(),
+          ),
+        )
+        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
+      fc
+        .tuple(
+          fc.constantFrom('machineId', 'launchId', 'region', 'status', 'at'),
+          fc.string({ maxLength: 300 }),
+        )
+        .filter(([k, x]) => !isValidField(k, x, l))
+        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
+      fc
+        .tuple(
+          fc
+            .string({ minLength: 1, maxLength: 20 })
+            .filter((k) => !keys.includes(k) && k !== 'reason'),
+          fc.jsonValue(),
+        )
+        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
+      fc
+        .constantFrom('xyz', 'qqq', 'zzz')
+        .map((region) => (v: Record<string, unknown>) => ({ ...v, region })),
     );
     const raws = fc.oneof(
       { weight: 3, arbitrary: mutation.map((m) => JSON.stringify(m({ ...valid }))) },
@@ -272,7 +390,12 @@ describe('the VM callback API', () => {
       fc.asyncProperty(raws, fc.boolean(), async (raw, sign) => {
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         if (sign) headers[SIGNATURE_HEADER] = signFor(r, l.launchId, raw);
-        const res = await app.inject({ method: 'POST', url: '/api/machine_status', headers, payload: raw });
+        const res = await app.inject({
+          method: 'POST',
+          url: '/api/machine_status',
+          headers,
+          payload: raw,
+        });
         seen.push(res.statusCode);
         return res.statusCode >= 400 && res.statusCode < 500;
       }),
@@ -290,7 +413,10 @@ describe('the VM callback API', () => {
     const raw = JSON.stringify(body(l));
     const pub = await fetch(`${r.base}/api/machine_status`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signFor(r, l.launchId, raw) },
+      headers: {
+        'content-type': 'application/json',
+        [SIGNATURE_HEADER]: signFor(r, l.launchId, raw),
+      },
       body: raw,
     });
     expect(pub.status).toBe(404);
@@ -303,7 +429,11 @@ describe('the VM callback API', () => {
       ['GET', '/assets/app.css'],
       ['GET', '/readyz'],
     ] as const) {
-      const res = await fetch(`${r.priv}${path}`, { method, headers: { 'content-type': 'application/json', accept: 'text/html' }, ...(method === 'POST' ? { body: '{}' } : {}) });
+      const res = await fetch(`${r.priv}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', accept: 'text/html' },
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
       expect({ path, status: res.status }).toEqual({ path, status: 404 });
     }
     expect((await r.system.services.launches.current(l.launchId))?.view.status).toBe('started');

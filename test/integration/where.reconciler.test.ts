@@ -41,15 +41,30 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(opts: { fly?: FlyMachines; clock?: ManualClock; fake?: FakeFlyMachines; leader?: () => boolean } = {}): Promise<Rig> {
+async function rig(
+  opts: {
+    fly?: FlyMachines;
+    clock?: ManualClock;
+    fake?: FakeFlyMachines;
+    leader?: () => boolean;
+  } = {},
+): Promise<Rig> {
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1, 12));
   const fake = opts.fake ?? new FakeFlyMachines({ clock, timers: clock });
   const fly = opts.fly ?? fake;
   const store = new MemoryEventStore();
   const ledger = new MemoryCapacityLedger();
   const cfg = {
-    vm: { image: 'wheremachines:test', cmd: ['node', 'dist/useless.mjs'], publicUrl: 'http://useless-machine.localhost:8080' },
-    callback: { baseUrl: 'http://127.0.0.1:4001', fallbackUrl: 'http://127.0.0.1:4001', secret: 's'.repeat(40) },
+    vm: {
+      image: 'wheremachines:test',
+      cmd: ['node', 'dist/useless.mjs'],
+      publicUrl: 'http://useless-machine.localhost:8080',
+    },
+    callback: {
+      baseUrl: 'http://127.0.0.1:4001',
+      fallbackUrl: 'http://127.0.0.1:4001',
+      secret: 's'.repeat(40),
+    },
     publicUrl: 'http://localhost:8080',
   };
   const runEffect = createEffectRunner({
@@ -59,10 +74,29 @@ async function rig(opts: { fly?: FlyMachines; clock?: ManualClock; fake?: FakeFl
     log,
     maxMachines: () => MAX,
     machineSpec: (p) => machineSpec(cfg, p),
-    spawnFact: (p) => ({ type: 'launch.requested', data: { launchId: p.launchId, region: p.region, source: 'auto', owner: 'i1', readyTimeoutMs: 60_000, ttlMs: 60_000 } }),
+    spawnFact: (p) => ({
+      type: 'launch.requested',
+      data: {
+        launchId: p.launchId,
+        region: p.region,
+        source: 'auto',
+        owner: 'i1',
+        readyTimeoutMs: 60_000,
+        ttlMs: 60_000,
+      },
+    }),
     sleep: async () => {},
   });
-  const runtime = new ActorRuntime({ store, clock, timers: clock, ids: new UlidIds(clock), log, instance: 'i1', runEffect, random: () => 0.5 });
+  const runtime = new ActorRuntime({
+    store,
+    clock,
+    timers: clock,
+    ids: new UlidIds(clock),
+    log,
+    instance: 'i1',
+    runEffect,
+    random: () => 0.5,
+  });
   await runtime.boot();
   const fleet = new Fleet(runtime, clock, () => MAX);
   const reconciler = new Reconciler({
@@ -104,13 +138,24 @@ function external(fly: FakeFlyMachines, metadata: Record<string, string> = {}, r
   return fly.create(input);
 }
 
-const fleetIds = (r: Rig) => r.fleet.machines().map((m) => m.machineId).sort();
+const fleetIds = (r: Rig) =>
+  r.fleet
+    .machines()
+    .map((m) => m.machineId)
+    .sort();
 
 /** A button launch through the runtime, settled with its machine started. */
 async function startLaunch(r: Rig, launchId: string): Promise<string> {
   await r.runtime.dispatch({
     type: 'launch.requested',
-    data: { launchId, region: 'fra', source: 'button', owner: 'i1', readyTimeoutMs: 60_000, ttlMs: 600_000 },
+    data: {
+      launchId,
+      region: 'fra',
+      source: 'button',
+      owner: 'i1',
+      readyTimeoutMs: 60_000,
+      ttlMs: 600_000,
+    },
   });
   await r.settle();
   const rec = r.runtime.actor(`launch.${launchId}`)!;
@@ -128,12 +173,24 @@ describe('the reconciler', () => {
     expect(report).toMatchObject({ ok: true, listed: 2, observed: 2, orphans: 0, gone: 0 });
     expect(r.fleet.machines()).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ machineId: foreign.id, region: 'ord', status: 'started', source: 'foreign' }),
-        expect.objectContaining({ machineId: auto.id, region: 'syd', status: 'started', source: 'auto' }),
+        expect.objectContaining({
+          machineId: foreign.id,
+          region: 'ord',
+          status: 'started',
+          source: 'foreign',
+        }),
+        expect.objectContaining({
+          machineId: auto.id,
+          region: 'syd',
+          status: 'started',
+          source: 'auto',
+        }),
       ]),
     );
     expect(r.fleet.capacity()).toEqual({ live: 2, limit: MAX });
-    expect((await r.ledger.holds(r.clock.now())).map((h) => h.holder).sort()).toEqual([`vm:${auto.id}`, `vm:${foreign.id}`].sort());
+    expect((await r.ledger.holds(r.clock.now())).map((h) => h.holder).sort()).toEqual(
+      [`vm:${auto.id}`, `vm:${foreign.id}`].sort(),
+    );
     // Adopted machines get a deadline: nothing here outlives its actor.
     expect(r.runtime.pendingTimers(`vm.${foreign.id}`).has('ttl')).toBe(true);
     // Seeing them again is no news.
@@ -152,7 +209,14 @@ describe('the reconciler', () => {
 
     // Every kind of failure, long after the machines' list grace: nothing is lost or lowered.
     r.clock.advance(LIST_GRACE_MS + 1);
-    for (const failure of [{ status: 0 }, { status: 500 }, { status: 503 }, { status: 429 }, { status: 401 }, { status: 404 }]) {
+    for (const failure of [
+      { status: 0 },
+      { status: 500 },
+      { status: 503 },
+      { status: 429 },
+      { status: 401 },
+      { status: 404 },
+    ]) {
       r.fly.failNext('list', failure);
       const report = await r.reconciler.runOnce();
       expect(report).toMatchObject({ ok: false, gone: 0 });
@@ -190,7 +254,8 @@ describe('the reconciler', () => {
       stop: (id, o) => fake.stop(id, o),
       destroy: (id, o) => fake.destroy(id, o),
       list: async (filter) => {
-        if (explode-- > 0) return [{ id: 'aaaaaaaaaaaaaa', state: 'started', region: 'ams' }] as never;
+        if (explode-- > 0)
+          return [{ id: 'aaaaaaaaaaaaaa', state: 'started', region: 'ams' }] as never;
         return fake.list(filter);
       },
     };
@@ -241,13 +306,24 @@ describe('the reconciler', () => {
     r.fly.failNext('create', { status: 422, message: 'invalid config' });
     await r.runtime.dispatch({
       type: 'launch.requested',
-      data: { launchId: overLaunch, region: 'ams', source: 'button', owner: 'i1', readyTimeoutMs: 60_000, ttlMs: 600_000 },
+      data: {
+        launchId: overLaunch,
+        region: 'ams',
+        source: 'button',
+        owner: 'i1',
+        readyTimeoutMs: 60_000,
+        ttlMs: 600_000,
+      },
     });
     await r.settle();
     expect(r.runtime.actor(`launch.${overLaunch}`)?.snapshot.status).toBe('done');
     const ofOver = await external(r.fly, { launch_id: overLaunch, source: 'button', owner: 'i1' });
     // A launch nobody here ever heard of (a crashed instance's, a stale store).
-    const ofUnknown = await external(r.fly, { launch_id: '01JZ00000000000000000000C3', source: 'auto', owner: 'gone-1' }, 'nrt');
+    const ofUnknown = await external(
+      r.fly,
+      { launch_id: '01JZ00000000000000000000C3', source: 'auto', owner: 'gone-1' },
+      'nrt',
+    );
     // Metadata that is not a launch id is not ours to judge.
     const junk = await external(r.fly, { launch_id: 'not-a-ulid' });
 
@@ -259,10 +335,19 @@ describe('the reconciler', () => {
     expect(state(ofUnknown.id)).toBe('destroyed');
     expect(state(liveMachine)).toBe('started');
     expect(state(junk.id)).toBe('started');
-    expect(r.fly.calls.filter((c) => c.op === 'destroy').map((c) => c.machineId).sort()).toEqual([ofOver.id, ofUnknown.id].sort());
+    expect(
+      r.fly.calls
+        .filter((c) => c.op === 'destroy')
+        .map((c) => c.machineId)
+        .sort(),
+    ).toEqual([ofOver.id, ofUnknown.id].sort());
     for (const id of [ofOver.id, ofUnknown.id]) {
       const types = (await r.store.read(`vm.${id}`)).map((e) => e.type);
-      expect(types).toEqual(['fly.machineObserved', 'reconcile.orphanFound', 'fly.machineDestroyed']);
+      expect(types).toEqual([
+        'fly.machineObserved',
+        'reconcile.orphanFound',
+        'fly.machineDestroyed',
+      ]);
     }
     expect(fleetIds(r)).toEqual([liveMachine, junk.id].sort());
     expect(r.runtime.actor(`launch.${liveLaunch}`)?.snapshot.hasTag('started')).toBe(true);
@@ -328,7 +413,17 @@ function manualJob(clock: ManualClock) {
     pending.shift()?.();
     for (let i = 0; i < 5; i++) await Promise.resolve();
   };
-  return { job, starts, finish, get running() { return running; }, get maxRunning() { return maxRunning; } };
+  return {
+    job,
+    starts,
+    finish,
+    get running() {
+      return running;
+    },
+    get maxRunning() {
+      return maxRunning;
+    },
+  };
 }
 
 describe('Debounced', () => {
@@ -434,7 +529,8 @@ describe('Debounced', () => {
         d.stop();
         // Never two at once; never two starts closer than the gap.
         expect(j.maxRunning).toBeLessThanOrEqual(1);
-        for (let i = 1; i < j.starts.length; i++) expect(j.starts[i]! - j.starts[i - 1]!).toBeGreaterThanOrEqual(GAP);
+        for (let i = 1; i < j.starts.length; i++)
+          expect(j.starts[i]! - j.starts[i - 1]!).toBeGreaterThanOrEqual(GAP);
         // Every request is served by a run that starts at or after it.
         for (const t of requests) expect(j.starts.some((s) => s >= t)).toBe(true);
         // And no run without a request.

@@ -3,7 +3,13 @@
  * every event each state accepts, run each path live in an actor (recording which transition
  * definitions fired) and as a pure fold, and hand both to the invariant checks.
  */
-import { createActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyTransitionDefinition, type SnapshotFrom } from 'xstate';
+import {
+  createActor,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type AnyTransitionDefinition,
+  type SnapshotFrom,
+} from 'xstate';
 import { getShortestPaths, getStateNodes } from 'xstate/graph';
 import { encodeTime } from 'ulid';
 import { expect } from 'vitest';
@@ -21,7 +27,8 @@ export interface ModelPath<M extends AnyStateMachine> {
 }
 
 /** A deterministic event id for generated facts (ULID time part from `at`). */
-export const idAt = (at: number, salt = 0): string => encodeTime(at, 10) + salt.toString(32).toUpperCase().padStart(16, '0');
+export const idAt = (at: number, salt = 0): string =>
+  encodeTime(at, 10) + salt.toString(32).toUpperCase().padStart(16, '0');
 
 export function explore<M extends AnyStateMachine>(
   machine: M,
@@ -37,10 +44,13 @@ export function explore<M extends AnyStateMachine>(
   // Every reachable state, then every event it accepts: that reaches every transition.
   const eventLists: ChartEvent[][] = [];
   for (const p of shortest) {
-    const base = p.steps.map((s) => s.event as unknown as ChartEvent).filter((e) => !e.type.startsWith('xstate.'));
+    const base = p.steps
+      .map((s) => s.event as unknown as ChartEvent)
+      .filter((e) => !e.type.startsWith('xstate.'));
     eventLists.push(base);
     const end = p.state as AnyMachineSnapshot;
-    for (const e of opts.events(end as SnapshotFrom<M>)) if (end.status === 'active' && end.can(e)) eventLists.push([...base, e]);
+    for (const e of opts.events(end as SnapshotFrom<M>))
+      if (end.status === 'active' && end.can(e)) eventLists.push([...base, e]);
   }
   return eventLists.map((events) => runPath(machine, events));
 }
@@ -69,18 +79,26 @@ export function runPath<M extends AnyStateMachine>(machine: M, events: ChartEven
 }
 
 /** Every transition definition of a chart (event transitions and eventless ones). */
-export function allTransitions(machine: AnyStateMachine): { def: AnyTransitionDefinition; label: string }[] {
+export function allTransitions(
+  machine: AnyStateMachine,
+): { def: AnyTransitionDefinition; label: string }[] {
   const out: { def: AnyTransitionDefinition; label: string }[] = [];
   for (const node of getStateNodes(machine.root)) {
     for (const [type, defs] of node.transitions) {
       defs.forEach((def, i) => {
         // `on: { event: undefined }` masks an ancestor's handler: a forbidden transition, never taken.
         if (!def.target && def.actions.length === 0 && !def.guard) return;
-        out.push({ def, label: `${node.id} --${type}[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` });
+        out.push({
+          def,
+          label: `${node.id} --${type}[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}`,
+        });
       });
     }
     (node.always ?? []).forEach((def, i) =>
-      out.push({ def, label: `${node.id} --always[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}` }),
+      out.push({
+        def,
+        label: `${node.id} --always[${i}]--> ${def.target?.map((t) => t.id).join(',') ?? '(self)'}`,
+      }),
     );
   }
   return out;
@@ -99,7 +117,9 @@ export function activeIds(snapshot: { _nodes: { id: string }[] }): string[] {
  * Replays a path's timer effects to the deadlines still armed at its end: a schedule arms, a
  * cancel disarms, and a timer that fired is spent.
  */
-export function armedTimers(steps: readonly { event: ChartEvent; accepted: boolean; effects: readonly Effect[] }[]): Record<string, number> {
+export function armedTimers(
+  steps: readonly { event: ChartEvent; accepted: boolean; effects: readonly Effect[] }[],
+): Record<string, number> {
   const armed: Record<string, number> = {};
   for (const step of steps) {
     if (!step.accepted) continue;
@@ -112,19 +132,28 @@ export function armedTimers(steps: readonly { event: ChartEvent; accepted: boole
   return armed;
 }
 
-
 /** A generated fact with a deterministic id. */
-export function fact<T extends FactType>(type: T, data: FactData<T>, at: number, salt: number): ChartEvent {
+export function fact<T extends FactType>(
+  type: T,
+  data: FactData<T>,
+  at: number,
+  salt: number,
+): ChartEvent {
   return { ...(data as object), type, at, eventId: idAt(at, salt) } as ChartEvent;
 }
 
 /** The paths, together, reach every state and take every transition of the chart. */
-export function expectFullCoverage(machine: AnyStateMachine, paths: readonly ModelPath<AnyStateMachine>[]): void {
+export function expectFullCoverage(
+  machine: AnyStateMachine,
+  paths: readonly ModelPath<AnyStateMachine>[],
+): void {
   const states = new Set(paths.flatMap((p) => activeIds(p.live as never)));
   const missingStates = allStateIds(machine).filter((id) => !states.has(id));
   expect(missingStates, `unreached states: ${missingStates.join(', ')}`).toEqual([]);
   const fired = new Set(paths.flatMap((p) => [...p.fired]));
-  const missing = allTransitions(machine).filter((t) => !fired.has(t.def)).map((t) => t.label);
+  const missing = allTransitions(machine)
+    .filter((t) => !fired.has(t.def))
+    .map((t) => t.label);
   expect(missing, `untaken transitions:\n${missing.join('\n')}`).toEqual([]);
 }
 
@@ -132,7 +161,10 @@ export function expectFullCoverage(machine: AnyStateMachine, paths: readonly Mod
  * The runtime's decider (one reused scope per chart) must step exactly like XState's
  * `transition()`: the same snapshots and the same effects, on every path.
  */
-export function expectDeciderAgrees(machine: AnyStateMachine, paths: readonly ModelPath<AnyStateMachine>[]): void {
+export function expectDeciderAgrees(
+  machine: AnyStateMachine,
+  paths: readonly ModelPath<AnyStateMachine>[],
+): void {
   const d = decider(machine);
   for (const p of paths) {
     let [snap] = d.initial();
@@ -141,9 +173,15 @@ export function expectDeciderAgrees(machine: AnyStateMachine, paths: readonly Mo
       if (snap.status !== 'active' || !snap.can(e)) continue;
       const [next, actions] = d.next(snap, e);
       snap = next;
-      effects.push(...actions.filter(isEffect).map((a) => ({ type: a.type, params: a.params }) as unknown as Effect));
+      effects.push(
+        ...actions
+          .filter(isEffect)
+          .map((a) => ({ type: a.type, params: a.params }) as unknown as Effect),
+      );
     }
-    expect(machine.getPersistedSnapshot(snap), p.description).toEqual(machine.getPersistedSnapshot(p.folded.snapshot));
+    expect(machine.getPersistedSnapshot(snap), p.description).toEqual(
+      machine.getPersistedSnapshot(p.folded.snapshot),
+    );
     expect(effects, p.description).toEqual(p.folded.effects);
   }
 }

@@ -10,7 +10,14 @@ import { launchMachine, type LaunchMachine } from '../../machines/launch/launch.
 import { launchStatusOf } from '../../machines/launch/launch.view.js';
 import type { ChartEvent } from '../../machines/facts.js';
 import { T0 } from '../support/charts.js';
-import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore, fact, type ModelPath } from './harness.js';
+import {
+  armedTimers,
+  expectDeciderAgrees,
+  expectFullCoverage,
+  explore,
+  fact,
+  type ModelPath,
+} from './harness.js';
 
 const L = '01JZ0000000000000000000003';
 const M = 'aaaaaaaaaaaaaa';
@@ -21,12 +28,41 @@ function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
   const c = s.context;
   const t = Math.max(T0, c.updatedAt) + 1000;
   const out: ChartEvent[] = [
-    e('launch.requested', { launchId: L, region: 'fra', source: 'dash', owner: 'i1', readyTimeoutMs: 20_000, ttlMs: 60_000 }, T0, 1),
+    e(
+      'launch.requested',
+      {
+        launchId: L,
+        region: 'fra',
+        source: 'dash',
+        owner: 'i1',
+        readyTimeoutMs: 20_000,
+        ttlMs: 60_000,
+      },
+      T0,
+      1,
+    ),
     e('capacity.reserved', { launchId: L, live: 1, limit: 2 }, t, 2),
     e('capacity.exhausted', { launchId: L, live: 2, limit: 2 }, t, 3),
-    e('fly.machineCreated', { machineId: M, launchId: L, region: 'fra', instanceId: 'I1', state: 'created', createdAt: t }, t, 4),
+    e(
+      'fly.machineCreated',
+      {
+        machineId: M,
+        launchId: L,
+        region: 'fra',
+        instanceId: 'I1',
+        state: 'created',
+        createdAt: t,
+      },
+      t,
+      4,
+    ),
     e('fly.createFailed', { launchId: L, status: 0, message: 'timeout', retryable: true }, t, 5),
-    e('fly.createFailed', { launchId: L, status: 429, message: 'slow down', retryable: false }, t, 6),
+    e(
+      'fly.createFailed',
+      { launchId: L, status: 429, message: 'slow down', retryable: false },
+      t,
+      6,
+    ),
     e('fly.machineObserved', { machineId: M, state: 'started', region: 'fra' }, t, 7),
     e('fly.machineObserved', { machineId: M, state: 'stopped', region: 'fra' }, t, 8),
     e('fly.machineObserved', { machineId: M, state: 'destroyed', region: 'fra' }, t, 9),
@@ -35,8 +71,19 @@ function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
     e('vm.listening', { machineId: M, launchId: L, region: 'fra' }, t, 12),
     e('vm.stopping', { machineId: M, launchId: L, reason: 'finished' }, t, 13),
   ];
-  if (c.timers.ready !== undefined) out.push(e('clock.readyElapsed', { key: 'ready', due: c.timers.ready, roll: 0.5 }, c.timers.ready, 14));
-  if (c.timers.cleanup !== undefined) out.push(e('clock.cleanupElapsed', { key: 'cleanup', due: c.timers.cleanup, roll: 0.5 }, c.timers.cleanup, 15));
+  if (c.timers.ready !== undefined)
+    out.push(
+      e('clock.readyElapsed', { key: 'ready', due: c.timers.ready, roll: 0.5 }, c.timers.ready, 14),
+    );
+  if (c.timers.cleanup !== undefined)
+    out.push(
+      e(
+        'clock.cleanupElapsed',
+        { key: 'cleanup', due: c.timers.cleanup, roll: 0.5 },
+        c.timers.cleanup,
+        15,
+      ),
+    );
   return out;
 }
 
@@ -61,19 +108,24 @@ describe('launch chart model', () => {
     expect(paths.length).toBeGreaterThan(20);
   });
 
-  it('steps through the runtime\'s decider exactly as through XState\'s transition()', () => {
+  it("steps through the runtime's decider exactly as through XState's transition()", () => {
     expectDeciderAgrees(launchMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {
     it('folds to the same snapshot as the live actor', () => {
-      expect(launchMachine.getPersistedSnapshot(p.folded.snapshot)).toEqual(launchMachine.getPersistedSnapshot(p.live));
+      expect(launchMachine.getPersistedSnapshot(p.folded.snapshot)).toEqual(
+        launchMachine.getPersistedSnapshot(p.live),
+      );
     });
 
     it('destroys any machine it may have made before it ends', () => {
       const fs = facts(p);
       const mayExist = fs.some(
-        (f) => f.type === 'fly.machineCreated' || f.type === 'vm.listening' || (f.type === 'fly.createFailed' && f.retryable),
+        (f) =>
+          f.type === 'fly.machineCreated' ||
+          f.type === 'vm.listening' ||
+          (f.type === 'fly.createFailed' && f.retryable),
       );
       const confirmedGone = fs.some(
         (f) =>
@@ -99,7 +151,10 @@ describe('launch chart model', () => {
       const s = p.folded.snapshot;
       const released = p.folded.effects.some((ef) => ef.type === 'releaseCapacity');
       const machineGone = fs.some(
-        (f) => f.type === 'fly.machineGone' || f.type === 'fly.machineDestroyed' || (f.type === 'fly.machineObserved' && f.state === 'destroyed'),
+        (f) =>
+          f.type === 'fly.machineGone' ||
+          f.type === 'fly.machineDestroyed' ||
+          (f.type === 'fly.machineObserved' && f.state === 'destroyed'),
       );
       if (s.status === 'done' && reserved) {
         if (s.context.machineId === undefined || machineGone) expect(released).toBe(true);
@@ -114,7 +169,8 @@ describe('launch chart model', () => {
 
     it('has a deadline or an expected fact in every non-final state', () => {
       const s = p.folded.snapshot;
-      if (s.status === 'done' || s.matches('idle')) return expect(Object.keys(s.context.timers)).toEqual([]);
+      if (s.status === 'done' || s.matches('idle'))
+        return expect(Object.keys(s.context.timers)).toEqual([]);
       if (s.matches('redirect')) {
         // Its machine's own actor (and TTL) will report the destruction this state waits for.
         return expect(s.context.machineId).toBeDefined();
@@ -125,7 +181,9 @@ describe('launch chart model', () => {
     it('keeps the armed timers and its recorded deadlines in step, never arming the past', () => {
       expect(armedTimers(p.folded.steps)).toEqual(p.folded.snapshot.context.timers);
       for (const step of p.folded.steps) {
-        for (const ef of step.effects) if (ef.type === 'scheduleTimer') expect(ef.params.at).toBeGreaterThanOrEqual(step.event.at);
+        for (const ef of step.effects)
+          if (ef.type === 'scheduleTimer')
+            expect(ef.params.at).toBeGreaterThanOrEqual(step.event.at);
       }
     });
 

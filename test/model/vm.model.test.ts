@@ -20,8 +20,36 @@ function eventsFor(s: SnapshotFrom<VmMachine>): ChartEvent[] {
   const c = s.context;
   const t = Math.max(T0, c.updatedAt) + 1000;
   const out: ChartEvent[] = [
-    e('fly.machineCreated', { machineId: M, launchId: L, region: 'gru', instanceId: 'I', state: 'created', source: 'auto', ttlMs: 60_000, createdAt: t }, t, 1),
-    e('fly.machineCreated', { machineId: M, launchId: L, region: 'gru', instanceId: 'I', state: 'started', source: 'auto', ttlMs: 60_000, createdAt: t }, t, 2),
+    e(
+      'fly.machineCreated',
+      {
+        machineId: M,
+        launchId: L,
+        region: 'gru',
+        instanceId: 'I',
+        state: 'created',
+        source: 'auto',
+        ttlMs: 60_000,
+        createdAt: t,
+      },
+      t,
+      1,
+    ),
+    e(
+      'fly.machineCreated',
+      {
+        machineId: M,
+        launchId: L,
+        region: 'gru',
+        instanceId: 'I',
+        state: 'started',
+        source: 'auto',
+        ttlMs: 60_000,
+        createdAt: t,
+      },
+      t,
+      2,
+    ),
     e('fly.machineObserved', { machineId: M, state: 'starting', region: 'gru' }, t, 3),
     e('fly.machineObserved', { machineId: M, state: 'started', region: 'gru' }, t, 4),
     e('fly.machineObserved', { machineId: M, state: 'stopped', region: 'gru' }, t, 5),
@@ -34,8 +62,24 @@ function eventsFor(s: SnapshotFrom<VmMachine>): ChartEvent[] {
     e('fly.destroyFailed', { machineId: M, status: 500, message: 'oops', retryable: true }, t, 12),
     e('reconcile.orphanFound', { machineId: M, launchId: L, why: 'noLiveLaunch' }, t, 13),
   ];
-  if (c.timers.ttl !== undefined) out.push(e('clock.ttlElapsed', { key: 'ttl', due: c.timers.ttl, roll: 0.5 }, Math.max(t, c.timers.ttl), 14));
-  if (c.timers.stop !== undefined) out.push(e('clock.stopElapsed', { key: 'stop', due: c.timers.stop, roll: 0.5 }, Math.max(t, c.timers.stop), 15));
+  if (c.timers.ttl !== undefined)
+    out.push(
+      e(
+        'clock.ttlElapsed',
+        { key: 'ttl', due: c.timers.ttl, roll: 0.5 },
+        Math.max(t, c.timers.ttl),
+        14,
+      ),
+    );
+  if (c.timers.stop !== undefined)
+    out.push(
+      e(
+        'clock.stopElapsed',
+        { key: 'stop', due: c.timers.stop, roll: 0.5 },
+        Math.max(t, c.timers.stop),
+        15,
+      ),
+    );
   return out;
 }
 
@@ -52,13 +96,15 @@ describe('vm chart model', () => {
     expectFullCoverage(vmMachine, paths as never);
   });
 
-  it('steps through the runtime\'s decider exactly as through XState\'s transition()', () => {
+  it("steps through the runtime's decider exactly as through XState's transition()", () => {
     expectDeciderAgrees(vmMachine, paths as never);
   });
 
   describe.each(paths.map((p) => [p.description, p] as const))('path %s', (_d, p) => {
     it('folds to the same snapshot as the live actor', () => {
-      expect(vmMachine.getPersistedSnapshot(p.folded.snapshot)).toEqual(vmMachine.getPersistedSnapshot(p.live));
+      expect(vmMachine.getPersistedSnapshot(p.folded.snapshot)).toEqual(
+        vmMachine.getPersistedSnapshot(p.live),
+      );
     });
 
     it('always has a deadline armed between adoption and destruction', () => {
@@ -82,10 +128,12 @@ describe('vm chart model', () => {
 
     it('only ever asks to destroy its own machine, and watches a stopping one', () => {
       for (const ef of p.folded.effects) {
-        if (ef.type === 'destroyMachine' || ef.type === 'awaitMachine') expect(ef.params.machineId).toBe(M);
+        if (ef.type === 'destroyMachine' || ef.type === 'awaitMachine')
+          expect(ef.params.machineId).toBe(M);
       }
       const s = p.folded.snapshot;
-      if (s.matches('stopping')) expect(p.folded.effects.some((ef) => ef.type === 'awaitMachine')).toBe(true);
+      if (s.matches('stopping'))
+        expect(p.folded.effects.some((ef) => ef.type === 'awaitMachine')).toBe(true);
       if (!s.matches('unknown')) expect(vmPublic(s)?.machineId).toBe(M);
     });
   });

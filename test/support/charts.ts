@@ -2,7 +2,13 @@
  * Helpers for chart tests: build chart events, fold them the way the runtime does (skipping what a
  * snapshot cannot take), and collect the effects each step names.
  */
-import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine, type SnapshotFrom } from 'xstate';
+import {
+  initialTransition,
+  transition,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type SnapshotFrom,
+} from 'xstate';
 import { monotonicFactory } from 'ulid';
 import { isEffect, type Effect } from '../../machines/effects.js';
 import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
@@ -22,9 +28,14 @@ export interface Folded<M extends AnyStateMachine> {
   steps: { event: ChartEvent; accepted: boolean; effects: Effect[] }[];
 }
 
-export function fold<M extends AnyStateMachine>(machine: M, events: readonly ChartEvent[], from?: SnapshotFrom<M>): Folded<M> {
+export function fold<M extends AnyStateMachine>(
+  machine: M,
+  events: readonly ChartEvent[],
+  from?: SnapshotFrom<M>,
+): Folded<M> {
   const logic = machine as AnyStateMachine;
-  let snapshot: AnyMachineSnapshot = (from as AnyMachineSnapshot | undefined) ?? initialTransition(logic)[0];
+  let snapshot: AnyMachineSnapshot =
+    (from as AnyMachineSnapshot | undefined) ?? initialTransition(logic)[0];
   const all: Effect[] = [];
   const steps: Folded<M>['steps'] = [];
   for (const event of events) {
@@ -34,7 +45,9 @@ export function fold<M extends AnyStateMachine>(machine: M, events: readonly Cha
       continue;
     }
     const [next, actions] = transition(logic, snapshot, event);
-    const effects = actions.filter(isEffect).map((a) => ({ type: a.type, params: a.params }) as unknown as Effect);
+    const effects = actions
+      .filter(isEffect)
+      .map((a) => ({ type: a.type, params: a.params }) as unknown as Effect);
     snapshot = next;
     all.push(...effects);
     steps.push({ event, accepted: true, effects });

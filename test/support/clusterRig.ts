@@ -34,7 +34,11 @@ export interface ClusterRig {
 
 const SECRET = 'c'.repeat(48);
 
-export async function clusterRig(regionNames: string[], env: Record<string, string> = {}, opts: { fly?: FakeFlyMachines } = {}): Promise<ClusterRig> {
+export async function clusterRig(
+  regionNames: string[],
+  env: Record<string, string> = {},
+  opts: { fly?: FakeFlyMachines } = {},
+): Promise<ClusterRig> {
   const nats = await NatsServer.start();
   const fly = opts.fly ?? new FakeFlyMachines();
   const regions: Region[] = [];
@@ -94,7 +98,14 @@ export async function clusterRig(regionNames: string[], env: Record<string, stri
       const raw = JSON.stringify(body);
       return fetch(`${to.priv}/api/machine_status`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(deriveLaunchKey(SECRET, String(body.launchId)), raw, Date.now()) },
+        headers: {
+          'content-type': 'application/json',
+          [SIGNATURE_HEADER]: signBody(
+            deriveLaunchKey(SECRET, String(body.launchId)),
+            raw,
+            Date.now(),
+          ),
+        },
         body: raw,
       });
     },
@@ -105,7 +116,11 @@ export async function clusterRig(regionNames: string[], env: Record<string, stri
   };
 }
 
-export function post(region: Region, body: unknown = {}, headers: Record<string, string> = {}): Promise<Response> {
+export function post(
+  region: Region,
+  body: unknown = {},
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${region.base}/launches`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', origin: region.base, ...headers },

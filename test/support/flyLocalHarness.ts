@@ -4,7 +4,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { FlyMachinesHttp, type FlyMachinesHttpOptions } from '../../src/fly/client.js';
-import { startFlyLocal, type FlyLocalHandle, type StartFlyLocalOptions } from '../../src/flylocal/index.js';
+import {
+  startFlyLocal,
+  type FlyLocalHandle,
+  type StartFlyLocalOptions,
+} from '../../src/flylocal/index.js';
 import type { CreateMachineInput } from '../../src/ports/flyMachines.js';
 
 export const FIXTURE_VM = 'test/support/fixtures/vm.mjs';
@@ -24,7 +28,14 @@ export function clientFor(
   h: Pick<FlyLocalHandle, 'apiUrl' | 'token'>,
   opts: Partial<FlyMachinesHttpOptions> = {},
 ): FlyMachinesHttp {
-  return new FlyMachinesHttp({ baseUrl: h.apiUrl, token: h.token, app: TEST_APP, rateLimits: false, timeoutMs: 10_000, ...opts });
+  return new FlyMachinesHttp({
+    baseUrl: h.apiUrl,
+    token: h.token,
+    app: TEST_APP,
+    rateLimits: false,
+    timeoutMs: 10_000,
+    ...opts,
+  });
 }
 
 let n = 0;

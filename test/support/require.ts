@@ -7,13 +7,17 @@ import { existsSync } from 'node:fs';
 
 export function which(bin: string): string | undefined {
   try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || undefined;
+    return (
+      execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || undefined
+    );
   } catch {
     return undefined;
   }
 }
 
-export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) =>
+  existsSync(p),
+);
 export const NATS_SERVER = which('nats-server');
 
 /**
@@ -23,7 +27,8 @@ export const NATS_SERVER = which('nats-server');
 export function needs(what: string, present: unknown): boolean {
   if (present) return true;
   const msg = `requirement missing: ${what}`;
-  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
+  if (process.env.CI === 'true' || process.env.CI === '1')
+    throw new Error(`${msg} (CI=true: failing instead of skipping)`);
   process.stderr.write(`\n\x1b[33m⚠ SKIPPING: ${msg}\x1b[0m\n`);
   return false;
 }

@@ -20,7 +20,12 @@ const readyTimeoutMs = Number(env.READY_TIMEOUT_MS ?? 4000);
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const store = FileEventStore.open(join(dataDir, 'events.log'));
-const fly = new FlyMachinesHttp({ baseUrl: env.FLY_API_BASE_URL!, token: env.FLY_API_TOKEN!, app: 'useless-machine', rateLimits: false });
+const fly = new FlyMachinesHttp({
+  baseUrl: env.FLY_API_BASE_URL!,
+  token: env.FLY_API_TOKEN!,
+  app: 'useless-machine',
+  rateLimits: false,
+});
 const log = silentLogger();
 const runtime = new ActorRuntime({
   store,
@@ -40,7 +45,11 @@ const runtime = new ActorRuntime({
       image: 'test',
       cmd: ['node', env.VM_SCRIPT!],
       env: { WM_LAUNCH_ID: p.launchId },
-      metadata: { [METADATA.launchId]: p.launchId, [METADATA.source]: p.source, [METADATA.owner]: p.owner },
+      metadata: {
+        [METADATA.launchId]: p.launchId,
+        [METADATA.source]: p.source,
+        [METADATA.owner]: p.owner,
+      },
       internalPort: 4040,
       autoDestroy: true,
       restart: { policy: 'no' },
@@ -54,7 +63,16 @@ const runtime = new ActorRuntime({
 });
 
 runtime.onChange((c) =>
-  out({ kind: 'change', stream: c.event.stream, type: c.event.type, version: c.event.version, at: c.event.at, data: c.event.data, state: c.record.snapshot.value, local: c.local }),
+  out({
+    kind: 'change',
+    stream: c.event.stream,
+    type: c.event.type,
+    version: c.event.version,
+    at: c.event.at,
+    data: c.event.data,
+    state: c.record.snapshot.value,
+    local: c.local,
+  }),
 );
 
 const report = await runtime.boot();
@@ -65,7 +83,14 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (cmd === 'launch' && launchId && region) {
     void runtime.dispatch({
       type: 'launch.requested',
-      data: { launchId, region, source: 'button', owner: `host-${process.pid}`, readyTimeoutMs, ttlMs: 60_000 },
+      data: {
+        launchId,
+        region,
+        source: 'button',
+        owner: `host-${process.pid}`,
+        readyTimeoutMs,
+        ttlMs: 60_000,
+      },
     });
   }
 });

@@ -14,9 +14,15 @@ export interface SseReader {
   close(): void;
 }
 
-export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseReader> {
+export async function openSse(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<SseReader> {
   const ac = new AbortController();
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal });
+  const res = await fetch(url, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: ac.signal,
+  });
   const frames: SseFrame[] = [];
   const ended = (async () => {
     if (!res.body || res.status !== 200) return;
@@ -39,7 +45,12 @@ export async function openSse(url: string, headers: Record<string, string> = {})
             else if (k === 'id') f.id = v;
             else if (k === 'data') f.data = (f.data ? f.data + '\n' : '') + v;
           }
-          if (f.data !== undefined) frames.push({ event: f.event ?? 'message', ...(f.id ? { id: f.id } : {}), data: JSON.parse(f.data) });
+          if (f.data !== undefined)
+            frames.push({
+              event: f.event ?? 'message',
+              ...(f.id ? { id: f.id } : {}),
+              data: JSON.parse(f.data),
+            });
         }
       }
     } catch {

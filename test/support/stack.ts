@@ -28,8 +28,16 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(env: Record<string, string> = {}, args: string[] = []): Promise<Stack> {
-  const [port, flyPort, basePort, basePrivatePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+export async function startStack(
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Stack> {
+  const [port, flyPort, basePort, basePrivatePort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const dataDir = mkdtempSync(join(tmpdir(), 'wm-stack-'));
   const output: string[] = [];
   const proc: ChildProcess = spawn(process.execPath, ['dist/devstack.mjs', ...args], {
@@ -71,7 +79,14 @@ export async function startStack(env: Record<string, string> = {}, args: string[
   }
   const text = output.join('');
   const debugToken = /Bearer ([A-Za-z0-9_-]+)/.exec(text)?.[1] ?? '';
-  return { url: `http://localhost:${port}`, port, debugToken, privateUrl: `http://127.0.0.1:${basePrivatePort}`, output, stop };
+  return {
+    url: `http://localhost:${port}`,
+    port,
+    debugToken,
+    privateUrl: `http://127.0.0.1:${basePrivatePort}`,
+    output,
+    stop,
+  };
 }
 
 /**

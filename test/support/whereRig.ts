@@ -4,7 +4,11 @@
  */
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { MemoryCapacityLedger, MemoryLeases, MemoryPresence } from '../../src/adapters/memory/memoryCoordination.js';
+import {
+  MemoryCapacityLedger,
+  MemoryLeases,
+  MemoryPresence,
+} from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import type { EventStore } from '../../src/ports/eventStore.js';
@@ -23,7 +27,10 @@ export interface WhereRig {
   base: string;
   priv: string;
   /** POST a signed VM callback to the private API. */
-  callback(body: Record<string, unknown>, opts?: { key?: string; at?: number; raw?: string }): Promise<Response>;
+  callback(
+    body: Record<string, unknown>,
+    opts?: { key?: string; at?: number; raw?: string },
+  ): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -48,7 +55,10 @@ export function testConfig(env: Record<string, string> = {}): WhereConfig {
   );
 }
 
-export async function whereRig(env: Record<string, string> = {}, opts: { fly?: FakeFlyMachines; store?: EventStore } = {}): Promise<WhereRig> {
+export async function whereRig(
+  env: Record<string, string> = {},
+  opts: { fly?: FakeFlyMachines; store?: EventStore } = {},
+): Promise<WhereRig> {
   const cfg = testConfig(env);
   const fly = opts.fly ?? new FakeFlyMachines();
   const store = opts.store ?? new MemoryEventStore();
@@ -56,7 +66,17 @@ export async function whereRig(env: Record<string, string> = {}, opts: { fly?: F
   const clock = systemClock;
   const system = await createWhere(
     cfg,
-    { store, ledger, leases: new MemoryLeases(), presence: new MemoryPresence(), fly, clock, timers: new SystemTimers(clock), ids: new UlidIds(), log: silentLogger() },
+    {
+      store,
+      ledger,
+      leases: new MemoryLeases(),
+      presence: new MemoryPresence(),
+      fly,
+      clock,
+      timers: new SystemTimers(clock),
+      ids: new UlidIds(),
+      log: silentLogger(),
+    },
     { beatMs: 200 },
   );
   const urls = await system.start();
@@ -75,7 +95,10 @@ export async function whereRig(env: Record<string, string> = {}, opts: { fly?: F
       const key = o.key ?? deriveLaunchKey(cfg.callback.secret, String(body.launchId));
       return fetch(`${priv}/api/machine_status`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(key, raw, o.at ?? Date.now()) },
+        headers: {
+          'content-type': 'application/json',
+          [SIGNATURE_HEADER]: signBody(key, raw, o.at ?? Date.now()),
+        },
         body: raw,
       });
     },
@@ -84,10 +107,19 @@ export async function whereRig(env: Record<string, string> = {}, opts: { fly?: F
 }
 
 /** The JSON POST a same-origin page makes. */
-export function launch(rig: WhereRig, body: unknown = {}, headers: Record<string, string> = {}): Promise<Response> {
+export function launch(
+  rig: WhereRig,
+  body: unknown = {},
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${rig.base}/launches`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin: rig.base, 'sec-fetch-site': 'same-origin', ...headers },
+    headers: {
+      'content-type': 'application/json',
+      origin: rig.base,
+      'sec-fetch-site': 'same-origin',
+      ...headers,
+    },
     body: JSON.stringify(body),
   });
 }

@@ -11,8 +11,12 @@ function edges(m: AnyStateMachine): string[] {
   const out = new Set<string>();
   const short = (id: string) => id.split('.').slice(2).join('_') || 'live';
   for (const node of [m.root, ...getStateNodes(m.root)]) {
-    for (const [type, defs] of node.transitions) for (const d of defs) for (const t of d.target ?? []) out.add(`${short(node.id)} --> ${short(t.id)}: ${type}`);
-    for (const d of node.always ?? []) for (const t of d.target ?? []) out.add(`${short(node.id)} --> ${short(t.id)}: (visitors present)`);
+    for (const [type, defs] of node.transitions)
+      for (const d of defs)
+        for (const t of d.target ?? []) out.add(`${short(node.id)} --> ${short(t.id)}: ${type}`);
+    for (const d of node.always ?? [])
+      for (const t of d.target ?? [])
+        out.add(`${short(node.id)} --> ${short(t.id)}: (visitors present)`);
   }
   return [...out];
 }

@@ -24,7 +24,13 @@ describe.skipIf(!ok)('machine page in a browser', () => {
     await browser?.close();
   });
 
-  async function machine(): Promise<{ m: UselessMachine; url: string; codes: number[]; receiver: CallbackReceiver; timers: SystemTimers }> {
+  async function machine(): Promise<{
+    m: UselessMachine;
+    url: string;
+    codes: number[];
+    receiver: CallbackReceiver;
+    timers: SystemTimers;
+  }> {
     const receiver = new CallbackReceiver();
     const callbackUrl = await receiver.listen();
     const timers = new SystemTimers();
@@ -57,7 +63,9 @@ describe.skipIf(!ok)('machine page in a browser', () => {
       expect(await page.locator('#art').textContent()).toBe(FRAMES[0]);
       expect(await page.locator('#machine').getAttribute('class')).toContain('on');
       await page.locator('#machine.off').waitFor({ timeout: 10_000 });
-      await page.locator('#heading', { hasText: 'This machine is gone' }).waitFor({ timeout: 10_000 });
+      await page
+        .locator('#heading', { hasText: 'This machine is gone' })
+        .waitFor({ timeout: 10_000 });
       expect(await page.locator('#art').textContent()).toBe(FRAMES[FRAMES.length - 1]);
       expect(await page.locator('#home a').isVisible()).toBe(true);
       expect(await page.locator('#home a').getAttribute('href')).toBe('http://localhost:8080/');
@@ -85,8 +93,12 @@ describe.skipIf(!ok)('machine page in a browser', () => {
       await page.goto(url);
       expect(await page.locator('#art').textContent()).toBe(FRAMES[0]);
       expect(await page.locator('#heading').textContent()).toBe('You started a Useless Machine');
-      expect(await page.locator('#line').textContent()).toBe(`This is Fly Machine ${SELF} in Amsterdam.`);
-      expect(await page.locator('noscript a, #home a').first().getAttribute('href')).toBe('http://localhost:8080/');
+      expect(await page.locator('#line').textContent()).toBe(
+        `This is Fly Machine ${SELF} in Amsterdam.`,
+      );
+      expect(await page.locator('noscript a, #home a').first().getAttribute('href')).toBe(
+        'http://localhost:8080/',
+      );
     } finally {
       await context.close();
       await m.app.close();

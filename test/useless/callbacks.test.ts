@@ -1,14 +1,29 @@
 /** Status callbacks: signed, primary then fallback, retried within a budget, final on a plain 4xx. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
-import { machineStatusBody, verifySignature, type MachineStatusBody } from '../../src/shared/callbackAuth.js';
+import {
+  machineStatusBody,
+  verifySignature,
+  type MachineStatusBody,
+} from '../../src/shared/callbackAuth.js';
 import { silentLogger } from '../../src/shared/log.js';
 import type { Clock } from '../../src/ports/clock.js';
 import { timersSleep } from '../../src/useless/app.js';
-import { deliverStatus, isRetryableStatus, type CallbackDeps, type Fetch } from '../../src/useless/callbacks.js';
+import {
+  deliverStatus,
+  isRetryableStatus,
+  type CallbackDeps,
+  type Fetch,
+} from '../../src/useless/callbacks.js';
 import { CallbackReceiver, KEY, LAUNCH_ID, SELF, deadUrl } from './helpers.js';
 
-const body: MachineStatusBody = { machineId: SELF, launchId: LAUNCH_ID, region: 'ams', status: 'listening', at: '2026-06-01T12:00:00.000Z' };
+const body: MachineStatusBody = {
+  machineId: SELF,
+  launchId: LAUNCH_ID,
+  region: 'ams',
+  status: 'listening',
+  at: '2026-06-01T12:00:00.000Z',
+};
 
 const timers = new SystemTimers();
 const receivers: CallbackReceiver[] = [];
@@ -45,8 +60,17 @@ describe('deliverStatus', () => {
     const got = r.received[0]!;
     expect(got.headers['content-type']).toBe('application/json');
     expect(machineStatusBody.parse(JSON.parse(got.raw))).toEqual(body);
-    expect(verifySignature(KEY, got.raw, got.headers['x-wm-signature'] as string, Date.now())).toMatchObject({ ok: true });
-    expect(verifySignature('another key entirely', got.raw, got.headers['x-wm-signature'] as string, Date.now()).ok).toBe(false);
+    expect(
+      verifySignature(KEY, got.raw, got.headers['x-wm-signature'] as string, Date.now()),
+    ).toMatchObject({ ok: true });
+    expect(
+      verifySignature(
+        'another key entirely',
+        got.raw,
+        got.headers['x-wm-signature'] as string,
+        Date.now(),
+      ).ok,
+    ).toBe(false);
   });
 
   it('uses the fallback when the primary is down', async () => {
@@ -72,13 +96,19 @@ describe('deliverStatus', () => {
     // A clock that jumps 10 s per reading, so each signature must carry a different timestamp.
     let t = Date.now();
     const jumpy: Clock = { now: () => (t += 10_000) };
-    const result = await deliverStatus(deps([primary, fallback], { clock: jumpy, sleep: timersSleep(systemClock, timers) }), body, {
-      budgetMs: 10_000_000,
-    });
+    const result = await deliverStatus(
+      deps([primary, fallback], { clock: jumpy, sleep: timersSleep(systemClock, timers) }),
+      body,
+      {
+        budgetMs: 10_000_000,
+      },
+    );
     expect(result).toMatchObject({ ok: true, url: primary, attempts: 7 });
     expect(p.received).toHaveLength(4);
     expect(f.received).toHaveLength(3);
-    const stamps = [...p.received, ...f.received].map((r) => /t=(\d+)/.exec(r.headers['x-wm-signature'] as string)![1]);
+    const stamps = [...p.received, ...f.received].map(
+      (r) => /t=(\d+)/.exec(r.headers['x-wm-signature'] as string)![1],
+    );
     expect(new Set(stamps).size).toBe(7);
     // The body (and its `at`) is the same report every time.
     expect(new Set([...p.received, ...f.received].map((r) => r.raw)).size).toBe(1);
@@ -88,7 +118,13 @@ describe('deliverStatus', () => {
     const { r: p, url: primary } = await receiver([401]);
     const { r: f, url: fallback } = await receiver([200]);
     const result = await deliverStatus(deps([primary, fallback]), body, { budgetMs: 5000 });
-    expect(result).toEqual({ ok: false, reason: 'rejected', url: primary, status: 401, attempts: 1 });
+    expect(result).toEqual({
+      ok: false,
+      reason: 'rejected',
+      url: primary,
+      status: 401,
+      attempts: 1,
+    });
     expect(p.received).toHaveLength(1);
     expect(f.received).toHaveLength(0);
   });
@@ -104,10 +140,15 @@ describe('deliverStatus', () => {
     const { r, url: fallback } = await receiver();
     const hanging: Fetch = (input, init) =>
       input === 'http://hang.invalid/'
-        ? new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))))
+        ? new Promise((_resolve, reject) =>
+            init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))),
+          )
         : globalThis.fetch(input, init);
     const result = await deliverStatus(
-      deps(['http://hang.invalid/', fallback], { fetch: hanging, tuning: { attemptTimeoutMs: 50, baseBackoffMs: 5, maxBackoffMs: 5 } }),
+      deps(['http://hang.invalid/', fallback], {
+        fetch: hanging,
+        tuning: { attemptTimeoutMs: 50, baseBackoffMs: 5, maxBackoffMs: 5 },
+      }),
       body,
       { budgetMs: 5000 },
     );
@@ -118,10 +159,16 @@ describe('deliverStatus', () => {
   it('stops promptly when aborted', async () => {
     const { url } = await receiver([503]);
     const ac = new AbortController();
-    const pending = deliverStatus(deps([url], { tuning: { attemptTimeoutMs: 2000, baseBackoffMs: 60_000, maxBackoffMs: 60_000 } }), body, {
-      budgetMs: 600_000,
-      signal: ac.signal,
-    });
+    const pending = deliverStatus(
+      deps([url], {
+        tuning: { attemptTimeoutMs: 2000, baseBackoffMs: 60_000, maxBackoffMs: 60_000 },
+      }),
+      body,
+      {
+        budgetMs: 600_000,
+        signal: ac.signal,
+      },
+    );
     await expect.poll(() => timers.pending().size).toBeGreaterThan(0);
     ac.abort();
     await expect(pending).resolves.toMatchObject({ ok: false, reason: 'aborted' });

@@ -10,15 +10,30 @@ import { isLoopback, listenHost } from '../../src/useless/config.js';
 import { aConfig, exitRecorder } from './helpers.js';
 
 describe('isLoopback', () => {
-  it.each(['127.0.0.1', '127.0.1.7', '127.255.255.254', '::1', '::ffff:127.0.0.1', '::FFFF:127.9.9.9'])('%s is loopback', (a) => {
+  it.each([
+    '127.0.0.1',
+    '127.0.1.7',
+    '127.255.255.254',
+    '::1',
+    '::ffff:127.0.0.1',
+    '::FFFF:127.9.9.9',
+  ])('%s is loopback', (a) => {
     expect(isLoopback(a)).toBe(true);
   });
-  it.each(['10.0.0.1', '192.0.2.2', '::ffff:192.0.2.2', 'fdaa::3', '::', '0.0.0.0', '128.0.0.1', '', undefined, 'localhost'])(
-    '%s is not',
-    (a) => {
-      expect(isLoopback(a)).toBe(false);
-    },
-  );
+  it.each([
+    '10.0.0.1',
+    '192.0.2.2',
+    '::ffff:192.0.2.2',
+    'fdaa::3',
+    '::',
+    '0.0.0.0',
+    '128.0.0.1',
+    '',
+    undefined,
+    'localhost',
+  ])('%s is not', (a) => {
+    expect(isLoopback(a)).toBe(false);
+  });
 });
 
 describe('listenHost', () => {
@@ -39,7 +54,11 @@ function externalIpv4(): string | undefined {
   return undefined;
 }
 
-function get(host: string, port: number, localAddress: string): Promise<{ status: number; body: string }> {
+function get(
+  host: string,
+  port: number,
+  localAddress: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host, port, path: '/health', localAddress, agent: false }, (res) => {
       let body = '';
@@ -88,14 +107,17 @@ describe('/health', () => {
   });
 
   const external = externalIpv4();
-  it.runIf(external)('over real sockets: loopback gets 200, a peer on another local address gets 404', async () => {
-    const { app } = build();
-    await app.listen({ host: '0.0.0.0', port: 0 });
-    const { port } = app.server.address() as AddressInfo;
-    const fromLoopback = await get('127.0.0.1', port, '127.0.0.1');
-    expect(fromLoopback).toEqual({ status: 200, body: '{"status":"ok"}' });
-    const fromOutside = await get(external!, port, external!);
-    expect(fromOutside.status).toBe(404);
-    expect(fromOutside.body).not.toContain('"ok"');
-  });
+  it.runIf(external)(
+    'over real sockets: loopback gets 200, a peer on another local address gets 404',
+    async () => {
+      const { app } = build();
+      await app.listen({ host: '0.0.0.0', port: 0 });
+      const { port } = app.server.address() as AddressInfo;
+      const fromLoopback = await get('127.0.0.1', port, '127.0.0.1');
+      expect(fromLoopback).toEqual({ status: 200, body: '{"status":"ok"}' });
+      const fromOutside = await get(external!, port, external!);
+      expect(fromOutside.status).toBe(404);
+      expect(fromOutside.body).not.toContain('"ok"');
+    },
+  );
 });

@@ -11,7 +11,15 @@ import { silentLogger } from '../../src/shared/log.js';
 import type { Clock, Timers } from '../../src/ports/clock.js';
 import { buildApp, type UselessMachine, type UselessTuning } from '../../src/useless/app.js';
 import type { Fetch } from '../../src/useless/callbacks.js';
-import { CallbackReceiver, KEY, LAUNCH_ID, SELF, aConfig, deadUrl, exitRecorder } from './helpers.js';
+import {
+  CallbackReceiver,
+  KEY,
+  LAUNCH_ID,
+  SELF,
+  aConfig,
+  deadUrl,
+  exitRecorder,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -56,7 +64,11 @@ async function setup(opts: {
     fetch: opts.fetch ?? globalThis.fetch,
     exit,
     script: opts.script,
-    tuning: { readinessIntervalMs: 10, callback: { attemptTimeoutMs: 2000, baseBackoffMs: 5, maxBackoffMs: 20 }, ...opts.tuning },
+    tuning: {
+      readinessIntervalMs: 10,
+      callback: { attemptTimeoutMs: 2000, baseBackoffMs: 5, maxBackoffMs: 20 },
+      ...opts.tuning,
+    },
   });
   cleanups.push(() => machine.app.close());
   await machine.app.listen({ host: '127.0.0.1', port: 0 });
@@ -77,16 +89,27 @@ describe('start', () => {
     expect(receiver.received).toHaveLength(1);
     const got = receiver.received[0]!;
     const parsed = machineStatusBody.parse(JSON.parse(got.raw));
-    expect(parsed).toMatchObject({ machineId: SELF, launchId: LAUNCH_ID, region: 'ams', status: 'listening' });
+    expect(parsed).toMatchObject({
+      machineId: SELF,
+      launchId: LAUNCH_ID,
+      region: 'ams',
+      status: 'listening',
+    });
     expect(parsed.reason).toBeUndefined();
-    expect(verifySignature(KEY, got.raw, got.headers['x-wm-signature'] as string, Date.now())).toMatchObject({ ok: true });
+    expect(
+      verifySignature(KEY, got.raw, got.headers['x-wm-signature'] as string, Date.now()),
+    ).toMatchObject({ ok: true });
     expect(codes).toEqual([]);
   });
 
   it('reaches the fallback when the launching instance is down', async () => {
     const { machine, receiver, selfUrl } = await setup({ primaryDown: true });
     await machine.start(selfUrl);
-    expect(machine.listening()).toMatchObject({ ok: true, url: expect.stringContaining('127.0.0.1') as unknown, attempts: 2 });
+    expect(machine.listening()).toMatchObject({
+      ok: true,
+      url: expect.stringContaining('127.0.0.1') as unknown,
+      attempts: 2,
+    });
     expect(receiver.received).toHaveLength(1);
   });
 
@@ -99,7 +122,10 @@ describe('start', () => {
       }
       return globalThis.fetch(input, init);
     };
-    const { machine, receiver, selfUrl, codes } = await setup({ fetch: failing, tuning: { readinessAttempts: 4 } });
+    const { machine, receiver, selfUrl, codes } = await setup({
+      fetch: failing,
+      tuning: { readinessAttempts: 4 },
+    });
     await machine.start(selfUrl);
     expect(codes).toEqual([1]);
     expect(healthChecks).toBe(4);
@@ -111,7 +137,11 @@ describe('start', () => {
 describe('switching off', () => {
   it('on TTL: "stopping" with reason ttl, then exit 0', async () => {
     const clock = new ManualClock(Date.now());
-    const { machine, receiver, selfUrl, codes } = await setup({ clock, timers: clock, ttlMs: 5000 });
+    const { machine, receiver, selfUrl, codes } = await setup({
+      clock,
+      timers: clock,
+      ttlMs: 5000,
+    });
     await machine.start(selfUrl);
     clock.advance(4999);
     expect(machine.phase()).toBe('running');
@@ -122,7 +152,10 @@ describe('switching off', () => {
       ['stopping', 'ttl'],
     ]);
     const stopping = receiver.received[1]!;
-    expect(verifySignature(KEY, stopping.raw, stopping.headers['x-wm-signature'] as string, clock.now()).ok).toBe(true);
+    expect(
+      verifySignature(KEY, stopping.raw, stopping.headers['x-wm-signature'] as string, clock.now())
+        .ok,
+    ).toBe(true);
     expect(machine.phase()).toBe('stopped');
     expect(machine.app.server.listening).toBe(false);
   });
@@ -139,7 +172,10 @@ describe('switching off', () => {
   });
 
   it('a signal during readiness/listening retries aborts them and still reports stopping', async () => {
-    const { machine, receiver, selfUrl, codes } = await setup({ statuses: [503, 503, 503, 503, 503, 503, 200], tuning: { listeningBudgetMs: 600_000 } });
+    const { machine, receiver, selfUrl, codes } = await setup({
+      statuses: [503, 503, 503, 503, 503, 503, 200],
+      tuning: { listeningBudgetMs: 600_000 },
+    });
     const started = machine.start(selfUrl);
     await expect.poll(() => receiver.received.length).toBeGreaterThanOrEqual(2);
     receiver.respondWith([200]);
@@ -156,7 +192,9 @@ describe('switching off', () => {
     receiver.respondWith([503]);
     await machine.stop('signal');
     expect(codes).toEqual([0]);
-    expect(receiver.bodies().filter((b) => b.status === 'stopping').length).toBeGreaterThanOrEqual(1);
+    expect(receiver.bodies().filter((b) => b.status === 'stopping').length).toBeGreaterThanOrEqual(
+      1,
+    );
   });
 
   it('a page served while switching off says the machine is gone', async () => {
@@ -176,19 +214,27 @@ describe('viewers', () => {
   async function page(machine: UselessMachine): Promise<{ doneUrl: string; beatUrl: string }> {
     const res = await machine.app.inject({ url: `/machine?instance=${SELF}` });
     expect(res.statusCode).toBe(200);
-    const json = /<script type="application\/json" id="wm-data">(.*?)<\/script>/s.exec(res.body)?.[1];
+    const json = /<script type="application\/json" id="wm-data">(.*?)<\/script>/s.exec(
+      res.body,
+    )?.[1];
     const data = JSON.parse(json!) as { viewer: { doneUrl: string; beatUrl: string } };
     return data.viewer;
   }
 
   async function running(tuning: Partial<UselessTuning> = {}) {
     const clock = new ManualClock(Date.now());
-    const s = await setup({ clock, timers: clock, script: '/* script */', tuning: { viewerGraceMs: 20_000, ...tuning } });
+    const s = await setup({
+      clock,
+      timers: clock,
+      script: '/* script */',
+      tuning: { viewerGraceMs: 20_000, ...tuning },
+    });
     await s.machine.start(s.selfUrl);
     return { ...s, clock };
   }
 
-  const post = (machine: UselessMachine, url: string) => machine.app.inject({ method: 'POST', url });
+  const post = (machine: UselessMachine, url: string) =>
+    machine.app.inject({ method: 'POST', url });
 
   it('with two tabs open, the machine waits for both to finish', async () => {
     const { machine, receiver, codes } = await running();
@@ -239,7 +285,11 @@ describe('viewers', () => {
     const { machine } = await running();
     const res = await post(machine, `/machine/viewers?instance=${SELF}`);
     expect(res.statusCode).toBe(201);
-    const { id, beatEveryMs, graceMs } = res.json<{ id: string; beatEveryMs: number; graceMs: number }>();
+    const { id, beatEveryMs, graceMs } = res.json<{
+      id: string;
+      beatEveryMs: number;
+      graceMs: number;
+    }>();
     expect(id).toMatch(/^[A-Za-z0-9_-]{16}$/);
     expect(beatEveryMs).toBeLessThan(graceMs);
     const unknown = await post(machine, `/machine/viewers/AAAAAAAAAAAAAAAA/done?instance=${SELF}`);
@@ -248,7 +298,9 @@ describe('viewers', () => {
     const bad = await post(machine, `/machine/viewers/..%2F..%2Fx/done?instance=${SELF}`);
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ statusCode: 400, code: 'BAD_VIEWER_ID' });
-    expect((await post(machine, `/machine/viewers/${id}/done?instance=${SELF}`)).statusCode).toBe(204);
+    expect((await post(machine, `/machine/viewers/${id}/done?instance=${SELF}`)).statusCode).toBe(
+      204,
+    );
   });
 
   it('HEAD requests do not count as viewers', async () => {

@@ -2,7 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { FRAMES, FRAME_COLUMNS, FRAME_LINES } from '../../src/useless/frames.js';
 import { gonePage, machinePage, escapeHtml } from '../../src/useless/page.js';
-import { FIRST_DWELL_MS, HANG_FIRE_MS, PRESS_FRAME, PRESS_MS, SEQUENCE } from '../../src/useless/sequence.js';
+import {
+  FIRST_DWELL_MS,
+  HANG_FIRE_MS,
+  PRESS_FRAME,
+  PRESS_MS,
+  SEQUENCE,
+} from '../../src/useless/sequence.js';
 import { ManualClock } from '../../src/adapters/system/manualClock.js';
 import { Viewers } from '../../src/useless/viewers.js';
 
@@ -30,13 +36,19 @@ describe('sequence', () => {
     expect(SEQUENCE[1]!.after).toBe(FIRST_DWELL_MS);
     expect(SEQUENCE[PRESS_FRAME]!.after).toBe(HANG_FIRE_MS);
     expect(SEQUENCE[PRESS_FRAME + 1]!.after).toBe(PRESS_MS);
-    expect(SEQUENCE.filter((s) => s.lights === 'on').map((s) => s.frame)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(SEQUENCE.filter((s) => s.lights === 'on').map((s) => s.frame)).toEqual([
+      0, 1, 2, 3, 4, 5, 6,
+    ]);
     expect(SEQUENCE.slice(PRESS_FRAME + 1).every((s) => s.lights === 'off')).toBe(true);
   });
 });
 
 describe('machine page', () => {
-  const input = { machineId: 'm0self0000001', city: 'Amsterdam', homeUrl: 'http://localhost:8080/?a=1&b=2' };
+  const input = {
+    machineId: 'm0self0000001',
+    city: 'Amsterdam',
+    homeUrl: 'http://localhost:8080/?a=1&b=2',
+  };
 
   it('without JS: the first frame, the words, a link home, and no script', () => {
     const html = machinePage({ ...input, withScript: false });
@@ -53,15 +65,25 @@ describe('machine page', () => {
       ...input,
       city: '</script><script>alert(1)</script>',
       withScript: true,
-      viewer: { doneUrl: '/machine/viewers/x/done', beatUrl: '/machine/viewers/x/beat', beatEveryMs: 5000 },
+      viewer: {
+        doneUrl: '/machine/viewers/x/done',
+        beatUrl: '/machine/viewers/x/beat',
+        beatEveryMs: 5000,
+      },
     });
     expect(html).not.toContain('</script><script>alert(1)');
     const json = /<script type="application\/json" id="wm-data">(.*?)<\/script>/s.exec(html)?.[1];
-    const data = JSON.parse(json!) as { texts: { goneHeading: string }; homeUrl: string; city: string };
+    const data = JSON.parse(json!) as {
+      texts: { goneHeading: string };
+      homeUrl: string;
+      city: string;
+    };
     expect(data.texts.goneHeading).toBe('This machine is gone');
     expect(data.homeUrl).toBe(input.homeUrl);
     expect(data.city).toBe('</script><script>alert(1)</script>');
-    expect(html).toContain('<script type="module" src="/machine/assets/machine.js?instance=m0self0000001"></script>');
+    expect(html).toContain(
+      '<script type="module" src="/machine/assets/machine.js?instance=m0self0000001"></script>',
+    );
   });
 
   it('the gone page shows the last frame and the way home', () => {

@@ -85,8 +85,20 @@ describe('useless as a process', () => {
 
     await expect.poll(() => receiver.received.length, { timeout: 15_000 }).toBe(1);
     const listening = receiver.received[0]!;
-    expect(JSON.parse(listening.raw)).toMatchObject({ machineId: SELF, launchId: LAUNCH_ID, region: 'fra', status: 'listening' });
-    expect(verifySignature(KEY, listening.raw, listening.headers['x-wm-signature'] as string, Date.now())).toMatchObject({ ok: true });
+    expect(JSON.parse(listening.raw)).toMatchObject({
+      machineId: SELF,
+      launchId: LAUNCH_ID,
+      region: 'fra',
+      status: 'listening',
+    });
+    expect(
+      verifySignature(
+        KEY,
+        listening.raw,
+        listening.headers['x-wm-signature'] as string,
+        Date.now(),
+      ),
+    ).toMatchObject({ ok: true });
 
     const page = await fetch(`${vm.base}/machine?instance=${SELF}`);
     expect(page.status).toBe(200);

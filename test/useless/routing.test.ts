@@ -12,10 +12,18 @@ describe('decideRoute', () => {
     expect(decideRoute(SELF, SELF, OTHER)).toEqual({ kind: 'serve', setCookie: true });
   });
   it('replays when ?instance= names another machine, whatever the cookie says', () => {
-    expect(decideRoute(SELF, OTHER, SELF)).toEqual({ kind: 'replay', instance: OTHER, via: 'param' });
+    expect(decideRoute(SELF, OTHER, SELF)).toEqual({
+      kind: 'replay',
+      instance: OTHER,
+      via: 'param',
+    });
   });
   it('replays to the machine a cookie names when there is no param', () => {
-    expect(decideRoute(SELF, undefined, OTHER)).toEqual({ kind: 'replay', instance: OTHER, via: 'cookie' });
+    expect(decideRoute(SELF, undefined, OTHER)).toEqual({
+      kind: 'replay',
+      instance: OTHER,
+      via: 'cookie',
+    });
   });
   it('serves without pinning when the cookie is ours or absent', () => {
     expect(decideRoute(SELF, undefined, SELF)).toEqual({ kind: 'serve', setCookie: false });
@@ -35,8 +43,12 @@ describe('affinity cookie', () => {
     expect(affinityCookie(undefined)).toBeUndefined();
   });
   it('lives 60 seconds, for every path, out of reach of scripts', () => {
-    expect(affinitySetCookie(SELF, false)).toBe(`fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`);
-    expect(affinitySetCookie(SELF, true)).toBe(`fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure`);
+    expect(affinitySetCookie(SELF, false)).toBe(
+      `fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`,
+    );
+    expect(affinitySetCookie(SELF, true)).toBe(
+      `fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure`,
+    );
   });
 });
 
@@ -66,7 +78,9 @@ describe('routing through the app', () => {
     const res = await app.inject({ url: `/machine?instance=${SELF}` });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
-    expect(res.headers['set-cookie']).toBe(`fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`);
+    expect(res.headers['set-cookie']).toBe(
+      `fly-machine-id=${SELF}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax`,
+    );
     expect(res.headers['fly-replay']).toBeUndefined();
     expect(res.body).toContain('You started a Useless Machine');
     expect(res.body).toContain(`This is Fly Machine ${SELF} in Amsterdam.`);
@@ -74,7 +88,10 @@ describe('routing through the app', () => {
 
   it('marks the cookie Secure when the edge says the visitor came over https', async () => {
     const { app } = build();
-    const res = await app.inject({ url: `/machine?instance=${SELF}`, headers: { 'x-forwarded-proto': 'https' } });
+    const res = await app.inject({
+      url: `/machine?instance=${SELF}`,
+      headers: { 'x-forwarded-proto': 'https' },
+    });
     expect(res.headers['set-cookie']).toMatch(/; Secure$/);
   });
 
@@ -92,7 +109,11 @@ describe('routing through the app', () => {
 
   it('replays a request whose cookie names another machine', async () => {
     const { app } = build();
-    const res = await app.inject({ url: '/machine/viewers', method: 'POST', headers: { cookie: `fly-machine-id=${OTHER}` } });
+    const res = await app.inject({
+      url: '/machine/viewers',
+      method: 'POST',
+      headers: { cookie: `fly-machine-id=${OTHER}` },
+    });
     expect(res.statusCode).toBe(421);
     expect(res.headers['fly-replay']).toBe(`instance=${OTHER}`);
     expect(res.body).toBe('');
@@ -100,7 +121,11 @@ describe('routing through the app', () => {
 
   it('serves a request whose cookie names this machine, without setting the cookie again', async () => {
     const { app } = build();
-    const res = await app.inject({ url: '/machine/viewers', method: 'POST', headers: { cookie: `fly-machine-id=${SELF}` } });
+    const res = await app.inject({
+      url: '/machine/viewers',
+      method: 'POST',
+      headers: { cookie: `fly-machine-id=${SELF}` },
+    });
     expect(res.statusCode).toBe(201);
     expect(res.headers['set-cookie']).toBeUndefined();
   });
@@ -113,9 +138,15 @@ describe('routing through the app', () => {
     expect(mine.statusCode).toBe(200);
     expect(mine.headers['content-type']).toBe('text/javascript; charset=utf-8');
     expect(mine.body).toBe('console.log("machine script")');
-    const done = await app.inject({ url: `/machine/viewers/AAAAAAAAAAAAAAAA/done?instance=${OTHER}`, method: 'POST' });
+    const done = await app.inject({
+      url: `/machine/viewers/AAAAAAAAAAAAAAAA/done?instance=${OTHER}`,
+      method: 'POST',
+    });
     expect(done.headers['fly-replay']).toBe(`instance=${OTHER}`);
-    const unknown = await app.inject({ url: '/nowhere', headers: { cookie: `fly-machine-id=${OTHER}` } });
+    const unknown = await app.inject({
+      url: '/nowhere',
+      headers: { cookie: `fly-machine-id=${OTHER}` },
+    });
     expect(unknown.headers['fly-replay']).toBe(`instance=${OTHER}`);
   });
 
@@ -139,7 +170,10 @@ describe('routing through the app', () => {
 
   it('does not route /health (it is for the machine itself)', async () => {
     const { app } = build();
-    const res = await app.inject({ url: '/health', headers: { cookie: `fly-machine-id=${OTHER}` } });
+    const res = await app.inject({
+      url: '/health',
+      headers: { cookie: `fly-machine-id=${OTHER}` },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['fly-replay']).toBeUndefined();
   });

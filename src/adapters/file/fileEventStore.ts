@@ -6,7 +6,19 @@
  * the open with an error rather than silently losing history. One process writes a file at a time
  * (a lock file names it).
  */
-import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fdatasync,
+  fdatasyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeEvent, type EventEnvelope, type StoredEvent } from '../../events/envelope.js';
@@ -107,7 +119,8 @@ export class FileEventStore implements EventStore {
       const nl = buf.indexOf(0x0a, offset);
       lineNo++;
       const end = nl === -1 ? buf.length : nl;
-      const parsed = nl === -1 ? 'no newline (torn write)' : parseLine(buf.toString('utf8', offset, end));
+      const parsed =
+        nl === -1 ? 'no newline (torn write)' : parseLine(buf.toString('utf8', offset, end));
       if (typeof parsed === 'string') {
         const isLast = nl === -1 || nl + 1 >= buf.length;
         if (!isLast) throw new FileStoreCorruptError(this.path, lineNo, parsed);
@@ -192,10 +205,15 @@ export class FileEventStore implements EventStore {
       const waiting = this.unsynced;
       this.unsynced = [];
       try {
-        await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+        );
         for (const w of waiting) w.resolve();
       } catch (err) {
-        const failure = new StoreUnavailableError(`could not flush ${this.path}: ${errorMessage(err)}`, { cause: err });
+        const failure = new StoreUnavailableError(
+          `could not flush ${this.path}: ${errorMessage(err)}`,
+          { cause: err },
+        );
         for (const w of waiting) w.reject(failure);
       }
     }
@@ -209,7 +227,8 @@ export class FileEventStore implements EventStore {
     this.listeners.clear();
     closeSync(this.fd);
     try {
-      if (readFileSync(this.lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(this.lockPath);
+      if (readFileSync(this.lockPath, 'utf8').trim() === String(process.pid))
+        unlinkSync(this.lockPath);
     } catch {
       // The lock is gone already: nothing to release.
     }

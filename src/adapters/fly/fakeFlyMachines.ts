@@ -84,7 +84,8 @@ export class FakeFlyMachines implements FlyMachines {
   private readonly machines = new Map<string, FakeMachine>();
   private readonly failures = new Map<FlyOp, ScriptedFailure[]>();
   private readonly waiters = new Set<() => void>();
-  private behaviourFor: (input: CreateMachineInput) => MachineBehaviour | undefined = () => undefined;
+  private behaviourFor: (input: CreateMachineInput) => MachineBehaviour | undefined = () =>
+    undefined;
   private readonly mode: 'immediate' | 'manual';
   private readonly clock: Clock;
   private readonly timers: Timers;
@@ -187,10 +188,20 @@ export class FakeFlyMachines implements FlyMachines {
 
   async create(input: CreateMachineInput): Promise<FlyMachine> {
     const failure = this.takeFailure('create');
-    if (failure && !failure.commit) throw this.record({ op: 'create', input, failed: failure.status }, failure);
-    if (input.name && [...this.machines.values()].some((m) => m.name === input.name && m.state !== 'destroyed')) {
+    if (failure && !failure.commit)
+      throw this.record({ op: 'create', input, failed: failure.status }, failure);
+    if (
+      input.name &&
+      [...this.machines.values()].some((m) => m.name === input.name && m.state !== 'destroyed')
+    ) {
       this.calls.push({ op: 'create', input, failed: 409 });
-      throw new FlyApiError('create', 409, `already_exists: a machine named "${input.name}" already exists`, false, undefined);
+      throw new FlyApiError(
+        'create',
+        409,
+        `already_exists: a machine named "${input.name}" already exists`,
+        false,
+        undefined,
+      );
     }
     const n = ++this.seq;
     const now = this.clock.now();
@@ -214,7 +225,8 @@ export class FakeFlyMachines implements FlyMachines {
       this.set(m, 'starting');
       this.started(m);
     }
-    if (failure) throw this.record({ op: 'create', machineId: m.id, input, failed: failure.status }, failure);
+    if (failure)
+      throw this.record({ op: 'create', machineId: m.id, input, failed: failure.status }, failure);
     this.calls.push({ op: 'create', machineId: m.id, input });
     return created;
   }
@@ -224,14 +236,20 @@ export class FakeFlyMachines implements FlyMachines {
     return this.view(this.mustFind('get', machineId));
   }
 
-  async list(filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {}): Promise<FlyMachine[]> {
+  async list(
+    filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {},
+  ): Promise<FlyMachine[]> {
     this.check('list');
     return this.ledger()
       .filter((m) => filter.includeDeleted || m.state !== 'destroyed')
       .filter((m) => Object.entries(filter.metadata ?? {}).every(([k, v]) => m.metadata[k] === v));
   }
 
-  async wait(machineId: string, state: WaitState, opts: { timeoutS?: number; instanceId?: string } = {}): Promise<boolean> {
+  async wait(
+    machineId: string,
+    state: WaitState,
+    opts: { timeoutS?: number; instanceId?: string } = {},
+  ): Promise<boolean> {
     // A scripted 408 is Fly's wait timeout: the HTTP client answers false, so does the fake.
     if (this.failures.get('wait')?.[0]?.status === 408) {
       this.failures.get('wait')?.shift();
@@ -241,9 +259,16 @@ export class FakeFlyMachines implements FlyMachines {
     this.check('wait', machineId);
     const m = this.mustFind('wait', machineId);
     if (opts.instanceId !== undefined && opts.instanceId !== m.instanceId) {
-      throw new FlyApiError('wait', 400, `invalid_argument: instance_id ${opts.instanceId} is not the current version`, false, undefined);
+      throw new FlyApiError(
+        'wait',
+        400,
+        `invalid_argument: instance_id ${opts.instanceId} is not the current version`,
+        false,
+        undefined,
+      );
     }
-    const reached = (): boolean => m.state === state || (state === 'stopped' && m.state === 'destroyed');
+    const reached = (): boolean =>
+      m.state === state || (state === 'stopped' && m.state === 'destroyed');
     if (reached()) return true;
     const timeoutS = Math.min(60, Math.max(1, Math.round(opts.timeoutS ?? 60)));
     const key = `fake-wait-${machineId}-${++this.seq}`;
@@ -265,7 +290,13 @@ export class FakeFlyMachines implements FlyMachines {
     this.check('stop', machineId);
     const m = this.mustFind('stop', machineId);
     if (m.state === 'destroyed' || m.state === 'destroying') {
-      throw new FlyApiError('stop', 412, `failed_precondition: machine ${m.id} is ${m.state}`, false, undefined);
+      throw new FlyApiError(
+        'stop',
+        412,
+        `failed_precondition: machine ${m.id} is ${m.state}`,
+        false,
+        undefined,
+      );
     }
     if (!RUNNING.includes(m.state)) return;
     this.set(m, 'stopping');
@@ -283,7 +314,13 @@ export class FakeFlyMachines implements FlyMachines {
     const m = this.machines.get(machineId);
     if (!m || m.state === 'destroyed') return;
     if (!(opts.force ?? true) && (RUNNING.includes(m.state) || m.state === 'stopping')) {
-      throw new FlyApiError('destroy', 412, 'failed_precondition: unable to destroy machine, not currently stopped', false, undefined);
+      throw new FlyApiError(
+        'destroy',
+        412,
+        'failed_precondition: unable to destroy machine, not currently stopped',
+        false,
+        undefined,
+      );
     }
     this.set(m, 'destroying');
     if (this.mode === 'immediate') this.set(m, 'destroyed');
@@ -317,7 +354,11 @@ export class FakeFlyMachines implements FlyMachines {
   /** Record the call and throw a scripted failure if one is queued. */
   private check(op: FlyOp, machineId?: string): void {
     const failure = this.takeFailure(op);
-    if (failure) throw this.record({ op, ...(machineId ? { machineId } : {}), failed: failure.status }, failure);
+    if (failure)
+      throw this.record(
+        { op, ...(machineId ? { machineId } : {}), failed: failure.status },
+        failure,
+      );
     this.calls.push({ op, ...(machineId ? { machineId } : {}) });
   }
 
@@ -328,7 +369,13 @@ export class FakeFlyMachines implements FlyMachines {
   private record(call: FakeCall, f: ScriptedFailure): FlyApiError {
     this.calls.push(call);
     const retryable = f.retryable ?? (f.status === 0 || f.status === 429 || f.status >= 500);
-    return new FlyApiError(call.op, f.status, f.message ?? defaultMessage(f.status), retryable, f.requestId);
+    return new FlyApiError(
+      call.op,
+      f.status,
+      f.message ?? defaultMessage(f.status),
+      retryable,
+      f.requestId,
+    );
   }
 
   private mustFind(op: string, id: string): FakeMachine {

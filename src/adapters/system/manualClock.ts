@@ -40,7 +40,9 @@ export class ManualClock implements Clock, Timers {
 
   setTime(to: number): void {
     for (;;) {
-      const next = [...this.armed].filter(([, v]) => v.at <= to).sort(([, a], [, b]) => a.at - b.at || a.seq - b.seq)[0];
+      const next = [...this.armed]
+        .filter(([, v]) => v.at <= to)
+        .sort(([, a], [, b]) => a.at - b.at || a.seq - b.seq)[0];
       if (!next) break;
       const [key, timer] = next;
       this.t = Math.max(this.t, timer.at);

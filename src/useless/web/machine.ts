@@ -41,7 +41,9 @@ function main(): void {
     const url = data.viewer.doneUrl;
     if (how === 'beacon' && navigator.sendBeacon(url)) return;
     // keepalive lets the request finish even if the page is being unloaded.
-    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin' }).catch(() => undefined);
+    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin' }).catch(
+      () => undefined,
+    );
   };
 
   if (data.viewer) {

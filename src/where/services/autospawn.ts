@@ -49,10 +49,21 @@ export class AutospawnDriver {
     const c = this.context();
     const { cfg } = this.deps;
     const enabled = c ? c.enabled : cfg.enabled;
-    if (c && c.intervalMs === cfg.intervalMs && c.inactivityMs === cfg.inactivityMs && c.regions.join() === cfg.regions.join()) return;
+    if (
+      c &&
+      c.intervalMs === cfg.intervalMs &&
+      c.inactivityMs === cfg.inactivityMs &&
+      c.regions.join() === cfg.regions.join()
+    )
+      return;
     await this.deps.runtime.dispatch({
       type: 'autospawner.configured',
-      data: { intervalMs: cfg.intervalMs, inactivityMs: cfg.inactivityMs, regions: cfg.regions, enabled },
+      data: {
+        intervalMs: cfg.intervalMs,
+        inactivityMs: cfg.inactivityMs,
+        regions: cfg.regions,
+        enabled,
+      },
     });
   }
 
@@ -79,23 +90,37 @@ export class AutospawnDriver {
       // (or to re-state presence), so page views do not grow the autospawner's stream.
       if (c && c.visitors > 0 === visitors > 0 && !restate) return;
       this.lastStatedAt = now;
-      await this.deps.runtime.dispatch({ type: 'presence.changed', data: { visitors, roll: (this.deps.random ?? Math.random)() } });
+      await this.deps.runtime.dispatch({
+        type: 'presence.changed',
+        data: { visitors, roll: (this.deps.random ?? Math.random)() },
+      });
     } catch (err) {
-      this.deps.log.warn({ err: errorMessage(err) }, 'could not report presence to the autospawner');
+      this.deps.log.warn(
+        { err: errorMessage(err) },
+        'could not report presence to the autospawner',
+      );
     }
   }
 
   async switch(on: boolean, by: string): Promise<boolean> {
-    const [o] = await this.deps.runtime.dispatch({ type: 'autospawner.switched', data: { on, by } });
+    const [o] = await this.deps.runtime.dispatch({
+      type: 'autospawner.switched',
+      data: { on, by },
+    });
     return o?.accepted ?? false;
   }
 
   view(): AutospawnerView {
     const rec = this.deps.runtime.actor(AUTOSPAWNER_STREAM);
     const c = (rec?.snapshot.context as AutospawnerContext | undefined) ?? undefined;
-    const state = rec?.snapshot.hasTag('off') ? 'off' : rec?.snapshot.hasTag('active') ? 'active' : 'idle';
+    const state = rec?.snapshot.hasTag('off')
+      ? 'off'
+      : rec?.snapshot.hasTag('active')
+        ? 'active'
+        : 'idle';
     const cfg = this.deps.cfg;
-    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    const iso = (ms: number | undefined) =>
+      ms === undefined ? undefined : new Date(ms).toISOString();
     return {
       state: rec ? state : cfg.enabled ? 'idle' : 'off',
       enabled: c?.enabled ?? cfg.enabled,

@@ -6,7 +6,12 @@
 import { z } from 'zod';
 import type { ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
-import { deriveLaunchKey, machineStatusBody, verifySignature, SIGNATURE_TOLERANCE_S } from '../../shared/callbackAuth.js';
+import {
+  deriveLaunchKey,
+  machineStatusBody,
+  verifySignature,
+  SIGNATURE_TOLERANCE_S,
+} from '../../shared/callbackAuth.js';
 import { AppError } from '../../shared/errors.js';
 import { isRegionCode } from '../../shared/regions.js';
 import type { Launches } from './launches.js';
@@ -43,11 +48,18 @@ export class Callbacks {
     if (!parsed.success) throw new AppError('BAD_CALLBACK', 400, z.prettifyError(parsed.error));
     const body = parsed.data;
 
-    const check = verifySignature(deriveLaunchKey(this.deps.secret, body.launchId), rawBody, signature, now);
+    const check = verifySignature(
+      deriveLaunchKey(this.deps.secret, body.launchId),
+      rawBody,
+      signature,
+      now,
+    );
     if (!check.ok) throw new AppError(check.code, 401, check.message);
     this.prune(now);
-    if (this.seen.has(signature!)) throw new AppError('CALLBACK_REPLAYED', 409, 'this signed request was already received');
-    if (!isRegionCode(body.region)) throw new AppError('BAD_REGION', 400, `unknown region "${body.region}"`);
+    if (this.seen.has(signature!))
+      throw new AppError('CALLBACK_REPLAYED', 409, 'this signed request was already received');
+    if (!isRegionCode(body.region))
+      throw new AppError('BAD_REGION', 400, `unknown region "${body.region}"`);
 
     const launch = await this.deps.launches.current(body.launchId);
     if (!launch) throw new AppError('UNKNOWN_LAUNCH', 404, 'no such launch');
@@ -64,13 +76,27 @@ export class Callbacks {
       body.status === 'listening'
         ? await this.deps.runtime.dispatch({
             type: 'vm.listening',
-            data: { machineId: body.machineId, launchId: body.launchId, region: body.region, ...(ttlMs ? { ttlMs } : {}) },
+            data: {
+              machineId: body.machineId,
+              launchId: body.launchId,
+              region: body.region,
+              ...(ttlMs ? { ttlMs } : {}),
+            },
           })
         : await this.deps.runtime.dispatch({
             type: 'vm.stopping',
-            data: { machineId: body.machineId, launchId: body.launchId, ...(body.reason ? { reason: body.reason } : {}) },
+            data: {
+              machineId: body.machineId,
+              launchId: body.launchId,
+              ...(body.reason ? { reason: body.reason } : {}),
+            },
           });
-    return { accepted: outcomes.some((o) => o.accepted), launchId: body.launchId, machineId: body.machineId, status: body.status };
+    return {
+      accepted: outcomes.some((o) => o.accepted),
+      launchId: body.launchId,
+      machineId: body.machineId,
+      status: body.status,
+    };
   }
 
   private prune(now: number): void {

@@ -142,7 +142,11 @@ export class Cluster {
       this.visitorsReported = here;
       const changed = wasLeader !== this.leader || !sameSet(alive, this.alive);
       this.alive = alive;
-      if (wasLeader !== this.leader) this.o.log.info({ leader: this.leader }, this.leader ? 'became the leader' : 'no longer the leader');
+      if (wasLeader !== this.leader)
+        this.o.log.info(
+          { leader: this.leader },
+          this.leader ? 'became the leader' : 'no longer the leader',
+        );
       if (changed) this.runtime?.rebalance();
       // Visitors came or went on another instance: the autospawner must hear it now, not at its
       // next periodic re-statement (minutes away).

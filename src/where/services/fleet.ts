@@ -46,7 +46,9 @@ export class Fleet {
       const m = r && toFleetMachine(r.snapshot);
       if (m) out.push(m);
     }
-    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.machineId.localeCompare(b.machineId));
+    return out.sort(
+      (a, b) => a.createdAt.localeCompare(b.createdAt) || a.machineId.localeCompare(b.machineId),
+    );
   }
 
   /** Machines alive plus launches still waiting for theirs: what the cap is counting. */
@@ -60,13 +62,18 @@ export class Fleet {
       if (active && !r.snapshot.matches('unknown')) this.liveVms.add(r.stream);
       else this.liveVms.delete(r.stream);
     } else if (r.kind === 'launch') {
-      if (active && (r.snapshot.matches('requested') || r.snapshot.matches('creating'))) this.pendingLaunches.add(r.stream);
+      if (active && (r.snapshot.matches('requested') || r.snapshot.matches('creating')))
+        this.pendingLaunches.add(r.stream);
       else this.pendingLaunches.delete(r.stream);
     }
   }
 
   snapshot(): FleetSnapshot {
-    return { machines: this.machines(), capacity: this.capacity(), at: new Date(this.clock.now()).toISOString() };
+    return {
+      machines: this.machines(),
+      capacity: this.capacity(),
+      at: new Date(this.clock.now()).toISOString(),
+    };
   }
 
   /** A new fleet stream: it gets the whole fleet now, then every change. */
@@ -102,7 +109,8 @@ export class Fleet {
   private onChange(c: ActorChange): void {
     this.track(c.record);
     if (c.record.kind === 'vm') {
-      const m = c.record.snapshot.status === 'active' ? toFleetMachine(c.record.snapshot) : undefined;
+      const m =
+        c.record.snapshot.status === 'active' ? toFleetMachine(c.record.snapshot) : undefined;
       const id = (c.record.snapshot.context as { machineId: string }).machineId;
       if (m) {
         const json = JSON.stringify(m);

@@ -61,12 +61,18 @@ export class Launches {
       },
     });
     if (!outcome?.accepted) throw new AppError('LAUNCH_EXISTS', 409, 'that launch already exists');
-    const decided = await runtime.waitFor(stream, (r) => !r.snapshot.matches('requested'), DECISION_WAIT_MS);
+    const decided = await runtime.waitFor(
+      stream,
+      (r) => !r.snapshot.matches('requested'),
+      DECISION_WAIT_MS,
+    );
     const rec = decided ?? runtime.actor(stream);
     const view = rec && toLaunchView(cfg, rec.snapshot, rec.version);
     if (!view) throw new AppError('LAUNCH_LOST', 500, 'the launch could not be read back');
     if (view.status === 'failed' && view.reason === 'capacity') {
-      throw new AppError('CAPACITY', 503, view.message ?? 'every machine slot is taken', { details: { launchId } });
+      throw new AppError('CAPACITY', 503, view.message ?? 'every machine slot is taken', {
+        details: { launchId },
+      });
     }
     return view;
   }

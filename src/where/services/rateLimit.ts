@@ -60,7 +60,11 @@ export class Cooldown {
  * The client address: Fly-Client-IP when the request came through a proxy we trust (Fly's, or the
  * local edge proxy), else the socket peer. A header sent by anyone else changes nothing.
  */
-export function clientIp(peer: string | undefined, header: string | string[] | undefined, trusted: readonly string[]): string {
+export function clientIp(
+  peer: string | undefined,
+  header: string | string[] | undefined,
+  trusted: readonly string[],
+): string {
   const p = peer ?? 'unknown';
   const h = Array.isArray(header) ? header[0] : header;
   if (h && (trusted.includes('*') || trusted.includes(p))) {

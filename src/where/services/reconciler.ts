@@ -45,7 +45,13 @@ export class Reconciler {
       isLeader: () => boolean;
     },
   ) {
-    this.debounced = new Debounced(() => this.runGuarded(), deps.minGapMs, deps.clock, deps.timers, 'reconcile');
+    this.debounced = new Debounced(
+      () => this.runGuarded(),
+      deps.minGapMs,
+      deps.clock,
+      deps.timers,
+      'reconcile',
+    );
   }
 
   start(): void {
@@ -89,13 +95,22 @@ export class Reconciler {
       log.warn({ err: errorMessage(err) }, 'could not list machines; keeping the fleet as it is');
       return { ok: false, listed: 0, observed: 0, orphans: 0, gone: 0, error: errorMessage(err) };
     }
-    const report: ReconcileReport = { ok: true, listed: machines.length, observed: 0, orphans: 0, gone: 0 };
+    const report: ReconcileReport = {
+      ok: true,
+      listed: machines.length,
+      observed: 0,
+      orphans: 0,
+      gone: 0,
+    };
     const seen = new Set<string>();
     for (const m of machines) {
       if (m.state === 'destroyed' || !/^[a-z0-9]{8,32}$/.test(m.id)) continue;
       seen.add(m.id);
       if (!isRegionCode(m.region)) {
-        log.warn({ machineId: m.id, region: m.region }, 'machine in a region we do not know; not shown');
+        log.warn(
+          { machineId: m.id, region: m.region },
+          'machine in a region we do not know; not shown',
+        );
         continue;
       }
       const launchId = validLaunchId(m.metadata[METADATA.launchId]);
@@ -110,24 +125,40 @@ export class Reconciler {
           ...(launchId ? { launchId } : {}),
           ...(source ? { source } : {}),
           ...(Number.isFinite(createdAt) ? { createdAt } : {}),
-          ...(source ? { ttlMs: source === 'auto' ? this.deps.ttl.autoMs : this.deps.ttl.buttonMs } : {}),
+          ...(source
+            ? { ttlMs: source === 'auto' ? this.deps.ttl.autoMs : this.deps.ttl.buttonMs }
+            : {}),
         },
       });
       if (outcomes.some((o) => o.accepted)) report.observed++;
       if (launchId && !(await this.launchIsLive(launchId))) {
-        const [o] = await runtime.dispatch({ type: 'reconcile.orphanFound', data: { machineId: m.id, launchId, why: 'noLiveLaunch' } });
+        const [o] = await runtime.dispatch({
+          type: 'reconcile.orphanFound',
+          data: { machineId: m.id, launchId, why: 'noLiveLaunch' },
+        });
         if (o?.accepted) {
           report.orphans++;
-          log.warn({ machineId: m.id, launchId }, 'orphan machine (its launch is over or unknown): destroying it');
+          log.warn(
+            { machineId: m.id, launchId },
+            'orphan machine (its launch is over or unknown): destroying it',
+          );
         }
       }
     }
     const now = clock.now();
     for (const rec of runtime.actors('vm')) {
       const c = rec.snapshot.context as { machineId: string; createdAt: number; launchId?: string };
-      if (rec.snapshot.status !== 'active' || rec.snapshot.matches('unknown') || seen.has(c.machineId)) continue;
+      if (
+        rec.snapshot.status !== 'active' ||
+        rec.snapshot.matches('unknown') ||
+        seen.has(c.machineId)
+      )
+        continue;
       if (now - c.createdAt < LIST_GRACE_MS) continue;
-      const [o] = await runtime.dispatch({ type: 'fly.machineGone', data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) } });
+      const [o] = await runtime.dispatch({
+        type: 'fly.machineGone',
+        data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) },
+      });
       if (o?.accepted) report.gone++;
     }
     log.debug(report, 'reconciled');
@@ -144,5 +175,7 @@ export class Reconciler {
   }
 }
 
-const validLaunchId = (v: string | undefined) => (v && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v) ? v : undefined);
-const validSource = (v: string | undefined) => (v === 'button' || v === 'dash' || v === 'auto' ? v : undefined);
+const validLaunchId = (v: string | undefined) =>
+  v && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v) ? v : undefined;
+const validSource = (v: string | undefined) =>
+  v === 'button' || v === 'dash' || v === 'auto' ? v : undefined;

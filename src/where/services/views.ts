@@ -9,7 +9,11 @@ import type { WhereConfig } from '../config.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function toLaunchView(cfg: Pick<WhereConfig, 'vm'>, snapshot: AnyMachineSnapshot, version: number): LaunchView | undefined {
+export function toLaunchView(
+  cfg: Pick<WhereConfig, 'vm'>,
+  snapshot: AnyMachineSnapshot,
+  version: number,
+): LaunchView | undefined {
   const p = launchPublic(snapshot as SnapshotFrom<LaunchMachine>);
   if (!p) return undefined;
   const view: LaunchView = {
@@ -22,7 +26,8 @@ export function toLaunchView(cfg: Pick<WhereConfig, 'vm'>, snapshot: AnyMachineS
     version,
   };
   if (p.machineId) view.machineId = p.machineId;
-  if (p.machineId && (p.status === 'ready' || p.status === 'done')) view.url = vmUrl(cfg, p.machineId);
+  if (p.machineId && (p.status === 'ready' || p.status === 'done'))
+    view.url = vmUrl(cfg, p.machineId);
   if (p.reason) {
     view.reason = p.reason;
     view.message = FAILURE_WORDS[p.reason];

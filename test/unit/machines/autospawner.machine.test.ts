@@ -4,9 +4,15 @@ import { autospawnerMachine, jittered } from '../../../machines/autospawner/auto
 import { T0, ev, fold, effectsOf } from '../../support/charts.js';
 
 const H = 60 * 60_000;
-const config = ev('autospawner.configured', { intervalMs: H, inactivityMs: 10 * 60_000, regions: ['ams', 'ord', 'syd'], enabled: true }, T0);
-const visitors = (n: number, at: number, roll = 0.5) => ev('presence.changed', { visitors: n, roll }, at);
-const spawnDue = (due: number, roll = 0.5) => ev('clock.spawnElapsed', { key: 'spawn', due, roll }, due);
+const config = ev(
+  'autospawner.configured',
+  { intervalMs: H, inactivityMs: 10 * 60_000, regions: ['ams', 'ord', 'syd'], enabled: true },
+  T0,
+);
+const visitors = (n: number, at: number, roll = 0.5) =>
+  ev('presence.changed', { visitors: n, roll }, at);
+const spawnDue = (due: number, roll = 0.5) =>
+  ev('clock.spawnElapsed', { key: 'spawn', due, roll }, due);
 
 describe('autospawner chart', () => {
   it('stays idle while nobody watches', () => {
@@ -42,13 +48,25 @@ describe('autospawner chart', () => {
   it('runs one loop however often visitors come and go', () => {
     let r = fold(autospawnerMachine, [config, visitors(1, T0), spawnDue(T0)]);
     const next = r.snapshot.context.timers.spawn!;
-    r = fold(autospawnerMachine, [visitors(2, T0 + 100), visitors(3, T0 + 200), visitors(0, T0 + 300), visitors(1, T0 + 400, 0.1), visitors(2, T0 + 500)], r.snapshot);
+    r = fold(
+      autospawnerMachine,
+      [
+        visitors(2, T0 + 100),
+        visitors(3, T0 + 200),
+        visitors(0, T0 + 300),
+        visitors(1, T0 + 400, 0.1),
+        visitors(2, T0 + 500),
+      ],
+      r.snapshot,
+    );
     // Coming back within the interval does not spawn early: the spawn waits for the interval.
     const due = r.snapshot.context.timers.spawn!;
     expect(due).toBe(T0 + jittered(H, 0.1));
     expect(due).not.toBe(next);
     expect(effectsOf(r.effects, 'spawnLaunch')).toEqual([]);
-    expect(effectsOf(r.effects, 'scheduleTimer').filter((e) => e.params.key === 'spawn')).toHaveLength(1);
+    expect(
+      effectsOf(r.effects, 'scheduleTimer').filter((e) => e.params.key === 'spawn'),
+    ).toHaveLength(1);
     // The first loop's timer is stale now; only the current one spawns.
     const stale = fold(autospawnerMachine, [spawnDue(next)], r.snapshot);
     expect(stale.steps[0]!.accepted).toBe(false);
@@ -60,22 +78,42 @@ describe('autospawner chart', () => {
     const r = fold(autospawnerMachine, [config, visitors(1, T0), visitors(0, T0 + 1000)]);
     expect(r.snapshot.value).toBe('idle');
     expect(r.snapshot.context.timers).toEqual({});
-    expect(effectsOf(r.effects, 'cancelTimer').map((e) => e.params.key).sort()).toEqual(['inactivity', 'spawn']);
+    expect(
+      effectsOf(r.effects, 'cancelTimer')
+        .map((e) => e.params.key)
+        .sort(),
+    ).toEqual(['inactivity', 'spawn']);
   });
 
   it('gives up when presence is not re-stated for the inactivity period', () => {
-    const r = fold(autospawnerMachine, [config, visitors(1, T0), ev('clock.inactivityElapsed', { key: 'inactivity', due: T0 + 10 * 60_000, roll: 0 }, T0 + 10 * 60_000)]);
+    const r = fold(autospawnerMachine, [
+      config,
+      visitors(1, T0),
+      ev(
+        'clock.inactivityElapsed',
+        { key: 'inactivity', due: T0 + 10 * 60_000, roll: 0 },
+        T0 + 10 * 60_000,
+      ),
+    ]);
     expect(r.snapshot.value).toBe('idle');
     expect(r.snapshot.context.visitors).toBe(0);
   });
 
   it('can be switched off and on at run time', () => {
-    let r = fold(autospawnerMachine, [config, visitors(1, T0), ev('autospawner.switched', { on: false, by: 'dash' }, T0 + 5)]);
+    let r = fold(autospawnerMachine, [
+      config,
+      visitors(1, T0),
+      ev('autospawner.switched', { on: false, by: 'dash' }, T0 + 5),
+    ]);
     expect(r.snapshot.value).toBe('off');
     expect(r.snapshot.context.timers).toEqual({});
     r = fold(autospawnerMachine, [spawnDue(T0)], r.snapshot);
     expect(r.steps[0]!.accepted).toBe(false);
-    r = fold(autospawnerMachine, [ev('autospawner.switched', { on: true, by: 'dash' }, T0 + 10)], r.snapshot);
+    r = fold(
+      autospawnerMachine,
+      [ev('autospawner.switched', { on: true, by: 'dash' }, T0 + 10)],
+      r.snapshot,
+    );
     // Visitors are still here: straight back to active.
     expect(r.snapshot.value).toBe('active');
   });

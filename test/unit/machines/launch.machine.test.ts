@@ -1,19 +1,41 @@
 /** The launch chart, rule by rule: given facts, then the state, tags and effects. */
 import { describe, expect, it } from 'vitest';
-import { launchMachine, CLEANUP_RETRY_MS, MAX_CLEANUP_ATTEMPTS } from '../../../machines/launch/launch.machine.js';
+import {
+  launchMachine,
+  CLEANUP_RETRY_MS,
+  MAX_CLEANUP_ATTEMPTS,
+} from '../../../machines/launch/launch.machine.js';
 import { launchPublic, launchStatusOf } from '../../../machines/launch/launch.view.js';
 import { T0, ev, fold, effectsOf } from '../../support/charts.js';
 
 const L = '01JZ0000000000000000000001';
 const M = 'abcdef0123456789';
-const requested = ev('launch.requested', { launchId: L, region: 'ams', source: 'button', owner: 'i1', readyTimeoutMs: 30_000, ttlMs: 600_000 }, T0);
+const requested = ev(
+  'launch.requested',
+  {
+    launchId: L,
+    region: 'ams',
+    source: 'button',
+    owner: 'i1',
+    readyTimeoutMs: 30_000,
+    ttlMs: 600_000,
+  },
+  T0,
+);
 const reserved = ev('capacity.reserved', { launchId: L, live: 1, limit: 8 }, T0 + 5);
 const created = (at = T0 + 500, machineId = M) =>
-  ev('fly.machineCreated', { machineId, launchId: L, region: 'ams', instanceId: 'INST1', state: 'created', createdAt: at }, at);
-const started = (at = T0 + 900) => ev('fly.machineObserved', { machineId: M, state: 'started', region: 'ams' }, at);
-const listening = (at = T0 + 1200, machineId = M) => ev('vm.listening', { machineId, launchId: L, region: 'ams' }, at);
+  ev(
+    'fly.machineCreated',
+    { machineId, launchId: L, region: 'ams', instanceId: 'INST1', state: 'created', createdAt: at },
+    at,
+  );
+const started = (at = T0 + 900) =>
+  ev('fly.machineObserved', { machineId: M, state: 'started', region: 'ams' }, at);
+const listening = (at = T0 + 1200, machineId = M) =>
+  ev('vm.listening', { machineId, launchId: L, region: 'ams' }, at);
 const gone = (at: number) => ev('fly.machineGone', { machineId: M, launchId: L }, at);
-const readyDue = (at = T0 + 30_000) => ev('clock.readyElapsed', { key: 'ready', due: T0 + 30_000, roll: 0.3 }, at);
+const readyDue = (at = T0 + 30_000) =>
+  ev('clock.readyElapsed', { key: 'ready', due: T0 + 30_000, roll: 0.3 }, at);
 
 describe('launch chart', () => {
   it('reserves a slot and arms the ready deadline when requested', () => {
@@ -21,26 +43,49 @@ describe('launch chart', () => {
     expect(r.snapshot.value).toBe('requested');
     expect(launchStatusOf(r.snapshot)).toBe('requested');
     expect(r.effects).toEqual([
-      { type: 'reserveCapacity', params: { launchId: L, until: T0 + 30_000 + 600_000 + 5 * 60_000 } },
+      {
+        type: 'reserveCapacity',
+        params: { launchId: L, until: T0 + 30_000 + 600_000 + 5 * 60_000 },
+      },
       { type: 'scheduleTimer', params: { key: 'ready', at: T0 + 30_000 } },
     ]);
   });
 
   it('walks the happy path to a destroyed machine and gives the slot back', () => {
-    const r = fold(launchMachine, [requested, reserved, created(), started(), listening(), gone(T0 + 60_000)]);
-    expect(r.steps.every((s) => s.accepted)).toBe(true);
-    expect(r.steps.map((s) => launchStatusOf(fold(launchMachine, r.steps.slice(0, r.steps.indexOf(s) + 1).map((x) => x.event)).snapshot))).toEqual([
-      'requested',
-      'requested',
-      'created',
-      'started',
-      'ready',
-      'done',
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      created(),
+      started(),
+      listening(),
+      gone(T0 + 60_000),
     ]);
-    expect(effectsOf(r.effects, 'createMachine')).toEqual([{ type: 'createMachine', params: { launchId: L, region: 'ams', source: 'button', ttlMs: 600_000 } }]);
-    expect(effectsOf(r.effects, 'awaitMachine')).toEqual([{ type: 'awaitMachine', params: { machineId: M, launchId: L, state: 'started' } }]);
-    expect(effectsOf(r.effects, 'cancelTimer')).toEqual([{ type: 'cancelTimer', params: { key: 'ready' } }]);
-    expect(effectsOf(r.effects, 'releaseCapacity')).toEqual([{ type: 'releaseCapacity', params: { holder: L } }]);
+    expect(r.steps.every((s) => s.accepted)).toBe(true);
+    expect(
+      r.steps.map((s) =>
+        launchStatusOf(
+          fold(
+            launchMachine,
+            r.steps.slice(0, r.steps.indexOf(s) + 1).map((x) => x.event),
+          ).snapshot,
+        ),
+      ),
+    ).toEqual(['requested', 'requested', 'created', 'started', 'ready', 'done']);
+    expect(effectsOf(r.effects, 'createMachine')).toEqual([
+      {
+        type: 'createMachine',
+        params: { launchId: L, region: 'ams', source: 'button', ttlMs: 600_000 },
+      },
+    ]);
+    expect(effectsOf(r.effects, 'awaitMachine')).toEqual([
+      { type: 'awaitMachine', params: { machineId: M, launchId: L, state: 'started' } },
+    ]);
+    expect(effectsOf(r.effects, 'cancelTimer')).toEqual([
+      { type: 'cancelTimer', params: { key: 'ready' } },
+    ]);
+    expect(effectsOf(r.effects, 'releaseCapacity')).toEqual([
+      { type: 'releaseCapacity', params: { holder: L } },
+    ]);
     expect(r.snapshot.status).toBe('done');
     expect(r.snapshot.context.timers).toEqual({});
   });
@@ -58,18 +103,44 @@ describe('launch chart', () => {
   });
 
   it('ignores duplicate and late facts', () => {
-    const r = fold(launchMachine, [requested, reserved, reserved, created(), created(T0 + 600), listening(), listening(T0 + 1300), started(T0 + 1400)]);
-    expect(r.steps.map((s) => s.accepted)).toEqual([true, true, false, true, false, true, false, false]);
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      reserved,
+      created(),
+      created(T0 + 600),
+      listening(),
+      listening(T0 + 1300),
+      started(T0 + 1400),
+    ]);
+    expect(r.steps.map((s) => s.accepted)).toEqual([
+      true,
+      true,
+      false,
+      true,
+      false,
+      true,
+      false,
+      false,
+    ]);
     expect(effectsOf(r.effects, 'createMachine')).toHaveLength(1);
   });
 
   it('ignores a ready callback from some other machine', () => {
-    const r = fold(launchMachine, [requested, reserved, created(), listening(T0 + 1200, 'ffffffff00000000')]);
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      created(),
+      listening(T0 + 1200, 'ffffffff00000000'),
+    ]);
     expect(r.snapshot.matches('waitingReady')).toBe(true);
   });
 
   it('fails with "capacity" when no slot is free, without creating anything', () => {
-    const r = fold(launchMachine, [requested, ev('capacity.exhausted', { launchId: L, live: 8, limit: 8 }, T0 + 3)]);
+    const r = fold(launchMachine, [
+      requested,
+      ev('capacity.exhausted', { launchId: L, live: 8, limit: 8 }, T0 + 3),
+    ]);
     expect(r.snapshot.value).toBe('failed');
     expect(launchPublic(r.snapshot)).toMatchObject({ status: 'failed', reason: 'capacity' });
     expect(effectsOf(r.effects, 'createMachine')).toEqual([]);
@@ -81,7 +152,11 @@ describe('launch chart', () => {
       [429, 'rateLimited'],
       [422, 'flyError'],
     ] as const) {
-      const r = fold(launchMachine, [requested, reserved, ev('fly.createFailed', { launchId: L, status, message: 'no', retryable: false }, T0 + 100)]);
+      const r = fold(launchMachine, [
+        requested,
+        reserved,
+        ev('fly.createFailed', { launchId: L, status, message: 'no', retryable: false }, T0 + 100),
+      ]);
       expect(r.snapshot.value).toBe('failed');
       expect(r.snapshot.context.reason).toBe(reason);
       expect(effectsOf(r.effects, 'releaseCapacity')).toHaveLength(1);
@@ -89,21 +164,42 @@ describe('launch chart', () => {
   });
 
   it('sweeps for a machine when the create outcome is unknown', () => {
-    const r = fold(launchMachine, [requested, reserved, ev('fly.createFailed', { launchId: L, status: 0, message: 'timeout', retryable: true }, T0 + 100)]);
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      ev(
+        'fly.createFailed',
+        { launchId: L, status: 0, message: 'timeout', retryable: true },
+        T0 + 100,
+      ),
+    ]);
     expect(r.snapshot.value).toBe('cleanup');
     expect(launchStatusOf(r.snapshot)).toBe('failed');
-    expect(effectsOf(r.effects, 'destroyMachine')).toEqual([{ type: 'destroyMachine', params: { machineId: undefined, launchId: L } }]);
-    expect(effectsOf(r.effects, 'scheduleTimer').at(-1)).toEqual({ type: 'scheduleTimer', params: { key: 'cleanup', at: T0 + 100 + CLEANUP_RETRY_MS } });
+    expect(effectsOf(r.effects, 'destroyMachine')).toEqual([
+      { type: 'destroyMachine', params: { machineId: undefined, launchId: L } },
+    ]);
+    expect(effectsOf(r.effects, 'scheduleTimer').at(-1)).toEqual({
+      type: 'scheduleTimer',
+      params: { key: 'cleanup', at: T0 + 100 + CLEANUP_RETRY_MS },
+    });
   });
 
   it('fails at the ready deadline and destroys the machine it made', () => {
     const r = fold(launchMachine, [requested, reserved, created(), readyDue()]);
     expect(r.snapshot.value).toBe('cleanup');
     expect(r.snapshot.context.reason).toBe('readyTimeout');
-    expect(effectsOf(r.effects, 'destroyMachine')).toEqual([{ type: 'destroyMachine', params: { machineId: M, launchId: L } }]);
-    const done = fold(launchMachine, [ev('fly.machineDestroyed', { machineId: M, launchId: L }, T0 + 31_000)], r.snapshot);
+    expect(effectsOf(r.effects, 'destroyMachine')).toEqual([
+      { type: 'destroyMachine', params: { machineId: M, launchId: L } },
+    ]);
+    const done = fold(
+      launchMachine,
+      [ev('fly.machineDestroyed', { machineId: M, launchId: L }, T0 + 31_000)],
+      r.snapshot,
+    );
     expect(done.snapshot.value).toBe('failed');
-    expect(effectsOf(done.effects, 'releaseCapacity')).toEqual([{ type: 'releaseCapacity', params: { holder: L } }]);
+    expect(effectsOf(done.effects, 'releaseCapacity')).toEqual([
+      { type: 'releaseCapacity', params: { holder: L } },
+    ]);
     expect(done.snapshot.context.timers).toEqual({});
   });
 
@@ -117,7 +213,11 @@ describe('launch chart', () => {
   });
 
   it('ignores a stale deadline (one that was re-armed or cancelled)', () => {
-    const r = fold(launchMachine, [requested, reserved, ev('clock.readyElapsed', { key: 'ready', due: T0 + 1, roll: 0 }, T0 + 30_000)]);
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      ev('clock.readyElapsed', { key: 'ready', due: T0 + 1, roll: 0 }, T0 + 30_000),
+    ]);
     expect(r.steps.at(-1)!.accepted).toBe(false);
     expect(r.snapshot.value).toBe('creating');
   });
@@ -127,18 +227,31 @@ describe('launch chart', () => {
     let at = T0 + 30_000;
     for (let i = 1; i < MAX_CLEANUP_ATTEMPTS; i++) {
       at += CLEANUP_RETRY_MS;
-      r = fold(launchMachine, [ev('clock.cleanupElapsed', { key: 'cleanup', due: at, roll: 0 }, at)], r.snapshot);
+      r = fold(
+        launchMachine,
+        [ev('clock.cleanupElapsed', { key: 'cleanup', due: at, roll: 0 }, at)],
+        r.snapshot,
+      );
       expect(r.snapshot.value).toBe('cleanup');
       expect(effectsOf(r.effects, 'destroyMachine')).toHaveLength(1);
     }
     at += CLEANUP_RETRY_MS;
-    r = fold(launchMachine, [ev('clock.cleanupElapsed', { key: 'cleanup', due: at, roll: 0 }, at)], r.snapshot);
+    r = fold(
+      launchMachine,
+      [ev('clock.cleanupElapsed', { key: 'cleanup', due: at, roll: 0 }, at)],
+      r.snapshot,
+    );
     expect(r.snapshot.value).toBe('failed');
     expect(effectsOf(r.effects, 'releaseCapacity')).toHaveLength(1);
   });
 
   it('fails with "machineLost" when the machine stops before it was ready', () => {
-    const r = fold(launchMachine, [requested, reserved, created(), ev('vm.stopping', { machineId: M, launchId: L, reason: 'signal' }, T0 + 2000)]);
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      created(),
+      ev('vm.stopping', { machineId: M, launchId: L, reason: 'signal' }, T0 + 2000),
+    ]);
     expect(r.snapshot.value).toBe('cleanup');
     expect(r.snapshot.context.reason).toBe('machineLost');
   });

@@ -27,9 +27,17 @@ afterEach(async () => {
 });
 
 /** A runner that records effects and answers from a script (default: the happy path). */
-function scripted(ran: Rig['ran'], script: Partial<Record<Effect['type'], (e: Effect) => Fact[]>> = {}): EffectRunner {
+function scripted(
+  ran: Rig['ran'],
+  script: Partial<Record<Effect['type'], (e: Effect) => Fact[]>> = {},
+): EffectRunner {
   const defaults: Partial<Record<Effect['type'], (e: Effect) => Fact[]>> = {
-    reserveCapacity: (e) => [{ type: 'capacity.reserved', data: { launchId: (e.params as { launchId: string }).launchId, live: 1, limit: 8 } }],
+    reserveCapacity: (e) => [
+      {
+        type: 'capacity.reserved',
+        data: { launchId: (e.params as { launchId: string }).launchId, live: 1, limit: 8 },
+      },
+    ],
   };
   return async (effect, ctx) => {
     ran.push({ effect, redrive: ctx.redrive, stream: ctx.stream });
@@ -38,7 +46,14 @@ function scripted(ran: Rig['ran'], script: Partial<Record<Effect['type'], (e: Ef
   };
 }
 
-async function rig(opts: { store?: EventStore; clock?: ManualClock; script?: Parameters<typeof scripted>[1]; instance?: string } = {}): Promise<Rig> {
+async function rig(
+  opts: {
+    store?: EventStore;
+    clock?: ManualClock;
+    script?: Parameters<typeof scripted>[1];
+    instance?: string;
+  } = {},
+): Promise<Rig> {
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 5, 1));
   const store = opts.store ?? new MemoryEventStore();
   const ran: Rig['ran'] = [];
@@ -59,7 +74,14 @@ async function rig(opts: { store?: EventStore; clock?: ManualClock; script?: Par
 
 const request = (readyTimeoutMs = 30_000): Fact<'launch.requested'> => ({
   type: 'launch.requested',
-  data: { launchId: L, region: 'ams', source: 'button', owner: 'i1', readyTimeoutMs, ttlMs: 600_000 },
+  data: {
+    launchId: L,
+    region: 'ams',
+    source: 'button',
+    owner: 'i1',
+    readyTimeoutMs,
+    ttlMs: 600_000,
+  },
 });
 
 describe('ActorRuntime', () => {
@@ -78,7 +100,10 @@ describe('ActorRuntime', () => {
 
   it('stores nothing for a fact the actor cannot take', async () => {
     const { rt, store } = await rig();
-    const out = await rt.dispatch({ type: 'capacity.reserved', data: { launchId: L, live: 1, limit: 8 } });
+    const out = await rt.dispatch({
+      type: 'capacity.reserved',
+      data: { launchId: L, live: 1, limit: 8 },
+    });
     expect(out).toEqual([{ accepted: false, stream: `launch.${L}`, why: 'cannotTake' }]);
     expect(await store.read(`launch.${L}`)).toEqual([]);
     expect(rt.actor(`launch.${L}`)).toBeUndefined();
@@ -90,14 +115,26 @@ describe('ActorRuntime', () => {
     await rt.settled();
     const outs = await rt.dispatch({
       type: 'fly.machineCreated',
-      data: { machineId: M, launchId: L, region: 'ams', instanceId: 'I', state: 'created', source: 'button', ttlMs: 600_000, createdAt: Date.UTC(2026, 5, 1) },
+      data: {
+        machineId: M,
+        launchId: L,
+        region: 'ams',
+        instanceId: 'I',
+        state: 'created',
+        source: 'button',
+        ttlMs: 600_000,
+        createdAt: Date.UTC(2026, 5, 1),
+      },
     });
     expect(outs.map((o) => [o.stream, o.accepted])).toEqual([
       [`vm.${M}`, true],
       [`launch.${L}`, true],
     ]);
     // A later fact that names only the machine still reaches the launch, through the machine's actor.
-    const later = await rt.dispatch({ type: 'fly.machineObserved', data: { machineId: M, state: 'started', region: 'ams' } });
+    const later = await rt.dispatch({
+      type: 'fly.machineObserved',
+      data: { machineId: M, state: 'started', region: 'ams' },
+    });
     expect(later.map((o) => o.stream)).toEqual([`vm.${M}`, `launch.${L}`]);
     expect(rt.actor(`launch.${L}`)?.snapshot.hasTag('started')).toBe(true);
     expect((await store.read(`vm.${M}`)).length).toBe(2);
@@ -106,7 +143,9 @@ describe('ActorRuntime', () => {
   it('serialises concurrent facts on one actor: versions stay gap-free and duplicates drop', async () => {
     const { rt, store } = await rig({ script: { reserveCapacity: () => [] } });
     await rt.dispatch(request());
-    const facts = Array.from({ length: 10 }, () => rt.dispatch({ type: 'capacity.reserved', data: { launchId: L, live: 1, limit: 8 } }));
+    const facts = Array.from({ length: 10 }, () =>
+      rt.dispatch({ type: 'capacity.reserved', data: { launchId: L, live: 1, limit: 8 } }),
+    );
     const outs = (await Promise.all(facts)).flat();
     expect(outs.filter((o) => o.accepted)).toHaveLength(1);
     const versions = (await store.read(`launch.${L}`)).map((e) => e.version);
@@ -139,7 +178,9 @@ describe('ActorRuntime', () => {
     expect(rt.pendingTimers(`launch.${L}`).size).toBe(0);
     clock.advance(60_000);
     await rt.settled();
-    expect((await store.read(`launch.${L}`)).some((e) => e.type === 'clock.readyElapsed')).toBe(false);
+    expect((await store.read(`launch.${L}`)).some((e) => e.type === 'clock.readyElapsed')).toBe(
+      false,
+    );
   });
 
   it('rebuilds every actor at boot, re-arms its deadline at the original time, and re-drives what was outstanding', async () => {
@@ -156,7 +197,16 @@ describe('ActorRuntime', () => {
     const b = await rig({ store, clock, script: { createMachine: () => [] } });
     expect(b.rt.actor(`launch.${L}`)?.snapshot.value).toBe('creating');
     expect(b.rt.actor(`launch.${L}`)?.version).toBe(2);
-    expect(b.ran).toEqual([{ effect: { type: 'createMachine', params: { launchId: L, region: 'ams', source: 'button', ttlMs: 600_000 } }, redrive: true, stream: `launch.${L}` }]);
+    expect(b.ran).toEqual([
+      {
+        effect: {
+          type: 'createMachine',
+          params: { launchId: L, region: 'ams', source: 'button', ttlMs: 600_000 },
+        },
+        redrive: true,
+        stream: `launch.${L}`,
+      },
+    ]);
     expect(b.rt.pendingTimers(`launch.${L}`).get('ready')).toBe(t0 + 30_000);
     clock.advance(20_000);
     await b.rt.settled();
@@ -193,7 +243,10 @@ describe('ActorRuntime', () => {
     expect([ra[0]!.accepted, rb[0]!.accepted].filter(Boolean)).toHaveLength(1);
     await a.rt.settled();
     await b.rt.settled();
-    expect((await store.read(`launch.${L}`)).map((e) => e.type)).toEqual(['launch.requested', 'capacity.reserved']);
+    expect((await store.read(`launch.${L}`)).map((e) => e.type)).toEqual([
+      'launch.requested',
+      'capacity.reserved',
+    ]);
     expect(a.rt.actor(`launch.${L}`)?.snapshot.value).toBe('creating');
     expect(b.rt.actor(`launch.${L}`)?.snapshot.value).toBe('creating');
   });
@@ -203,18 +256,32 @@ describe('ActorRuntime', () => {
     const a = await rig({ store, instance: 'a', script: { reserveCapacity: () => [] } });
     const b = await rig({ store, instance: 'b', script: { reserveCapacity: () => [] } });
     const seen: string[] = [];
-    b.rt.onChange((c) => seen.push(`${c.event.type}@${c.event.version}:${c.local ? 'local' : 'remote'}`));
+    b.rt.onChange((c) =>
+      seen.push(`${c.event.type}@${c.event.version}:${c.local ? 'local' : 'remote'}`),
+    );
     await a.rt.dispatch(request());
     await b.rt.settled();
     expect(seen).toEqual(['launch.requested@1:remote']);
   });
 
   it('refuses facts for a finished actor', async () => {
-    const { rt } = await rig({ script: { reserveCapacity: (e) => [{ type: 'capacity.exhausted', data: { launchId: (e.params as { launchId: string }).launchId, live: 8, limit: 8 } }] } });
+    const { rt } = await rig({
+      script: {
+        reserveCapacity: (e) => [
+          {
+            type: 'capacity.exhausted',
+            data: { launchId: (e.params as { launchId: string }).launchId, live: 8, limit: 8 },
+          },
+        ],
+      },
+    });
     await rt.dispatch(request());
     await rt.settled();
     expect(rt.actor(`launch.${L}`)?.snapshot.value).toBe('failed');
-    const out = await rt.dispatch({ type: 'capacity.reserved', data: { launchId: L, live: 1, limit: 8 } });
+    const out = await rt.dispatch({
+      type: 'capacity.reserved',
+      data: { launchId: L, live: 1, limit: 8 },
+    });
     expect(out[0]).toMatchObject({ accepted: false, why: 'finished' });
   });
 
@@ -222,7 +289,12 @@ describe('ActorRuntime', () => {
     const store = new MemoryEventStore();
     const clock = new ManualClock(Date.UTC(2026, 5, 1));
     const exhausted: Parameters<typeof scripted>[1] = {
-      reserveCapacity: (e) => [{ type: 'capacity.exhausted', data: { launchId: (e.params as { launchId: string }).launchId, live: 8, limit: 8 } }],
+      reserveCapacity: (e) => [
+        {
+          type: 'capacity.exhausted',
+          data: { launchId: (e.params as { launchId: string }).launchId, live: 8, limit: 8 },
+        },
+      ],
     };
     const a = await rig({ store, clock, script: exhausted });
     await a.rt.dispatch(request());
@@ -248,7 +320,9 @@ describe('ActorRuntime', () => {
     const waiting = rt.waitFor(`launch.${L}`, (r) => r.snapshot.matches('creating'), 1000);
     await rt.dispatch(request());
     expect((await waiting)?.snapshot.value).toBe('creating');
-    expect(await rt.waitFor(`launch.${L}`, (r) => r.snapshot.matches('redirect'), 20)).toBeUndefined();
+    expect(
+      await rt.waitFor(`launch.${L}`, (r) => r.snapshot.matches('redirect'), 20),
+    ).toBeUndefined();
   });
 
   it('replays any stream to its snapshot at every version', async () => {

@@ -22,14 +22,43 @@ function rig(fly = new FakeFlyMachines()) {
     log: silentLogger(),
     maxMachines: () => 8,
     machineSpec: (p) => machineSpec(cfg, p),
-    spawnFact: (p) => ({ type: 'launch.requested', data: { launchId: p.launchId, region: p.region, source: 'auto', owner: 'x', readyTimeoutMs: 1000, ttlMs: 1000 } }),
+    spawnFact: (p) => ({
+      type: 'launch.requested',
+      data: {
+        launchId: p.launchId,
+        region: p.region,
+        source: 'auto',
+        owner: 'x',
+        readyTimeoutMs: 1000,
+        ttlMs: 1000,
+      },
+    }),
     sleep: async () => {},
   });
   const [snapshot] = initialTransition(launchChart.machine);
-  const record: ActorRecord = { stream: `launch.${L}`, kind: 'launch', chart: launchChart, snapshot, version: 1, recent: [], touchedAt: 0 };
-  const ctx = (redrive: boolean): EffectContext => ({ stream: record.stream, record, cause: undefined, redrive });
+  const record: ActorRecord = {
+    stream: `launch.${L}`,
+    kind: 'launch',
+    chart: launchChart,
+    snapshot,
+    version: 1,
+    recent: [],
+    touchedAt: 0,
+  };
+  const ctx = (redrive: boolean): EffectContext => ({
+    stream: record.stream,
+    record,
+    cause: undefined,
+    redrive,
+  });
   const create = (redrive = false) =>
-    run({ type: 'createMachine', params: { launchId: L, region: 'ams', source: 'button', ttlMs: 60_000 } }, ctx(redrive));
+    run(
+      {
+        type: 'createMachine',
+        params: { launchId: L, region: 'ams', source: 'button', ttlMs: 60_000 },
+      },
+      ctx(redrive),
+    );
   return { fly, create };
 }
 
@@ -40,14 +69,20 @@ describe('effect runner: createMachine', () => {
     expect(fly.ledger()).toHaveLength(1);
     const ids = results.map((facts): string | undefined => {
       const f = facts[0];
-      return f?.type === 'fly.machineCreated' ? (f.data as { machineId: string }).machineId : f?.type;
+      return f?.type === 'fly.machineCreated'
+        ? (f.data as { machineId: string }).machineId
+        : f?.type;
     });
     expect(new Set(ids)).toEqual(new Set([fly.ledger()[0]!.id]));
     expect(fly.ledger()[0]!.name).toBe(`wm-${L.toLowerCase()}`);
   });
 
   it('finds a machine whose create answered with an error after all (unknown outcome), without creating again', async () => {
-    const fly = new FakeFlyMachines().failNext('create', { status: 0, message: 'timeout', commit: true });
+    const fly = new FakeFlyMachines().failNext('create', {
+      status: 0,
+      message: 'timeout',
+      commit: true,
+    });
     const { create } = rig(fly);
     const [fact] = await create();
     expect(fact?.type).toBe('fly.machineCreated');
@@ -55,10 +90,18 @@ describe('effect runner: createMachine', () => {
   });
 
   it('reports a refusal as a definite failure, and an unknown outcome with nothing found as one that may exist', async () => {
-    const refused = rig(new FakeFlyMachines().failNext('create', { status: 429, message: 'slow down' }));
-    expect((await refused.create())[0]).toMatchObject({ type: 'fly.createFailed', data: { status: 429, retryable: false } });
+    const refused = rig(
+      new FakeFlyMachines().failNext('create', { status: 429, message: 'slow down' }),
+    );
+    expect((await refused.create())[0]).toMatchObject({
+      type: 'fly.createFailed',
+      data: { status: 429, retryable: false },
+    });
     const lost = rig(new FakeFlyMachines().failNext('create', { status: 503, message: 'busy' }, 5));
-    expect((await lost.create())[0]).toMatchObject({ type: 'fly.createFailed', data: { status: 503, retryable: true } });
+    expect((await lost.create())[0]).toMatchObject({
+      type: 'fly.createFailed',
+      data: { status: 503, retryable: true },
+    });
     expect(lost.fly.ledger()).toHaveLength(0);
   });
 });

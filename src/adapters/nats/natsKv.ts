@@ -52,8 +52,17 @@ export async function openBucket(
     try {
       return await create(nc, name, opts);
     } catch (err) {
-      // Two instances creating the same bucket at once: the loser opens the winner's.
-      if (err instanceof JetStreamApiError && err.code === 10058) return create(nc, name, opts);
+      // Two instances creating the same bucket at once: the loser opens the winner's. The server
+      // says so as "stream name already in use" (10058) or, when the race is tighter, "subjects
+      // overlap with an existing stream" (10065) — both mean the bucket exists now.
+      if (
+        err instanceof JetStreamApiError &&
+        (err.code === 10058 ||
+          err.code === 10065 ||
+          /already in use|subjects overlap/i.test(err.message))
+      ) {
+        return create(nc, name, opts);
+      }
       throw err;
     }
   });

@@ -500,7 +500,7 @@ export const e2eSection: SectionDef = {
       rows,
       notes: [
         `${n} sequential launches (clicks ≥ ${MIN_CLICK_GAP_MS} ms apart: Fly's create limit is 1/s and the client paces to it); after each, its machine is finished by a viewer and destroyed, then one bare Useless Machine boot (the vm section's method, spawn → callback, without the /health polling the launch's VM does not get either) is measured: that is the floor column.`,
-        "Paired overhead takes each launch's own VM boot (spawn, from the emulator's `started` event, to the callback's arrival at the private listener) out of that launch's e2e time; the percentile difference is what the brief defines. p99 of 20 is the maximum.",
+        "Paired overhead takes each launch's own VM boot (spawn, from the emulator's `started` event, to the callback's arrival at the private listener) out of that launch's e2e time; the percentile difference is the project's definition. p99 of 20 is the maximum.",
         'flylocal (emulator + edge proxy) runs as its own process (`node dist/flylocal.mjs`, as npm start runs it; every VM its child); the landing app runs in the bench process (createWhere, real FlyMachinesHttp, file store with fsync as npm start, silent logger) so its steps can be timed; the client (fetch + SSE) shares that process.',
         ...(forced > 0
           ? [`${forced} machine(s) did not finish within 15 s and were destroyed by force`]

@@ -94,6 +94,18 @@ const without = (t: TimerTable, key: keyof TimerTable): TimerTable => {
   return rest;
 };
 
+// Action lists several transitions share (typed for the chart's context).
+const releaseSlot = {
+  type: 'releaseCapacity',
+  params: ({ context }: { context: LaunchContext }) => ({ holder: context.launchId }),
+} as const;
+const disarmReady = ['cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }] as const;
+const closeCleanup = [
+  'cancelCleanup',
+  { type: 'cancelTimer', params: { key: 'cleanup' } },
+  releaseSlot,
+] as const;
+
 export const launchMachine = setup({
   types: {
     context: {} as LaunchContext,
@@ -178,19 +190,13 @@ export const launchMachine = setup({
               reason: 'capacity',
               detail: ({ event }) => `${event.live} of ${event.limit} machines are live`,
             }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
+            ...disarmReady,
           ],
         },
         'clock.readyElapsed': {
           guard: 'readyDue',
           target: 'failed',
-          actions: [
-            'touch',
-            assign({ reason: 'readyTimeout' }),
-            'cancelReady',
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', assign({ reason: 'readyTimeout' }), 'cancelReady', releaseSlot],
         },
       },
     },
@@ -219,12 +225,7 @@ export const launchMachine = setup({
         // Ready before the create response: the VM's callback names its machine; go.
         'vm.listening': {
           target: 'redirect',
-          actions: [
-            'touch',
-            assign({ machineId: ({ event }) => event.machineId }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
-          ],
+          actions: ['touch', assign({ machineId: ({ event }) => event.machineId }), ...disarmReady],
         },
         'fly.createFailed': [
           {
@@ -237,9 +238,8 @@ export const launchMachine = setup({
                 reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
                 detail: ({ event }) => event.message,
               }),
-              'cancelReady',
-              { type: 'cancelTimer', params: { key: 'ready' } },
-              { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
+              ...disarmReady,
+              releaseSlot,
             ],
           },
           {
@@ -251,8 +251,7 @@ export const launchMachine = setup({
                 reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
                 detail: ({ event }) => event.message,
               }),
-              'cancelReady',
-              { type: 'cancelTimer', params: { key: 'ready' } },
+              ...disarmReady,
             ],
           },
         ],
@@ -284,7 +283,7 @@ export const launchMachine = setup({
         'vm.listening': {
           guard: 'ourMachine',
           target: 'redirect',
-          actions: ['touch', 'cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }],
+          actions: ['touch', ...disarmReady],
         },
         'clock.readyElapsed': {
           guard: 'readyDue',
@@ -297,44 +296,22 @@ export const launchMachine = setup({
             context.machineId === event.machineId &&
             (phaseOf(event.state) === 'stopping' || phaseOf(event.state) === 'destroyed'),
           target: 'cleanup',
-          actions: [
-            'touch',
-            assign({ reason: 'machineLost' }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
-          ],
+          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
         },
         'vm.stopping': {
           guard: 'ourMachineKnown',
           target: 'cleanup',
-          actions: [
-            'touch',
-            assign({ reason: 'machineLost' }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
-          ],
+          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: [
-            'touch',
-            assign({ reason: 'machineLost' }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: [
-            'touch',
-            assign({ reason: 'machineLost' }),
-            'cancelReady',
-            { type: 'cancelTimer', params: { key: 'ready' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
         },
       },
     },
@@ -352,27 +329,18 @@ export const launchMachine = setup({
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'destroyed',
-          actions: [
-            'touch',
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', releaseSlot],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'destroyed',
-          actions: [
-            'touch',
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', releaseSlot],
         },
         'fly.machineObserved': {
           guard: ({ context, event }) =>
             context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
           target: 'destroyed',
-          actions: [
-            'touch',
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: ['touch', releaseSlot],
         },
       },
     },
@@ -432,39 +400,23 @@ export const launchMachine = setup({
         'fly.createFailed': {
           guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
           target: 'failed',
-          actions: [
-            'cancelCleanup',
-            { type: 'cancelTimer', params: { key: 'cleanup' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: [...closeCleanup],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: [
-            'cancelCleanup',
-            { type: 'cancelTimer', params: { key: 'cleanup' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: [...closeCleanup],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: [
-            'cancelCleanup',
-            { type: 'cancelTimer', params: { key: 'cleanup' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: [...closeCleanup],
         },
         'fly.machineObserved': {
           guard: ({ context, event }) =>
             context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
           target: 'failed',
-          actions: [
-            'cancelCleanup',
-            { type: 'cancelTimer', params: { key: 'cleanup' } },
-            { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-          ],
+          actions: [...closeCleanup],
         },
         'clock.cleanupElapsed': [
           {
@@ -505,10 +457,7 @@ export const launchMachine = setup({
             // remains the last line for one that appears later.
             guard: 'cleanupDue',
             target: 'failed',
-            actions: [
-              'cancelCleanup',
-              { type: 'releaseCapacity', params: ({ context }) => ({ holder: context.launchId }) },
-            ],
+            actions: ['cancelCleanup', releaseSlot],
           },
         ],
       },

@@ -147,7 +147,8 @@ describe('deliverStatus', () => {
     const result = await deliverStatus(
       deps(['http://hang.invalid/', fallback], {
         fetch: hanging,
-        tuning: { attemptTimeoutMs: 50, baseBackoffMs: 5, maxBackoffMs: 5 },
+        // Long enough for a real local answer on a loaded machine; the hang still times out.
+        tuning: { attemptTimeoutMs: 1_000, baseBackoffMs: 5, maxBackoffMs: 5 },
       }),
       body,
       { budgetMs: 5000 },

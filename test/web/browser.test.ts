@@ -27,7 +27,9 @@ const ARGS = [
   '--disable-component-update',
   '--no-first-run',
 ];
-const TIMING = { failureResetMs: 700, successResetMs: 1_500, redirectDelayMs: 500 };
+// Short enough to keep the tests quick, long enough that a loaded machine still reads the failed
+// state before the reset (700 ms was not).
+const TIMING = { failureResetMs: 2_500, successResetMs: 3_000, redirectDelayMs: 500 };
 const SHOTS = 'test-results';
 
 const now = () => new Date().toISOString();

@@ -41,78 +41,86 @@ describe.skipIf(!haveChromium)('the journey, in Chromium, through the local plat
     await stack?.stop();
   });
 
-  it('launches a VM, sends the browser to it, plays the animation, and the VM leaves every map', async () => {
-    const watcher = await browser.newPage();
-    await watcher.goto(stack.url);
-    const visitor = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await visitor.goto(stack.url);
-    await visitor.screenshot({ path: `${shots}/landing.png`, fullPage: true });
-    expect(await liveRegions(watcher)).toBe(0);
-    await expect
-      .poll(() => visitor.locator('#launch-button').getAttribute('data-state'))
-      .toBe('idle');
+  it(
+    'launches a VM, sends the browser to it, plays the animation, and the VM leaves every map',
+    { timeout: 120_000 },
+    async () => {
+      const watcher = await browser.newPage();
+      await watcher.goto(stack.url);
+      const visitor = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await visitor.goto(stack.url);
+      await visitor.screenshot({ path: `${shots}/landing.png`, fullPage: true });
+      expect(await liveRegions(watcher)).toBe(0);
+      await expect
+        .poll(() => visitor.locator('#launch-button').getAttribute('data-state'))
+        .toBe('idle');
 
-    const navigated = visitor.waitForURL(/useless-machine\.localhost/, { timeout: 30_000 });
-    await visitor.locator('#launch-button').click();
-    // The timer starts with the first launch event, and the status is announced.
-    await expect
-      .poll(() => visitor.locator('#launch-timer').getAttribute('data-running'), {
-        timeout: 10_000,
-      })
-      .toBe('true');
-    await expect
-      .poll(() => visitor.locator('#launch-status').textContent())
-      .not.toBe('Press the button to start a machine.');
-    // The other page sees the new machine on its map.
-    await expect.poll(() => liveRegions(watcher), { timeout: 20_000 }).toBe(1);
-    await watcher.screenshot({ path: `${shots}/watcher-with-machine.png` });
+      const navigated = visitor.waitForURL(/useless-machine\.localhost/, { timeout: 30_000 });
+      await visitor.locator('#launch-button').click();
+      // The timer starts with the first launch event, and the status is announced.
+      await expect
+        .poll(() => visitor.locator('#launch-timer').getAttribute('data-running'), {
+          timeout: 10_000,
+        })
+        .toBe('true');
+      await expect
+        .poll(() => visitor.locator('#launch-status').textContent())
+        .not.toBe('Press the button to start a machine.');
+      // The other page sees the new machine on its map.
+      await expect.poll(() => liveRegions(watcher), { timeout: 20_000 }).toBe(1);
+      await watcher.screenshot({ path: `${shots}/watcher-with-machine.png` });
 
-    await navigated;
-    const url = new URL(visitor.url());
-    expect(url.pathname).toBe('/machine');
-    expect(url.searchParams.get('instance')).toMatch(/^[0-9a-f]{14}$/);
-    await expect
-      .poll(() => visitor.locator('#heading').textContent())
-      .toBe('You started a Useless Machine');
-    await visitor.screenshot({ path: `${shots}/vm-start.png` });
-    // The sequence ends with the final state rendered in the page itself.
-    await expect
-      .poll(() => visitor.locator('#heading').textContent(), { timeout: 20_000 })
-      .toBe('This machine is gone');
-    await visitor.screenshot({ path: `${shots}/vm-end.png` });
-    expect(await visitor.locator('#home').isVisible()).toBe(true);
+      await navigated;
+      const url = new URL(visitor.url());
+      expect(url.pathname).toBe('/machine');
+      expect(url.searchParams.get('instance')).toMatch(/^[0-9a-f]{14}$/);
+      await expect
+        .poll(() => visitor.locator('#heading').textContent())
+        .toBe('You started a Useless Machine');
+      await visitor.screenshot({ path: `${shots}/vm-start.png` });
+      // The sequence ends with the final state rendered in the page itself.
+      await expect
+        .poll(() => visitor.locator('#heading').textContent(), { timeout: 20_000 })
+        .toBe('This machine is gone');
+      await visitor.screenshot({ path: `${shots}/vm-end.png` });
+      expect(await visitor.locator('#home').isVisible()).toBe(true);
 
-    // The VM stops itself and is destroyed: its dot leaves the other page's map.
-    await expect.poll(() => liveRegions(watcher), { timeout: 30_000 }).toBe(0);
-    await watcher.close();
-    await visitor.close();
-  });
+      // The VM stops itself and is destroyed: its dot leaves the other page's map.
+      await expect.poll(() => liveRegions(watcher), { timeout: 30_000 }).toBe(0);
+      await watcher.close();
+      await visitor.close();
+    },
+  );
 
-  it('shows the capacity failure in words and resets the button', async () => {
-    await stack.stop();
-    stack = await startStack({ WM_MAX_MACHINES: '1', WM_COOLDOWN_MS: '0', WM_AUTOSPAWN: 'off' });
-    // Someone else holds the only slot.
-    const hold = await fetch(`${stack.url}/launches`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', origin: stack.url },
-      body: '{}',
-    });
-    expect(hold.status).toBe(202);
-    const page = await browser.newPage();
-    await page.goto(stack.url);
-    await page.locator('#launch-button').click();
-    await expect
-      .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 10_000 })
-      .toBe('failed');
-    const words = (await page.locator('#launch-status').textContent()) ?? '';
-    expect(words.toLowerCase()).toContain('slot');
-    expect(await page.locator('#launch-timer').getAttribute('data-running')).toBe('false');
-    await page.screenshot({ path: `${shots}/capacity-failed.png` });
-    await expect
-      .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 15_000 })
-      .toBe('idle');
-    await page.close();
-  });
+  it(
+    'shows the capacity failure in words and resets the button',
+    { timeout: 120_000 },
+    async () => {
+      await stack.stop();
+      stack = await startStack({ WM_MAX_MACHINES: '1', WM_COOLDOWN_MS: '0', WM_AUTOSPAWN: 'off' });
+      // Someone else holds the only slot.
+      const hold = await fetch(`${stack.url}/launches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: stack.url },
+        body: '{}',
+      });
+      expect(hold.status).toBe(202);
+      const page = await browser.newPage();
+      await page.goto(stack.url);
+      await page.locator('#launch-button').click();
+      await expect
+        .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 10_000 })
+        .toBe('failed');
+      const words = (await page.locator('#launch-status').textContent()) ?? '';
+      expect(words.toLowerCase()).toContain('slot');
+      expect(await page.locator('#launch-timer').getAttribute('data-running')).toBe('false');
+      await page.screenshot({ path: `${shots}/capacity-failed.png` });
+      await expect
+        .poll(() => page.locator('#launch-button').getAttribute('data-state'), { timeout: 15_000 })
+        .toBe('idle');
+      await page.close();
+    },
+  );
 });
 
 describe.skipIf(!haveChromium)('the dashboard, in Chromium, through the local platform', () => {

@@ -29,7 +29,7 @@ const ARGS = [
 ];
 // Short enough to keep the tests quick, long enough that a loaded machine still reads the failed
 // state before the reset (700 ms was not).
-const TIMING = { failureResetMs: 2_500, successResetMs: 3_000, redirectDelayMs: 500 };
+const TIMING = { failureResetMs: 2_500, successResetMs: 3_000, redirectDelayMs: 2_000 };
 const SHOTS = 'test-results';
 
 const now = () => new Date().toISOString();
@@ -258,7 +258,7 @@ describe.skipIf(!hasChromium)('pages in Chromium', { timeout: 90_000 }, () => {
     expect(await text('#launch-status')).toBe('Machine m-L1 is ready! Taking you there…');
     expect(cspViolations).toEqual([]);
     await page.waitForURL(url);
-    expect(Date.now() - sentReady).toBeGreaterThanOrEqual(450); // the ~0.5 s pause before leaving
+    expect(Date.now() - sentReady).toBeGreaterThanOrEqual(TIMING.redirectDelayMs - 50); // the pause before leaving
     expect(await page.textContent('#arrived')).toBe('You reached the machine');
     expect(site.launchConnections('L1')).toBe(0); // the launch stream was closed
   });

@@ -88,7 +88,14 @@ export async function clusterRig(
     return region;
   }
 
-  for (const r of regionNames) await start(r);
+  try {
+    for (const r of regionNames) await start(r);
+  } catch (err) {
+    // A region that fails to start must not leave the server (or the others) running.
+    for (const r of regions) await r.stop();
+    await nats.cleanup();
+    throw err;
+  }
   return {
     nats,
     fly,

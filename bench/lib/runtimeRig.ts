@@ -106,17 +106,7 @@ export function makeRuntimeRig(
     log,
     maxMachines: () => 1_000_000,
     machineSpec: (p) => machineSpec(SPEC_CFG, p),
-    spawnFact: (p) => ({
-      type: 'launch.requested',
-      data: {
-        launchId: p.launchId,
-        region: p.region,
-        source: 'auto',
-        owner: INSTANCE,
-        readyTimeoutMs: READY_TIMEOUT_MS,
-        ttlMs: TTL_MS,
-      },
-    }),
+    autoLaunch: { owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
   });
   const runtime = new ActorRuntime({
     store,

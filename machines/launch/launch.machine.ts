@@ -116,6 +116,15 @@ export const launchMachine = setup({
     touch: assign({ updatedAt: ({ event }) => event.at }),
     cancelReady: assign({ timers: ({ context }) => without(context.timers, 'ready') }),
     cancelCleanup: assign({ timers: ({ context }) => without(context.timers, 'cleanup') }),
+    /** Fly refused or did not answer a create: say why, in the visitor's terms. */
+    recordCreateFailure: assign(({ event }) =>
+      event.type === 'fly.createFailed'
+        ? {
+            reason: event.status === 429 ? ('rateLimited' as const) : ('flyError' as const),
+            detail: event.message,
+          }
+        : {},
+    ),
   },
   guards: {
     readyDue: ({ context, event }) =>
@@ -232,27 +241,12 @@ export const launchMachine = setup({
             // A definite refusal: nothing was made.
             guard: ({ event }) => !event.retryable,
             target: 'failed',
-            actions: [
-              'touch',
-              assign({
-                reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
-                detail: ({ event }) => event.message,
-              }),
-              ...disarmReady,
-              releaseSlot,
-            ],
+            actions: ['touch', 'recordCreateFailure', ...disarmReady, releaseSlot],
           },
           {
             // Unknown outcome (timeout, 5xx, 429 after retries): a machine may exist. Sweep.
             target: 'cleanup',
-            actions: [
-              'touch',
-              assign({
-                reason: ({ event }) => (event.status === 429 ? 'rateLimited' : 'flyError'),
-                detail: ({ event }) => event.message,
-              }),
-              ...disarmReady,
-            ],
+            actions: ['touch', 'recordCreateFailure', ...disarmReady],
           },
         ],
         'clock.readyElapsed': {

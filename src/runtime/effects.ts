@@ -34,8 +34,8 @@ export interface EffectDeps {
     ttlMs: number;
     owner: string;
   }) => CreateMachineInput;
-  /** The fact that starts an autospawned launch. */
-  spawnFact: (p: { launchId: string; region: string }) => Fact<'launch.requested'>;
+  /** What an autospawned launch is started with (its region and id come from the spawn intent). */
+  autoLaunch: { owner: string; readyTimeoutMs: number; ttlMs: number };
   /** Rounds of Fly's 60 s wait before giving up on seeing a state (the charts' deadlines cover the rest). */
   waitRounds?: { started: number; destroyed: number };
   /** How often a create with an unknown outcome is re-tried (after checking it made nothing). */
@@ -174,33 +174,24 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
             },
             'create failed',
           );
-          if (err instanceof FlyApiError && err.status === 409) {
-            // The name is taken: this launch's machine exists already (made by a concurrent or an
-            // earlier create). Adopt it.
-            try {
-              const found = await findMachines(p.launchId);
-              if (found[0]) return [created(found[0], p)];
-            } catch (lookErr) {
-              log.warn(
-                { err: errorMessage(lookErr), launchId: p.launchId },
-                'lookup after a name conflict failed',
-              );
-            }
-            return [failure(p.launchId, err, true)];
-          }
-          if (!(err instanceof FlyApiError) || !outcomeUnknown(err))
+          const named = err instanceof FlyApiError && err.status === 409;
+          if (!named && (!(err instanceof FlyApiError) || !outcomeUnknown(err))) {
             return [failure(p.launchId, err)];
-          // The create may have happened. Look before trying again: never a blind retry.
+          }
+          // The name is taken (409: made by a concurrent or an earlier create), or the create
+          // may have happened (unknown outcome). Look before deciding: never a blind retry.
+          let found: FlyMachine | undefined;
           try {
-            const found = await findMachines(p.launchId);
-            if (found[0]) return [created(found[0], p)];
+            found = (await findMachines(p.launchId))[0];
           } catch (lookErr) {
             log.warn(
               { err: errorMessage(lookErr), launchId: p.launchId },
               'lookup after a failed create failed',
             );
-            return [failure(p.launchId, err)];
+            return [failure(p.launchId, err, named || undefined)];
           }
+          if (found) return [created(found, p)];
+          if (named) return [failure(p.launchId, err, true)];
           if (attempt >= createAttempts) return [failure(p.launchId, err)];
           await sleep(500 * attempt);
         }
@@ -287,7 +278,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     },
 
     async spawnLaunch(p) {
-      return [deps.spawnFact(p)];
+      return [{ type: 'launch.requested', data: { ...p, source: 'auto', ...deps.autoLaunch } }];
     },
   };
 

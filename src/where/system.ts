@@ -88,17 +88,7 @@ export async function createWhere(
     log: log.child({ part: 'effects' }),
     maxMachines: () => cfg.maxMachines,
     machineSpec: (p) => machineSpec(cfg, p),
-    spawnFact: (p) => ({
-      type: 'launch.requested',
-      data: {
-        launchId: p.launchId,
-        region: p.region,
-        source: 'auto',
-        owner: cfg.instance,
-        readyTimeoutMs: cfg.readyTimeoutMs,
-        ttlMs: cfg.ttl.autoMs,
-      },
-    }),
+    autoLaunch: { owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
   });
   const runtime = new ActorRuntime({
     store: ports.store,

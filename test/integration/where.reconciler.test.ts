@@ -74,17 +74,7 @@ async function rig(
     log,
     maxMachines: () => MAX,
     machineSpec: (p) => machineSpec(cfg, p),
-    spawnFact: (p) => ({
-      type: 'launch.requested',
-      data: {
-        launchId: p.launchId,
-        region: p.region,
-        source: 'auto',
-        owner: 'i1',
-        readyTimeoutMs: 60_000,
-        ttlMs: 60_000,
-      },
-    }),
+    autoLaunch: { owner: 'i1', readyTimeoutMs: 60_000, ttlMs: 60_000 },
     sleep: async () => {},
   });
   const runtime = new ActorRuntime({

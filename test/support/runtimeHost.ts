@@ -55,9 +55,7 @@ const runtime = new ActorRuntime({
       restart: { policy: 'no' },
       stop: { signal: 'SIGTERM', timeoutS: 2 },
     }),
-    spawnFact: () => {
-      throw new Error('no autospawn here');
-    },
+    autoLaunch: { owner: `host-${process.pid}`, readyTimeoutMs, ttlMs: 60_000 },
     waitRounds: { started: 1, destroyed: 1 },
   }),
 });

@@ -22,17 +22,7 @@ function rig(fly = new FakeFlyMachines()) {
     log: silentLogger(),
     maxMachines: () => 8,
     machineSpec: (p) => machineSpec(cfg, p),
-    spawnFact: (p) => ({
-      type: 'launch.requested',
-      data: {
-        launchId: p.launchId,
-        region: p.region,
-        source: 'auto',
-        owner: 'x',
-        readyTimeoutMs: 1000,
-        ttlMs: 1000,
-      },
-    }),
+    autoLaunch: { owner: 'x', readyTimeoutMs: 1000, ttlMs: 1000 },
     sleep: async () => {},
   });
   const [snapshot] = initialTransition(launchChart.machine);

@@ -234,16 +234,7 @@ export class FlyLocalEmulator implements MachineDirectory {
         'insufficient_capacity',
       );
     }
-    if (req.name !== undefined) {
-      const taken = [...this.machines.values()].some(
-        (m) => m.app === app && m.name === req.name && m.state !== 'destroyed',
-      );
-      if (taken)
-        throw new EmulatorError(
-          409,
-          `already_exists: a machine named "${req.name}" already exists`,
-        );
-    }
+    this.assertNameFree(app, req.name);
     let id: string;
     do id = randomBytes(7).toString('hex');
     while (this.machines.has(id));
@@ -260,6 +251,14 @@ export class FlyLocalEmulator implements MachineDirectory {
       );
     }
     this.assertOpen(() => this.addresses.release(address));
+    // Check the name again after the wait above: two creates with one name that arrived together
+    // must not both pass (Fly's check is atomic with the insert).
+    try {
+      this.assertNameFree(app, req.name);
+    } catch (err) {
+      this.addresses.release(address);
+      throw err;
+    }
 
     const now = Date.now();
     const m: MachineRecord = {
@@ -292,6 +291,15 @@ export class FlyLocalEmulator implements MachineDirectory {
     const body = this.toJson(m);
     if (!req.skip_launch) this.later(m, 0, () => this.start(m));
     return body;
+  }
+
+  private assertNameFree(app: string, name: string | undefined): void {
+    if (name === undefined) return;
+    const taken = [...this.machines.values()].some(
+      (m) => m.app === app && m.name === name && m.state !== 'destroyed',
+    );
+    if (taken)
+      throw new EmulatorError(409, `already_exists: a machine named "${name}" already exists`);
   }
 
   get(app: string, id: string): Record<string, unknown> {

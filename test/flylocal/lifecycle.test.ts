@@ -306,6 +306,18 @@ describe('flylocal errors like Fly', () => {
     expect(await res.json()).toEqual({ error: 'invalid_argument: request body is not valid JSON' });
   });
 
+  it('lets only one of several simultaneous creates with one name through', async () => {
+    const name = uniqueTag('race');
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        api('POST', machines, { name, skip_launch: true, config: config() }),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    const listed = await api<{ name: string }[]>('GET', machines);
+    expect(listed.body.filter((m) => m.name === name)).toHaveLength(1);
+  });
+
   it('uses the default region when a create names none', async () => {
     const r = await api('POST', machines, { skip_launch: true, config: config() });
     expect(r.body.region).toBe('yyz');

@@ -198,29 +198,36 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       throw new AppError('BAD_REGION', 400, `"${asked}" is not a Fly.io region we know`);
     const region = asked ?? edgeOf(req) ?? cfg.region;
     const now = s.clock.now();
-    if (source === 'button') {
-      const ip = ipOf(req);
-      const left = cooldown.remaining(ip, now);
-      if (left > 0) {
-        throw Object.assign(
-          new AppError(
-            'COOLDOWN',
-            429,
-            `you just launched one; try again in ${Math.ceil(left / 1000)} s`,
-          ),
-          { retryAfterMs: left },
-        );
-      }
-      const r = launchesPerIp.hit(ip, now);
-      if (!r.ok) {
-        throw Object.assign(
-          new AppError('RATE_LIMITED', 429, 'too many launches from your address; wait a minute'),
-          { retryAfterMs: r.retryAfterMs },
-        );
-      }
-      cooldown.start(ip, now);
+    if (source !== 'button') return s.launches.start({ region, source });
+    const ip = ipOf(req);
+    // The cooldown is reserved now (no await before it, so a second request from this address
+    // sees it) and given back unless the launch is accepted: a visitor turned away by the cap
+    // may try again as soon as a slot frees.
+    const held = cooldown.reserve(ip, now);
+    if ('retryAfterMs' in held) {
+      throw Object.assign(
+        new AppError(
+          'COOLDOWN',
+          429,
+          `you just launched one; try again in ${Math.ceil(held.retryAfterMs / 1000)} s`,
+        ),
+        { retryAfterMs: held.retryAfterMs },
+      );
     }
-    return s.launches.start({ region, source });
+    const r = launchesPerIp.hit(ip, now);
+    if (!r.ok) {
+      held.release();
+      throw Object.assign(
+        new AppError('RATE_LIMITED', 429, 'too many launches from your address; wait a minute'),
+        { retryAfterMs: r.retryAfterMs },
+      );
+    }
+    try {
+      return await s.launches.start({ region, source });
+    } catch (err) {
+      held.release();
+      throw err;
+    }
   };
 
   const accepted = (v: LaunchView) => ({

@@ -1,6 +1,6 @@
 /**
  * Per-client limits on the public listener: a sliding window of request times per key, and a
- * cooldown after each accepted launch. Memory is bounded (least recently seen keys are dropped):
+ * cooldown after each accepted launch. Both live in memory: a restart forgets them (ADR 0011). Memory is bounded (least recently seen keys are dropped):
  * per-IP limits stop a reloading visitor; the global cap on machines stops everything else.
  */
 export class SlidingWindowLimiter {
@@ -31,8 +31,13 @@ export class SlidingWindowLimiter {
   }
 }
 
+/**
+ * A pause per key after an accepted action. A request reserves the pause before it knows the
+ * outcome (so two concurrent requests from one key cannot both pass), and gives it back when the
+ * action was refused: only an accepted launch should make a visitor wait.
+ */
 export class Cooldown {
-  private readonly until = new Map<string, number>();
+  private readonly until = new Map<string, { at: number }>();
   constructor(
     private readonly ms: number,
     private readonly maxKeys = 20_000,
@@ -42,17 +47,31 @@ export class Cooldown {
   remaining(key: string, now: number): number {
     const u = this.until.get(key);
     if (u === undefined) return 0;
-    if (u <= now) {
+    if (u.at <= now) {
       this.until.delete(key);
       return 0;
     }
-    return u - now;
+    return u.at - now;
   }
 
-  start(key: string, now: number): void {
+  /**
+   * Take the pause for `key` from `now` if it is free: `{ release }` hands it back (a refused
+   * action), and keeping it (an accepted one) needs nothing. `{ retryAfterMs }` when still paused.
+   */
+  reserve(key: string, now: number): { release: () => void } | { retryAfterMs: number } {
+    const left = this.remaining(key, now);
+    if (left > 0) return { retryAfterMs: left };
+    if (this.ms <= 0) return { release: () => {} };
+    const mine = { at: now + this.ms };
     this.until.delete(key);
-    this.until.set(key, now + this.ms);
+    this.until.set(key, mine);
     if (this.until.size > this.maxKeys) this.until.delete(this.until.keys().next().value!);
+    return {
+      // Only our own reservation is given back (identity, not value): a later one stays.
+      release: () => {
+        if (this.until.get(key) === mine) this.until.delete(key);
+      },
+    };
   }
 }
 

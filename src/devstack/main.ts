@@ -4,7 +4,9 @@
  * (`npm run start:regions`) it runs one landing instance per region sharing a NATS server (started
  * here when NATS_URL is unset), and the proxy routes each visitor to a region. Ctrl-C stops
  * everything, VMs included. Ports: PORT (proxy, 8080), FLYLOCAL_PORT (4280), WM_BASE_PORT (3000) and
- * WM_BASE_PRIVATE_PORT (4001) for the landing instances.
+ * WM_BASE_PRIVATE_PORT (4001) for the landing instances. A landing instance that crashes is
+ * restarted with backoff, as Fly's restart policy would (`docs/operations.md`); any other part
+ * exiting stops the stack.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +45,24 @@ const children: { name: string; proc: ChildProcess }[] = [];
 const cleanups: (() => void)[] = [];
 let stopping = false;
 
+/**
+ * Fly restarts a machine whose process fails (`restart.policy = "on-failure"`) up to
+ * `max_retries` times; locally a crashed landing instance gets the same treatment, with a backoff
+ * so a process that dies at boot does not spin. A run this long counts as stable and forgives
+ * earlier crashes; more than `maxRetries` crashes with no stable run between them stop the stack.
+ */
+const RESTART = {
+  firstDelayMs: 500,
+  maxDelayMs: 10_000,
+  stableAfterMs: 30_000,
+  maxRetries: retriesFrom(process.env.WM_DEVSTACK_MAX_RESTARTS),
+};
+const restartTimers = new Set<NodeJS.Timeout>();
+function retriesFrom(v: string | undefined): number {
+  const n = Number(v);
+  return v && Number.isInteger(n) && n >= 0 ? n : 10;
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -55,19 +75,58 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(name: string, cmd: string, args: string[], env: Record<string, string>): ChildProcess {
-  const proc = spawn(cmd, args, {
+function run(
+  name: string,
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { restart?: boolean } = {},
+): ChildProcess {
+  const child = { name, proc: spawnChild(cmd, args, env) };
+  children.push(child);
+  // Crashes since the last stable run; the delay doubles with each.
+  let crashes = 0;
+  const watch = (proc: ChildProcess, startedAt: number) => {
+    proc.on('exit', (code, signal) => {
+      if (stopping) return;
+      // A clean exit (0, no signal) is a decision, not a crash: like `on-failure`, respect it.
+      const crashed = code !== 0 || signal !== null;
+      if (!opts.restart || !crashed) {
+        log.error({ name, code, signal }, 'a part of the stack exited; stopping everything');
+        void stop(1);
+        return;
+      }
+      if (Date.now() - startedAt >= RESTART.stableAfterMs) crashes = 0;
+      crashes++;
+      if (crashes > RESTART.maxRetries) {
+        log.error(
+          { name, code, signal, crashes },
+          'a landing instance keeps crashing; giving up and stopping everything',
+        );
+        void stop(1);
+        return;
+      }
+      const delayMs = Math.min(RESTART.firstDelayMs * 2 ** (crashes - 1), RESTART.maxDelayMs);
+      log.warn({ name, code, signal, delayMs, attempt: crashes }, 'restarting a crashed process');
+      const t = setTimeout(() => {
+        restartTimers.delete(t);
+        if (stopping) return;
+        child.proc = spawnChild(cmd, args, env);
+        log.warn({ name, pid: child.proc.pid, attempt: crashes }, 'restarted');
+        watch(child.proc, Date.now());
+      }, delayMs);
+      restartTimers.add(t);
+    });
+  };
+  watch(child.proc, Date.now());
+  return child.proc;
+}
+
+function spawnChild(cmd: string, args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(cmd, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  children.push({ name, proc });
-  proc.on('exit', (code, signal) => {
-    if (!stopping) {
-      log.error({ name, code, signal }, 'a part of the stack exited; stopping everything');
-      void stop(1);
-    }
-  });
-  return proc;
 }
 
 async function waitFor(
@@ -91,6 +150,8 @@ async function waitFor(
 async function stop(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
+  for (const t of restartTimers) clearTimeout(t);
+  restartTimers.clear();
   // Landing instances first (they stop cleanly), then the platform (which stops every VM), then NATS.
   const order = [...children].sort((a, b) => rank(a.name) - rank(b.name));
   for (const { name, proc } of order) {
@@ -176,25 +237,31 @@ async function main(): Promise<void> {
 
   for (const [i, p] of plan.entries()) {
     const other = plan[(i + 1) % plan.length]!;
-    run(p.id, process.execPath, ['dist/where.mjs'], {
-      WM_LOCAL: '1',
-      WM_INSTANCE_ID: p.id,
-      FLY_REGION: p.region,
-      HOST: '127.0.0.1',
-      PORT: String(p.port),
-      PRIVATE_HOST: '127.0.0.1',
-      PRIVATE_PORT: String(p.privatePort),
-      FLY_API_BASE_URL: `http://127.0.0.1:${flyPort}/v1`,
-      FLY_API_TOKEN: flyToken,
-      WM_VM_PUBLIC_URL: `http://useless-machine.localhost:${proxyPort}`,
-      WM_PUBLIC_URL: publicUrl,
-      WM_CALLBACK_SECRET: secret,
-      WM_CALLBACK_BASE_URL: `http://127.0.0.1:${p.privatePort}`,
-      WM_CALLBACK_FALLBACK_URL: `http://127.0.0.1:${other.privatePort}`,
-      DEBUG_TOKEN: debugToken,
-      WM_DATA_DIR: multi ? join(dataDir, p.region) : dataDir,
-      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-    });
+    run(
+      p.id,
+      process.execPath,
+      ['dist/where.mjs'],
+      {
+        WM_LOCAL: '1',
+        WM_INSTANCE_ID: p.id,
+        FLY_REGION: p.region,
+        HOST: '127.0.0.1',
+        PORT: String(p.port),
+        PRIVATE_HOST: '127.0.0.1',
+        PRIVATE_PORT: String(p.privatePort),
+        FLY_API_BASE_URL: `http://127.0.0.1:${flyPort}/v1`,
+        FLY_API_TOKEN: flyToken,
+        WM_VM_PUBLIC_URL: `http://useless-machine.localhost:${proxyPort}`,
+        WM_PUBLIC_URL: publicUrl,
+        WM_CALLBACK_SECRET: secret,
+        WM_CALLBACK_BASE_URL: `http://127.0.0.1:${p.privatePort}`,
+        WM_CALLBACK_FALLBACK_URL: `http://127.0.0.1:${other.privatePort}`,
+        DEBUG_TOKEN: debugToken,
+        WM_DATA_DIR: multi ? join(dataDir, p.region) : dataDir,
+        ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+      },
+      { restart: true },
+    );
   }
   for (const p of plan) {
     await waitFor(p.id, async () => (await fetch(`http://127.0.0.1:${p.port}/readyz`)).ok);

@@ -12,6 +12,8 @@ export interface ClickResult {
   ip: string;
   status: number;
   code?: string;
+  /** The accepted launch's id (202). */
+  launchId?: string;
   ms: number;
 }
 
@@ -53,16 +55,18 @@ export function click(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          let code: string | undefined;
+          let body: { code?: string; launchId?: string } = {};
           try {
-            code = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: string }).code;
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
           } catch {
-            code = undefined;
+            body = {};
           }
+          const { code, launchId } = body;
           resolve({
             ip: opts.localAddress ?? '127.0.0.1',
             status: res.statusCode ?? 0,
             ...(code ? { code } : {}),
+            ...(launchId ? { launchId } : {}),
             ms: performance.now() - started,
           });
         });

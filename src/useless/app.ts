@@ -1,7 +1,8 @@
 /**
  * The Useless Machine app: routes (page, script, viewers, health), machine affinity on every path,
  * and the life of the VM: readiness self-check, one "listening" call home, then switching itself
- * off when its viewers are done, its TTL runs out, or it gets a signal. Never listens by itself.
+ * off when its viewers are done, nobody came, its TTL runs out, or it gets a signal. Never listens
+ * by itself.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -25,7 +26,8 @@ import { PAGE_CSP, SCRIPT_PATH, gonePage, machinePage, noMachinePage } from './p
 import { affinityCookie, affinitySetCookie, decideRoute } from './routing.js';
 import { VIEWER_ID, Viewers } from './viewers.js';
 
-export type StopReason = 'finished' | 'ttl' | 'signal';
+/** Why the machine switches off; `idle`: ready, but no viewer came within `WM_IDLE_MS`. */
+export type StopReason = 'finished' | 'idle' | 'ttl' | 'signal';
 /** booting: built; checking: readiness self-check; running: ready; stopping/stopped: switching off. */
 export type Phase = 'booting' | 'checking' | 'running' | 'stopping' | 'stopped';
 
@@ -157,7 +159,9 @@ export function buildApp(deps: UselessDeps): UselessMachine {
     region: config.region,
     status,
     at: new Date(clock.now()).toISOString(),
-    ...(reason ? { reason } : {}),
+    // To the landing app an unvisited machine that gives up is done with its job, like one whose
+    // viewers finished: the wire (and the vm chart's facts) know `finished`, not `idle`.
+    ...(reason ? { reason: reason === 'idle' ? 'finished' : reason } : {}),
   });
 
   const app = Fastify({ loggerInstance: deps.log, bodyLimit: 4096 });
@@ -338,6 +342,8 @@ export function buildApp(deps: UselessDeps): UselessMachine {
   /** Switch off once everyone who came has finished or gone quiet; otherwise wait for the quietest. */
   function reconsider(): void {
     if (phase === 'stopping' || phase === 'stopped') return;
+    // Someone came: from now on the viewers (or the TTL) decide, not the idle timer.
+    if (viewers.size > 0) timers.clear('idle');
     const state = viewers.state();
     if (state.kind === 'finished') {
       timers.clear('viewers');
@@ -399,11 +405,13 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       life.abort();
       timers.clear('ttl');
       timers.clear('viewers');
+      timers.clear('idle');
       await app.close().catch((err: unknown) => log.error({ err }, 'close failed'));
       deps.exit(1);
       return;
     }
     phase = 'running';
+    armIdle();
     listeningResult = await deliverStatus(callbackDeps, statusBody('listening'), {
       budgetMs: tuning.listeningBudgetMs,
       signal: life.signal,
@@ -412,6 +420,19 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       // Keep serving: a visitor may still arrive by link, and the TTL ends us regardless.
       log.error({ result: listeningResult }, 'nobody heard that we are listening');
     }
+  }
+
+  /**
+   * Ready, and nobody here yet: a machine nobody visits (the visitor closed the tab, the redirect
+   * never happened) should not hold a slot for its whole TTL. The first viewer clears this.
+   */
+  function armIdle(): void {
+    if (config.idleMs <= 0 || viewers.size > 0) return;
+    timers.set('idle', clock.now() + config.idleMs, () => {
+      if (viewers.size > 0) return;
+      log.info({ idleMs: config.idleMs }, 'no viewer came');
+      void stop('idle');
+    });
   }
 
   function start(selfUrl: string): Promise<void> {
@@ -426,6 +447,7 @@ export function buildApp(deps: UselessDeps): UselessMachine {
       life.abort();
       timers.clear('ttl');
       timers.clear('viewers');
+      timers.clear('idle');
       timers.set('force-exit', clock.now() + tuning.stopBudgetMs + tuning.forceExitAfterMs, () => {
         log.error('shutdown took too long; exiting anyway');
         deps.exit(0);

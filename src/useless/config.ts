@@ -28,6 +28,8 @@ export const uselessEnv = z
     /** Any landing-app instance's status endpoint, tried when the first does not answer. */
     WM_CALLBACK_FALLBACK_URL: envUrl.optional(),
     WM_TTL_MS: envInt(1000, 24 * 60 * 60 * 1000).default(60_000),
+    /** Once ready, switch off if no viewer has come within this long; 0: wait for the TTL. */
+    WM_IDLE_MS: envInt(0, 24 * 60 * 60 * 1000).default(120_000),
     WM_HOME_URL: envUrl.default('http://localhost:8080/'),
     WM_SOURCE: z.enum(['button', 'dash', 'auto']).default('button'),
     LOG_LEVEL: z
@@ -45,6 +47,7 @@ export const uselessEnv = z
     callbackUrl: e.WM_CALLBACK_URL,
     callbackFallbackUrl: e.WM_CALLBACK_FALLBACK_URL,
     ttlMs: e.WM_TTL_MS,
+    idleMs: e.WM_IDLE_MS,
     homeUrl: e.WM_HOME_URL,
     source: e.WM_SOURCE,
     logLevel: e.LOG_LEVEL,

@@ -50,6 +50,8 @@ export const whereEnv = z
     WM_VM_CMD: z.string().default('node dist/useless.mjs'),
     /** Where a browser reaches the VM app (the redirect goes to `<this>/machine?instance=<id>`). */
     WM_VM_PUBLIC_URL: z.url().default('https://useless-machine.fly.dev'),
+    /** A ready VM that no viewer has reached within this long switches itself off; 0: only its TTL. */
+    WM_VM_IDLE_MS: envInt(0, 24 * 60 * 60 * 1000).default(120_000),
     /** The landing page's public origin: the link back from a VM, and the Origin we accept. */
     WM_PUBLIC_URL: z.url().default('https://where.fly.dev'),
     /** How a VM reaches this instance's private API; default http://[FLY_PRIVATE_IP]:PRIVATE_PORT. */
@@ -118,7 +120,7 @@ export interface WhereConfig {
   public: { host: string; port: number };
   private: { host: string; port: number };
   fly: { baseUrl: string; token: string; vmApp: string };
-  vm: { image: string; cmd: string[]; publicUrl: string };
+  vm: { image: string; cmd: string[]; publicUrl: string; idleMs: number };
   publicUrl: string;
   callback: { baseUrl: string; fallbackUrl: string; secret: string };
   debugToken: string;
@@ -176,6 +178,7 @@ export function toConfig(env: WhereEnv): WhereConfig {
       image: env.WM_VM_IMAGE ?? env.FLY_IMAGE_REF ?? 'wheremachines:local',
       cmd: env.WM_VM_CMD.split(/\s+/).filter(Boolean),
       publicUrl: env.WM_VM_PUBLIC_URL.replace(/\/$/, ''),
+      idleMs: env.WM_VM_IDLE_MS,
     },
     publicUrl: env.WM_PUBLIC_URL.replace(/\/$/, ''),
     callback: {

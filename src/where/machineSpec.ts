@@ -1,7 +1,7 @@
 /**
  * What a launch's Useless Machine is made of: the same image as this app started with the VM
- * command, its own callback key, where to call home, its TTL, and metadata that names its launch
- * (so a create can be found again, and an orphan recognised).
+ * command, its own callback key, where to call home, its TTL and idle time, and metadata that
+ * names its launch (so a create can be found again, and an orphan recognised).
  */
 import type { LaunchSource } from '../../machines/facts.js';
 import type { CreateMachineInput } from '../ports/flyMachines.js';
@@ -12,8 +12,13 @@ import type { WhereConfig } from './config.js';
 export const VM_PORT = 4040;
 export const CALLBACK_PATH = '/api/machine_status';
 
+/** The config a spec needs; without `vm.idleMs` the VM keeps its own default idle time. */
+export type SpecConfig = Pick<WhereConfig, 'callback' | 'publicUrl'> & {
+  vm: Omit<WhereConfig['vm'], 'idleMs'> & Partial<Pick<WhereConfig['vm'], 'idleMs'>>;
+};
+
 export function machineSpec(
-  cfg: Pick<WhereConfig, 'vm' | 'callback' | 'publicUrl'>,
+  cfg: SpecConfig,
   p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string },
 ): CreateMachineInput {
   return {
@@ -30,6 +35,8 @@ export function machineSpec(
       WM_CALLBACK_URL: `${cfg.callback.baseUrl}${CALLBACK_PATH}`,
       WM_CALLBACK_FALLBACK_URL: `${cfg.callback.fallbackUrl}${CALLBACK_PATH}`,
       WM_TTL_MS: String(p.ttlMs),
+      // A ready machine nobody reaches switches itself off after this, not at its TTL.
+      ...(cfg.vm.idleMs !== undefined ? { WM_IDLE_MS: String(cfg.vm.idleMs) } : {}),
       WM_HOME_URL: cfg.publicUrl,
       WM_SOURCE: p.source,
     },

@@ -1,6 +1,6 @@
 /**
  * The life of one machine, in process: readiness, exactly one "listening", and switching off on
- * TTL, on a signal, and when every viewer is done or gone quiet.
+ * TTL, on a signal, when every viewer is done or gone quiet, and when nobody came at all.
  */
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +37,7 @@ async function setup(opts: {
   clock?: Clock;
   timers?: Timers;
   ttlMs?: number;
+  idleMs?: number;
   statuses?: number[];
   fallback?: boolean;
   primaryDown?: boolean;
@@ -57,6 +58,7 @@ async function setup(opts: {
       WM_CALLBACK_URL: primary,
       ...(opts.fallback || opts.primaryDown ? { WM_CALLBACK_FALLBACK_URL: url } : {}),
       WM_TTL_MS: String(opts.ttlMs ?? 60_000),
+      ...(opts.idleMs !== undefined ? { WM_IDLE_MS: String(opts.idleMs) } : {}),
     }),
     log: silentLogger(),
     clock,
@@ -221,13 +223,14 @@ describe('viewers', () => {
     return data.viewer;
   }
 
-  async function running(tuning: Partial<UselessTuning> = {}) {
+  async function running(tuning: Partial<UselessTuning> = {}, idleMs?: number) {
     const clock = new ManualClock(Date.now());
     const s = await setup({
       clock,
       timers: clock,
       script: '/* script */',
       tuning: { viewerGraceMs: 20_000, ...tuning },
+      ...(idleMs !== undefined ? { idleMs } : {}),
     });
     await s.machine.start(s.selfUrl);
     return { ...s, clock };
@@ -264,8 +267,42 @@ describe('viewers', () => {
     await expect.poll(() => codes).toEqual([0]);
   });
 
-  it('nobody watching is not "finished": only the TTL ends an unvisited machine', async () => {
-    const { machine, clock, codes, receiver } = await running();
+  it('ready and never visited: switches itself off after the idle time, as after an animation', async () => {
+    const { machine, clock, codes, receiver } = await running({}, 5_000);
+    clock.advance(4_999);
+    expect(machine.phase()).toBe('running');
+    expect(codes).toEqual([]);
+    clock.advance(1);
+    await expect.poll(() => codes).toEqual([0]);
+    // The same report as a finished animation (the wire knows no "idle"), then exit 0.
+    expect(statuses(receiver)).toEqual([
+      ['listening', undefined],
+      ['stopping', 'finished'],
+    ]);
+    expect(machine.phase()).toBe('stopped');
+  });
+
+  it('a viewer who arrives before the idle time cancels it; the viewers decide from then on', async () => {
+    const { machine, clock, codes, receiver } = await running({ viewerGraceMs: 20_000 }, 5_000);
+    clock.advance(4_000);
+    const a = await page(machine);
+    clock.advance(10_000); // well past the idle time, within the viewer's grace
+    expect(machine.phase()).toBe('running');
+    expect(codes).toEqual([]);
+    expect((await post(machine, a.doneUrl)).statusCode).toBe(204);
+    await expect.poll(() => codes).toEqual([0]);
+    expect(receiver.bodies().at(-1)).toMatchObject({ status: 'stopping', reason: 'finished' });
+  });
+
+  it('a HEAD (a link preview) is not a viewer: it does not keep an idle machine alive', async () => {
+    const { machine, clock, codes } = await running({}, 5_000);
+    await machine.app.inject({ method: 'HEAD', url: `/machine?instance=${SELF}` });
+    clock.advance(5_000);
+    await expect.poll(() => codes).toEqual([0]);
+  });
+
+  it('with the idle time off (0), nobody watching is not "finished": only the TTL ends it', async () => {
+    const { machine, clock, codes, receiver } = await running({}, 0);
     clock.advance(59_999);
     expect(machine.phase()).toBe('running');
     clock.advance(1);

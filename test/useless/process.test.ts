@@ -1,7 +1,7 @@
 /**
  * The built program as a real child process, with a local HTTP server standing in for the landing
- * app's private API: it calls home once, serves its page, and on SIGTERM (or its TTL) reports
- * "stopping" and exits 0.
+ * app's private API: it calls home once, serves its page, and on SIGTERM (or its TTL, or when no
+ * viewer comes) reports "stopping" and exits 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -127,6 +127,43 @@ describe('useless as a process', () => {
     expect(reports.at(-1)).toEqual(['stopping', 'ttl']);
     expect(reports.filter(([s]) => s === 'stopping')).toHaveLength(1);
     expect(reports.filter(([s]) => s === 'listening').length).toBeLessThanOrEqual(1);
+  });
+
+  it('switches itself off when it is ready but nobody visits within the idle time', async () => {
+    const receiver = new CallbackReceiver();
+    receivers.push(receiver);
+    const vm = await startVm(await receiver.listen(), { WM_IDLE_MS: '1000' });
+    expect(await vm.exited).toEqual({ code: 0, signal: null });
+    // The same path as after an animation: listening, then one "stopping" reported as finished.
+    expect(receiver.bodies().map((b) => [b.status, b.reason])).toEqual([
+      ['listening', undefined],
+      ['stopping', 'finished'],
+    ]);
+    expect(vm.output()).toContain('no viewer came');
+    expect(vm.output()).toMatch(/"reason":"idle".*"msg":"switched off"/);
+  });
+
+  it('a visit before the idle time keeps it on: it stops at its TTL instead', async () => {
+    const receiver = new CallbackReceiver();
+    receivers.push(receiver);
+    // Idle 2 s, TTL 5 s, a viewer's grace (20 s) longer than both: an early stop would be "idle".
+    const vm = await startVm(await receiver.listen(), { WM_IDLE_MS: '2000', WM_TTL_MS: '5000' });
+    // Visit as soon as the page answers (before or just after ready, either way before idle).
+    await expect
+      .poll(
+        async () => {
+          try {
+            return (await fetch(`${vm.base}/machine?instance=${SELF}`)).status;
+          } catch {
+            return 0;
+          }
+        },
+        { timeout: 10_000, interval: 20 },
+      )
+      .toBe(200);
+    expect(await vm.exited).toEqual({ code: 0, signal: null });
+    expect(receiver.bodies().at(-1)).toMatchObject({ status: 'stopping', reason: 'ttl' });
+    expect(vm.output()).not.toContain('no viewer came');
   });
 
   it('refuses to start with a bad environment, naming the variable', async () => {

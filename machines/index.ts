@@ -10,14 +10,14 @@ import {
   CAPACITY_GRACE_MS,
 } from './launch/launch.machine.js';
 import { launchPublic } from './launch/launch.view.js';
-import { vmMachine, VM_CHART, VM_FACTS } from './vm/vm.machine.js';
+import { vmMachine, VM_CHART, VM_FACTS, vmHold } from './vm/vm.machine.js';
 import { vmPublic } from './vm/vm.view.js';
 import {
   autospawnerMachine,
   AUTOSPAWNER_CHART,
   AUTOSPAWNER_FACTS,
 } from './autospawner/autospawner.machine.js';
-import type { Effect } from './effects.js';
+import type { Effect, EffectParams } from './effects.js';
 import type { FactType } from './facts.js';
 
 export * from './facts.js';
@@ -41,6 +41,12 @@ export interface Chart<M extends AnyStateMachine = AnyStateMachine> {
    * between storing a fact and running its effects, boot runs these again; each is idempotent.
    */
   outstanding(snapshot: SnapshotFrom<M>): Effect[];
+  /**
+   * The cap slot a snapshot stands for, if any: a launch that was granted one and may still have a
+   * machine, a machine that may still exist. The ledger is rebuilt from these at boot, so a crash
+   * cannot hand out slots that live machines still hold (ADR 0010).
+   */
+  holds(snapshot: SnapshotFrom<M>): EffectParams['holdCapacity'][];
 }
 
 export const launchChart: Chart<typeof launchMachine> = {
@@ -82,6 +88,18 @@ export const launchChart: Chart<typeof launchMachine> = {
     }
     return [];
   },
+  holds(s) {
+    // `requested` holds nothing yet: its re-driven reservation asks the ledger again, and a slot
+    // restored here would make that ask succeed over the cap.
+    if (s.status !== 'active' || s.matches('idle') || s.matches('requested')) return [];
+    const c = s.context;
+    return [
+      {
+        holder: c.launchId,
+        until: c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS,
+      },
+    ];
+  },
 };
 
 export const vmChart: Chart<typeof vmMachine> = {
@@ -101,6 +119,7 @@ export const vmChart: Chart<typeof vmMachine> = {
     }
     return [];
   },
+  holds: (s) => vmHold(s),
 };
 
 export const autospawnerChart: Chart<typeof autospawnerMachine> = {
@@ -109,6 +128,7 @@ export const autospawnerChart: Chart<typeof autospawnerMachine> = {
   machine: autospawnerMachine,
   facts: AUTOSPAWNER_FACTS,
   outstanding: () => [],
+  holds: () => [],
 };
 
 export const CHARTS = { launch: launchChart, vm: vmChart, autospawner: autospawnerChart } as const;

@@ -100,6 +100,7 @@ const initialContext: VmContext = {
 
 const holderOf = (c: VmContext) => c.launchId ?? `vm:${c.machineId}`;
 const ttlDeadline = (c: VmContext) => c.createdAt + c.ttlMs + TTL_GRACE_MS;
+const holdUntil = (c: VmContext) => ttlDeadline(c) + STOP_GRACE_MS;
 const backoff = (attempts: number) =>
   Math.min(STOP_GRACE_MS * 2 ** Math.max(0, attempts - 1), MAX_DESTROY_INTERVAL_MS);
 
@@ -142,6 +143,16 @@ function adoption(context: VmContext, event: VmEvent): Partial<VmContext> {
   };
 }
 
+/** The slot a machine holds while it may exist: from adoption until Fly says it is destroyed. */
+export function vmHold(s: {
+  status: string;
+  context: VmContext;
+  matches: (state: 'unknown') => boolean;
+}): { holder: string; until: number }[] {
+  if (s.status !== 'active' || s.matches('unknown')) return [];
+  return [{ holder: holderOf(s.context), until: holdUntil(s.context) }];
+}
+
 const liveEntry = ['adopt', 'observe'] as const;
 const firstEntry = [
   'adopt',
@@ -158,7 +169,7 @@ const firstEntry = [
     type: 'holdCapacity',
     params: ({ context }: { context: VmContext }) => ({
       holder: holderOf(context),
-      until: ttlDeadline(context) + STOP_GRACE_MS,
+      until: holdUntil(context),
     }),
   },
 ] as const;

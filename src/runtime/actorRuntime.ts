@@ -135,8 +135,14 @@ export class ActorRuntime {
 
   // ---------------------------------------------------------------- boot
 
-  /** Replay the whole store into actors, re-arm their timers, re-drive what is outstanding, then follow the store. */
-  async boot(): Promise<BootReport> {
+  /**
+   * Replay the whole store into actors, re-arm their timers, re-drive what is outstanding, then
+   * follow the store. `beforeDrive` sees the rebuilt open actors before any timer or intent runs
+   * (the capacity ledger is restored there, so a re-driven reservation cannot pass the cap).
+   */
+  async boot(
+    opts: { beforeDrive?: (open: readonly ActorRecord[]) => Promise<unknown> } = {},
+  ): Promise<BootReport> {
     const started = performance.now();
     let events = 0;
     let skipped = 0;
@@ -162,6 +168,9 @@ export class ActorRuntime {
       else open.set(e.stream, [e]);
     }
     for (const held of open.values()) for (const e of held) this.foldStored(e, false);
+    await opts.beforeDrive?.(
+      [...this.records.values()].filter((r) => r.snapshot.status === 'active'),
+    );
     let redriven = 0;
     const now = this.o.clock.now();
     for (const rec of [...this.records.values()]) {

@@ -20,6 +20,7 @@ import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
 import type { WhereConfig } from './config.js';
 import { machineSpec } from './machineSpec.js';
 import { AutospawnDriver } from './services/autospawn.js';
+import { restoreHolds } from './services/capacity.js';
 import { Callbacks } from './services/callbacks.js';
 import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
@@ -116,6 +117,7 @@ export async function createWhere(
     intervalMs: cfg.reconcile.intervalMs,
     ttl: cfg.ttl,
     isLeader: () => cluster.isLeader(),
+    ledger: ports.ledger,
   });
   const autospawn = new AutospawnDriver({
     runtime,
@@ -160,7 +162,10 @@ export async function createWhere(
     privateApp,
     async start(listen = true) {
       await cluster.start();
-      const report = await runtime.boot();
+      const report = await runtime.boot({
+        beforeDrive: (open) =>
+          restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
+      });
       fleet.resync();
       booted = true;
       await autospawn.configure();

@@ -5,6 +5,7 @@
  * never lowered. Machines with our metadata and no live launch are orphans and are destroyed;
  * machines nobody here launched are adopted (shown on the map, destroyed at their TTL).
  */
+import type { CapacityLedger } from '../../ports/capacity.js';
 import type { ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock, Timers } from '../../ports/clock.js';
 import type { FlyMachine, FlyMachines } from '../../ports/flyMachines.js';
@@ -43,6 +44,8 @@ export class Reconciler {
       ttl: { buttonMs: number; autoMs: number };
       /** Only the leader reconciles (one API caller for the whole cluster). */
       isLeader: () => boolean;
+      /** When given, every listed machine keeps its cap slot until the next runs (ADR 0010). */
+      ledger?: CapacityLedger;
     },
   ) {
     this.debounced = new Debounced(
@@ -131,6 +134,7 @@ export class Reconciler {
         },
       });
       if (outcomes.some((o) => o.accepted)) report.observed++;
+      await this.keepSlot(m.id, launchId);
       if (launchId && !(await this.launchIsLive(launchId))) {
         const [o] = await runtime.dispatch({
           type: 'reconcile.orphanFound',
@@ -163,6 +167,23 @@ export class Reconciler {
     }
     log.debug(report, 'reconciled');
     return report;
+  }
+
+  /**
+   * A machine Fly lists still exists, so it holds a slot whatever the ledger forgot or let expire
+   * (a destroy that keeps failing outlives its hold). Only while its actor is open: a machine
+   * destroyed since the list answered is left to release its slot.
+   */
+  private async keepSlot(machineId: string, launchId: string | undefined): Promise<void> {
+    const { ledger, runtime, clock, log, intervalMs, minGapMs } = this.deps;
+    if (!ledger || runtime.actor(`vm.${machineId}`)?.snapshot.status !== 'active') return;
+    const holder = launchId ?? `vm:${machineId}`;
+    const now = clock.now();
+    try {
+      await ledger.hold(holder, now, now + 2 * (intervalMs + minGapMs));
+    } catch (err) {
+      log.warn({ err: errorMessage(err), holder }, 'could not keep the slot of a listed machine');
+    }
   }
 
   private async launchIsLive(launchId: string): Promise<boolean> {

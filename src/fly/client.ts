@@ -7,7 +7,9 @@ import type { z } from 'zod';
 import type { Clock } from '../ports/clock.js';
 import {
   FlyApiError,
+  CREATE_WITHDRAWN,
   type CreateMachineInput,
+  type CreateOptions,
   type FlyMachine,
   type FlyMachines,
   type WaitState,
@@ -165,6 +167,8 @@ interface CallSpec<T> {
   readonly extraMs?: number;
   /** Statuses with a meaning of their own (408 on wait, 404 on destroy): return a value instead of failing. */
   readonly onStatus?: (status: number) => { value: T } | undefined;
+  /** Asked right before each send: false withdraws the call (nothing sent, nothing made). */
+  readonly proceed?: () => boolean;
 }
 
 type Attempt =
@@ -228,13 +232,14 @@ export class FlyMachinesHttp implements FlyMachines {
       : `/apps/${app}/machines/${encodeURIComponent(machineId)}${suffix}`;
   }
 
-  async create(input: CreateMachineInput): Promise<FlyMachine> {
+  async create(input: CreateMachineInput, opts: CreateOptions = {}): Promise<FlyMachine> {
     const m = await this.call({
       action: 'create',
       method: 'POST',
       path: this.machinesPath(),
       body: createRequestBody(input),
       schema: machineSchema,
+      ...(opts.proceed ? { proceed: opts.proceed } : {}),
     });
     return toFlyMachine(m);
   }
@@ -331,6 +336,8 @@ export class FlyMachinesHttp implements FlyMachines {
 
     for (let attempt = 1; ; attempt++) {
       await this.takeToken(spec.action, deadline);
+      if (spec.proceed && !spec.proceed())
+        throw new FlyApiError(spec.action, 0, CREATE_WITHDRAWN, false, undefined);
       const remaining = deadline - this.clock.now();
       if (remaining <= 0)
         throw this.noResponseError(spec.action, this.clock.now() - started, undefined, idempotent);

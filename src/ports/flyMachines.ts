@@ -49,8 +49,19 @@ export interface CreateMachineInput {
 
 export type WaitState = 'started' | 'stopped' | 'suspended' | 'destroyed';
 
+export interface CreateOptions {
+  /**
+   * Asked right before the request is sent (after any client-side rate-limit wait): false withdraws
+   * the create, which then fails with nothing made. A request already sent is never abandoned.
+   */
+  readonly proceed?: () => boolean;
+}
+
+/** The message of a create withdrawn by its caller before it was sent (nothing was made). */
+export const CREATE_WITHDRAWN = 'not sent: the caller withdrew the create before it was sent';
+
 export interface FlyMachines {
-  create(input: CreateMachineInput): Promise<FlyMachine>;
+  create(input: CreateMachineInput, opts?: CreateOptions): Promise<FlyMachine>;
   /** Throws FlyApiError with status 404 when the machine does not exist. */
   get(machineId: string): Promise<FlyMachine>;
   /** Machines of the app; `metadata` filters on exact key/value pairs (metadata.<k>=<v>). */

@@ -8,6 +8,7 @@ import type { Effect, EffectParams, LaunchSource } from '../../machines/index.js
 import type { CapacityLedger } from '../ports/capacity.js';
 import type { Clock } from '../ports/clock.js';
 import {
+  CREATE_WITHDRAWN,
   FlyApiError,
   type CreateMachineInput,
   type FlyMachine,
@@ -83,6 +84,117 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     return deps.fly.list({ metadata: { [METADATA.launchId]: launchId } });
   }
 
+  /**
+   * What a launch already made, destroyed machines included: a launch gets one machine over its
+   * whole life, so a machine of its that is already gone forbids another create as much as a live
+   * one does (Fly frees a destroyed machine's name, so the name alone cannot stop a second one).
+   */
+  async function madeBefore(p: {
+    launchId: string;
+    source: LaunchSource;
+    ttlMs: number;
+  }): Promise<Fact[] | undefined> {
+    const found = await deps.fly.list({
+      metadata: { [METADATA.launchId]: p.launchId },
+      includeDeleted: true,
+    });
+    const live = found.find((m) => m.state !== 'destroyed');
+    if (live) {
+      log.info(
+        { launchId: p.launchId, machineId: live.id },
+        'found the machine an earlier create made',
+      );
+      return [created(live, p)];
+    }
+    const gone = found[0];
+    if (gone) {
+      log.warn(
+        { launchId: p.launchId, machineId: gone.id },
+        'this launch already had a machine and it is destroyed; not creating another',
+      );
+      return [
+        {
+          type: 'fly.createFailed',
+          data: {
+            launchId: p.launchId,
+            status: 0,
+            message: clip(`machine ${gone.id} of this launch is already destroyed`),
+            retryable: false,
+          },
+        },
+      ];
+    }
+    return undefined;
+  }
+
+  /** Creates in flight, per launch id. */
+  const creating = new Map<string, Promise<Fact[]>>();
+
+  async function createOnce(p: EffectParams['createMachine'], ctx: EffectContext): Promise<Fact[]> {
+    const owner = contextOf(ctx).owner ?? '';
+    // A create goes out only while its launch still waits for one. A launch that gave up (and
+    // swept for what it may have made) or already has its machine must never get another.
+    const wanted = () =>
+      ctx.record.snapshot.status === 'active' && ctx.record.snapshot.matches('creating');
+    if (!wanted()) return [];
+    if (ctx.redrive) {
+      // We may have made it before a crash (or another instance did): look before making one.
+      try {
+        const seen = await madeBefore(p);
+        if (seen) return seen;
+      } catch (err) {
+        log.warn(
+          { err: errorMessage(err), launchId: p.launchId },
+          'could not look for an existing machine',
+        );
+        return [failure(p.launchId, err)];
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      if (!wanted()) return [];
+      try {
+        const m = await deps.fly.create(deps.machineSpec({ ...p, owner }), { proceed: wanted });
+        log.info(
+          { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
+          'machine created',
+        );
+        return [created(m, p)];
+      } catch (err) {
+        const e = err instanceof FlyApiError ? err : undefined;
+        if (e?.flyMessage === CREATE_WITHDRAWN) return [];
+        log.warn(
+          {
+            launchId: p.launchId,
+            region: p.region,
+            attempt,
+            status: e?.status,
+            flyRequestId: e?.requestId,
+            err: errorMessage(err),
+          },
+          'create failed',
+        );
+        const named = e?.status === 409;
+        if (!named && (!e || !outcomeUnknown(e))) return [failure(p.launchId, err)];
+        // The name is taken (409: made by a concurrent or an earlier create), or the create
+        // may have happened (unknown outcome). Look before deciding: never a blind retry.
+        let seen: Fact[] | undefined;
+        try {
+          seen = await madeBefore(p);
+        } catch (lookErr) {
+          log.warn(
+            { err: errorMessage(lookErr), launchId: p.launchId },
+            'lookup after a failed create failed',
+          );
+          return [failure(p.launchId, err, named || undefined)];
+        }
+        if (seen) return seen;
+        if (named) return [failure(p.launchId, err, true)];
+        if (attempt >= createAttempts) return [failure(p.launchId, err)];
+        await sleep(500 * attempt);
+      }
+    }
+  }
+
   const handlers: {
     [K in RunnableEffect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]>;
   } = {
@@ -133,68 +245,16 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     },
 
     async createMachine(p, ctx) {
-      const owner = contextOf(ctx).owner ?? '';
-      if (ctx.redrive) {
-        // We may have made it before a crash: find it by its launch id before making another.
-        try {
-          const found = await findMachines(p.launchId);
-          if (found[0]) {
-            log.info(
-              { launchId: p.launchId, machineId: found[0].id },
-              'found the machine a previous run created',
-            );
-            return [created(found[0], p)];
-          }
-        } catch (err) {
-          log.warn(
-            { err: errorMessage(err), launchId: p.launchId },
-            'could not look for an existing machine',
-          );
-          return [failure(p.launchId, err)];
-        }
-      }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const m = await deps.fly.create(deps.machineSpec({ ...p, owner }));
-          log.info(
-            { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
-            'machine created',
-          );
-          return [created(m, p)];
-        } catch (err) {
-          const e = err instanceof FlyApiError ? err : undefined;
-          log.warn(
-            {
-              launchId: p.launchId,
-              region: p.region,
-              attempt,
-              status: e?.status,
-              flyRequestId: e?.requestId,
-              err: errorMessage(err),
-            },
-            'create failed',
-          );
-          const named = err instanceof FlyApiError && err.status === 409;
-          if (!named && (!(err instanceof FlyApiError) || !outcomeUnknown(err))) {
-            return [failure(p.launchId, err)];
-          }
-          // The name is taken (409: made by a concurrent or an earlier create), or the create
-          // may have happened (unknown outcome). Look before deciding: never a blind retry.
-          let found: FlyMachine | undefined;
-          try {
-            found = (await findMachines(p.launchId))[0];
-          } catch (lookErr) {
-            log.warn(
-              { err: errorMessage(lookErr), launchId: p.launchId },
-              'lookup after a failed create failed',
-            );
-            return [failure(p.launchId, err, named || undefined)];
-          }
-          if (found) return [created(found, p)];
-          if (named) return [failure(p.launchId, err, true)];
-          if (attempt >= createAttempts) return [failure(p.launchId, err)];
-          await sleep(500 * attempt);
-        }
+      // One create at a time per launch in this process: a re-drive that overlaps a create still
+      // in flight waits for it, then finds the launch no longer creating.
+      const prior = creating.get(p.launchId);
+      if (prior) await prior.catch(() => undefined);
+      const run = createOnce(p, ctx);
+      creating.set(p.launchId, run);
+      try {
+        return await run;
+      } finally {
+        if (creating.get(p.launchId) === run) creating.delete(p.launchId);
       }
     },
 

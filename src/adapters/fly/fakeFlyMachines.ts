@@ -6,8 +6,10 @@
 import { fastUlid as ulid } from '../system/ulidIds.js';
 import type { Clock, Timers } from '../../ports/clock.js';
 import {
+  CREATE_WITHDRAWN,
   FlyApiError,
   type CreateMachineInput,
+  type CreateOptions,
   type FlyMachine,
   type FlyMachines,
   type FlyMachineState,
@@ -83,6 +85,7 @@ export class FakeFlyMachines implements FlyMachines {
   readonly calls: FakeCall[] = [];
   private readonly machines = new Map<string, FakeMachine>();
   private readonly failures = new Map<FlyOp, ScriptedFailure[]>();
+  private readonly gates = new Map<FlyOp, Promise<void>[]>();
   private readonly waiters = new Set<() => void>();
   private behaviourFor: (input: CreateMachineInput) => MachineBehaviour | undefined = () =>
     undefined;
@@ -107,6 +110,20 @@ export class FakeFlyMachines implements FlyMachines {
     for (let i = 0; i < times; i++) q.push(failure);
     this.failures.set(op, q);
     return this;
+  }
+
+  /**
+   * The next call of `op` (create or list) waits, before anything is sent, until the returned
+   * function is called: a request stuck in a client-side queue (a rate-limit wait) or a slow
+   * answer, while the world moves on.
+   */
+  holdNext(op: FlyOp): () => void {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = this.gates.get(op) ?? [];
+    q.push(gate);
+    this.gates.set(op, q);
+    return release;
   }
 
   /** Decide per create how the new machine behaves (e.g. `{ exitCode: 1 }` for one that crashes). */
@@ -186,7 +203,13 @@ export class FakeFlyMachines implements FlyMachines {
 
   // ---- FlyMachines -----------------------------------------------------------------------------
 
-  async create(input: CreateMachineInput): Promise<FlyMachine> {
+  async create(input: CreateMachineInput, opts: CreateOptions = {}): Promise<FlyMachine> {
+    const gate = this.gates.get('create')?.shift();
+    if (gate) await gate;
+    if (opts.proceed && !opts.proceed()) {
+      this.calls.push({ op: 'create', input, failed: 0 });
+      throw new FlyApiError('create', 0, CREATE_WITHDRAWN, false, undefined);
+    }
     const failure = this.takeFailure('create');
     if (failure && !failure.commit)
       throw this.record({ op: 'create', input, failed: failure.status }, failure);
@@ -239,6 +262,8 @@ export class FakeFlyMachines implements FlyMachines {
   async list(
     filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {},
   ): Promise<FlyMachine[]> {
+    const gate = this.gates.get('list')?.shift();
+    if (gate) await gate;
     this.check('list');
     return this.ledger()
       .filter((m) => filter.includeDeleted || m.state !== 'destroyed')

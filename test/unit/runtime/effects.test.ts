@@ -1,6 +1,5 @@
 /** The effect runner against the Fly fake: creates are idempotent by launch, outcomes become facts. */
 import { describe, expect, it } from 'vitest';
-import { initialTransition } from 'xstate';
 import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryCapacityLedger } from '../../../src/adapters/memory/memoryCoordination.js';
 import { systemClock } from '../../../src/adapters/system/systemClock.js';
@@ -10,6 +9,7 @@ import { launchChart } from '../../../machines/index.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import { machineSpec } from '../../../src/where/machineSpec.js';
 import { testConfig } from '../../support/whereRig.js';
+import { T0, ev, fold } from '../../support/charts.js';
 
 const L = '01JZ0000000000000000000077';
 const cfg = testConfig();
@@ -25,7 +25,22 @@ function rig(fly = new FakeFlyMachines()) {
     autoLaunch: { owner: 'x', readyTimeoutMs: 1000, ttlMs: 1000 },
     sleep: async () => {},
   });
-  const [snapshot] = initialTransition(launchChart.machine);
+  // A launch waiting for its machine: requested, then granted a slot.
+  const { snapshot } = fold(launchChart.machine, [
+    ev(
+      'launch.requested',
+      {
+        launchId: L,
+        region: 'ams',
+        source: 'button',
+        owner: 'x',
+        readyTimeoutMs: 15_000,
+        ttlMs: 60_000,
+      },
+      T0,
+    ),
+    ev('capacity.reserved', { launchId: L, live: 1, limit: 8 }, T0 + 1),
+  ]);
   const record: ActorRecord = {
     stream: `launch.${L}`,
     kind: 'launch',
@@ -49,7 +64,15 @@ function rig(fly = new FakeFlyMachines()) {
       },
       ctx(redrive),
     );
-  return { fly, create };
+  /** The launch moves on (its deadline passed, it now sweeps for what it may have made). */
+  const giveUp = () => {
+    record.snapshot = fold(
+      launchChart.machine,
+      [ev('clock.readyElapsed', { key: 'ready', due: T0 + 15_000, roll: 0 }, T0 + 15_000)],
+      record.snapshot as never,
+    ).snapshot;
+  };
+  return { fly, create, giveUp, record };
 }
 
 describe('effect runner: createMachine', () => {
@@ -93,5 +116,51 @@ describe('effect runner: createMachine', () => {
       data: { status: 503, retryable: true },
     });
     expect(lost.fly.ledger()).toHaveLength(0);
+  });
+
+  it('never sends a create once its launch has given up, even one already queued', async () => {
+    const { fly, create, giveUp } = rig();
+    const release = fly.holdNext('create');
+    const pending = create();
+    giveUp();
+    release();
+    expect(await pending).toEqual([]);
+    expect(fly.ledger()).toHaveLength(0);
+    // And a re-drive after that does nothing either.
+    expect(await create(true)).toEqual([]);
+    expect(fly.ledger()).toHaveLength(0);
+  });
+
+  it('gives a launch whose machine was already destroyed no second machine (its name is free again)', async () => {
+    const { fly, create } = rig();
+    const [first] = await create();
+    const machineId = (first?.data as { machineId: string }).machineId;
+    await fly.destroy(machineId, { force: true });
+    const facts = await create(true);
+    expect(facts).toEqual([
+      expect.objectContaining({
+        type: 'fly.createFailed',
+        data: expect.objectContaining({ retryable: false }),
+      }),
+    ]);
+    expect(fly.ledger()).toHaveLength(1);
+  });
+
+  it('after an unknown outcome, finds a machine that was made and destroyed since, and makes no other', async () => {
+    const fly = new FakeFlyMachines().failNext('create', { status: 503, commit: true });
+    const { create } = rig(fly);
+    // The first answer is lost; the machine is destroyed (say, by a sweep) before the lookup.
+    const orig = fly.list.bind(fly);
+    let once = true;
+    fly.list = async (filter) => {
+      if (once) {
+        once = false;
+        for (const m of fly.live()) await fly.destroy(m.id, { force: true });
+      }
+      return orig(filter);
+    };
+    const facts = await create();
+    expect(facts[0]?.type).toBe('fly.createFailed');
+    expect(fly.ledger()).toHaveLength(1);
   });
 });

@@ -88,7 +88,7 @@ export const factSchemas = {
   'vm.stopping': z.strictObject({
     machineId,
     launchId: launchId.optional(),
-    reason: z.enum(['finished', 'ttl', 'signal']).optional(),
+    reason: z.enum(['finished', 'idle', 'ttl', 'signal']).optional(),
   }),
   /**
    * The reconciler found a machine carrying our metadata whose launch is over or unknown, or one

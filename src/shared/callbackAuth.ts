@@ -68,6 +68,6 @@ export const machineStatusBody = z.strictObject({
   status: z.enum(['listening', 'stopping']),
   at: z.iso.datetime(),
   /** Why the VM stops: its animation finished, its TTL ran out, or it got a signal. */
-  reason: z.enum(['finished', 'ttl', 'signal']).optional(),
+  reason: z.enum(['finished', 'idle', 'ttl', 'signal']).optional(),
 });
 export type MachineStatusBody = z.infer<typeof machineStatusBody>;

@@ -159,9 +159,7 @@ export function buildApp(deps: UselessDeps): UselessMachine {
     region: config.region,
     status,
     at: new Date(clock.now()).toISOString(),
-    // To the landing app an unvisited machine that gives up is done with its job, like one whose
-    // viewers finished: the wire (and the vm chart's facts) know `finished`, not `idle`.
-    ...(reason ? { reason: reason === 'idle' ? 'finished' : reason } : {}),
+    ...(reason ? { reason } : {}),
   });
 
   const app = Fastify({ loggerInstance: deps.log, bodyLimit: 4096 });

@@ -277,7 +277,7 @@ describe('viewers', () => {
     // The same report as a finished animation (the wire knows no "idle"), then exit 0.
     expect(statuses(receiver)).toEqual([
       ['listening', undefined],
-      ['stopping', 'finished'],
+      ['stopping', 'idle'],
     ]);
     expect(machine.phase()).toBe('stopped');
   });

@@ -137,7 +137,7 @@ describe('useless as a process', () => {
     // The same path as after an animation: listening, then one "stopping" reported as finished.
     expect(receiver.bodies().map((b) => [b.status, b.reason])).toEqual([
       ['listening', undefined],
-      ['stopping', 'finished'],
+      ['stopping', 'idle'],
     ]);
     expect(vm.output()).toContain('no viewer came');
     expect(vm.output()).toMatch(/"reason":"idle".*"msg":"switched off"/);

@@ -25,9 +25,13 @@ describe('G8: fuzzed requests on every public route', () => {
       const seed = Number(process.env.WM_SEED ?? 8008);
       const known = () =>
         rig!.system.services.runtime.actors('launch').map((r) => r.stream.slice('launch.'.length));
+      const full = () => {
+        const c = rig!.system.services.fleet.capacity();
+        return c.live >= c.limit;
+      };
       const before = await settledHeap();
       for (const route of PUBLIC_ROUTES) {
-        const r = await fuzzRoute(app, route, runs, seed, known);
+        const r = await fuzzRoute(app, route, runs, seed, known, full);
         const where = `${route}, seed ${seed}: ${JSON.stringify(r.statuses)}`;
         expect(r.thrown, where).toEqual([]);
         expect(r.unexpected5xx, where).toEqual([]);

@@ -245,6 +245,8 @@ export async function fuzzRoute(
   runs: number,
   seed: number,
   known: () => string[] = () => [],
+  /** True when every cap slot is taken: a form POST then gets the 503 CAPACITY page (HTML, no code). */
+  atCapacity: () => boolean = () => false,
 ): Promise<RouteFuzzResult> {
   const reqs = fc.sample(routeArb(route, known), { numRuns: runs, seed });
   const out: RouteFuzzResult = { route, runs, statuses: {}, unexpected5xx: [], thrown: [] };
@@ -274,7 +276,11 @@ export async function fuzzRoute(
         } catch {
           code = undefined;
         }
-        if (!(res.statusCode === 503 && code && DESIGNED_503.has(code)))
+        const html = res.headers['content-type']?.toString().startsWith('text/html') ?? false;
+        const designed =
+          res.statusCode === 503 &&
+          ((code !== undefined && DESIGNED_503.has(code)) || (html && atCapacity()));
+        if (!designed)
           out.unexpected5xx.push({
             status: res.statusCode,
             ...(code ? { code } : {}),

@@ -197,8 +197,22 @@ export async function runPartition(o: PartitionOptions): Promise<PartitionResult
           body: '{}',
           signal: AbortSignal.timeout(20_000),
         });
-        const body = (await res.json().catch(() => ({}))) as { status?: string; code?: string };
-        clicks.push({ side: side.name, cut, status: res.status, says: body.status ?? body.code });
+        const body = (await res.json().catch(() => ({}))) as {
+          status?: string;
+          code?: string;
+          launchId?: string;
+        };
+        let says = body.status ?? body.code;
+        if (body.status === 'failed' && body.launchId) {
+          // Why it failed (the 202 body does not say): the launch's own view.
+          const v = (await fetch(`${side.base}/launches/${body.launchId}`, {
+            signal: AbortSignal.timeout(20_000),
+          })
+            .then((r) => r.json())
+            .catch(() => ({}))) as { reason?: string };
+          says = `failed:${v.reason ?? '?'}`;
+        }
+        clicks.push({ side: side.name, cut, status: res.status, ...(says ? { says } : {}) });
       } catch {
         clicks.push({ side: side.name, cut, status: 0 });
       }

@@ -98,7 +98,12 @@ export interface ChaosFigures {
 
 export interface LaunchEvidence {
   launchId: string;
+  /** `/debug/actors/launch.<id>`: the actor and its whole stored history. */
   debug: unknown;
+  /** `GET /launches/:id`: what the visitor sees (a launch in cleanup already says `failed`). */
+  view: unknown;
+  /** `/debug/actors/vm.<machineId>` for each of its machines. */
+  vms: Record<string, unknown>;
   machines: LedgerMachine[];
 }
 
@@ -562,12 +567,12 @@ export async function runChaos(opts: ChaosOptions, io: ChaosIo): Promise<ChaosRe
     });
   };
 
-  const debugActor = async (launchId: string): Promise<unknown> => {
+  const debugActor = async (launchId: string, kind = 'launch'): Promise<unknown> => {
     let lastErr = '';
     for (const l of landings) {
       if (l.down) continue;
       try {
-        const r = await http(`http://127.0.0.1:${l.privatePort}/debug/actors/launch.${launchId}`, {
+        const r = await http(`http://127.0.0.1:${l.privatePort}/debug/actors/${kind}.${launchId}`, {
           headers: { authorization: `Bearer ${debugToken}` },
           timeoutMs: 15_000,
         });
@@ -578,6 +583,16 @@ export async function runChaos(opts: ChaosOptions, io: ChaosIo): Promise<ChaosRe
       }
     }
     throw new Error(lastErr || 'no instance up');
+  };
+
+  const publicView = async (launchId: string): Promise<unknown> => {
+    const l = landings.find((x) => !x.down);
+    if (!l) throw new Error('no instance up');
+    const r = await http(`http://127.0.0.1:${l.port}/launches/${launchId}`, {
+      headers: { 'fly-replay-src': 'chaos-harness', 'fly-client-ip': '10.255.255.254' },
+      timeoutMs: 15_000,
+    });
+    return r.body;
   };
 
   const everyPid = (): { pid: number; what: string }[] =>
@@ -811,10 +826,18 @@ export async function runChaos(opts: ChaosOptions, io: ChaosIo): Promise<ChaosRe
       EVIDENCE_LAUNCHES,
     );
     for (const launchId of suspects) {
+      const machines = finalLedger.filter(
+        (m) => launchOf(m)?.toUpperCase() === launchId.toUpperCase(),
+      );
+      const vms: Record<string, unknown> = {};
+      for (const m of machines)
+        vms[m.id] = await debugActor(m.id, 'vm').catch((err: unknown) => ({ error: errText(err) }));
       evidence.push({
         launchId,
+        vms,
         debug: await debugActor(launchId).catch((err: unknown) => ({ error: errText(err) })),
-        machines: finalLedger.filter((m) => launchOf(m)?.toUpperCase() === launchId.toUpperCase()),
+        view: await publicView(launchId).catch((err: unknown) => ({ error: errText(err) })),
+        machines,
       });
     }
   } catch (err) {
@@ -929,4 +952,56 @@ export function formatReport(r: ChaosReport): string {
     if (r.violations.length > 40) lines.push(`  … ${r.violations.length - 40} more in report.json`);
   }
   return lines.join('\n');
+}
+
+/** Each violating launch's stored facts and ledger rows, compactly (report.json has all of it). */
+export function formatEvidence(r: ChaosReport): string {
+  const out: string[] = [];
+  for (const e of r.evidence) {
+    const d = e.debug as {
+      actor?: { status?: string; state?: unknown };
+      history?: {
+        version: number;
+        at: string;
+        type: string;
+        data: unknown;
+        meta?: { instance?: string };
+      }[];
+      error?: string;
+    };
+    const v = e.view as { status?: string; reason?: string; at?: string } | undefined;
+    out.push(
+      `  launch ${e.launchId}: actor ${d.actor?.status ?? '?'} ${JSON.stringify(d.actor?.state ?? d.error ?? null)}; visitor sees ${v?.status ?? '?'}${v?.reason ? ` (${v.reason})` : ''}${v?.at ? ` since ${v.at}` : ''}`,
+    );
+    for (const h of d.history ?? []) {
+      out.push(
+        `    v${h.version} ${h.at} ${h.type} ${JSON.stringify(h.data).slice(0, 160)} [${h.meta?.instance ?? ''}]`,
+      );
+    }
+    for (const m of e.machines) {
+      out.push(`    ledger: ${m.id} ${m.name} ${m.state} (${m.states.join(' → ')})`);
+      const vm = e.vms?.[m.id] as
+        | {
+            actor?: { status?: string; state?: unknown };
+            history?: {
+              version: number;
+              at: string;
+              type: string;
+              data: unknown;
+              meta?: { instance?: string };
+            }[];
+          }
+        | undefined;
+      if (!vm) continue;
+      out.push(
+        `    vm.${m.id}: actor ${vm.actor?.status ?? '?'} ${JSON.stringify(vm.actor?.state ?? null)}`,
+      );
+      for (const h of vm.history ?? [])
+        out.push(
+          `      v${h.version} ${h.at} ${h.type} ${JSON.stringify(h.data).slice(0, 140)} [${h.meta?.instance ?? ''}]`,
+        );
+    }
+    if (e.machines.length === 0) out.push('    ledger: no machine');
+  }
+  return out.join('\n');
 }

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { REGION_CODES } from '../shared/regions.js';
 import { DEFAULTS, faultConfig, replayCommand, type ChaosOptions } from './config.js';
-import { formatReport, runChaos } from './harness.js';
+import { formatEvidence, formatReport, runChaos } from './harness.js';
 
 const USAGE = `usage: npm run chaos -- [flags]
   --seed <n>                 seed of the schedule and the faults (default: random, printed)
@@ -146,6 +146,7 @@ const report = await runChaos(opts, {
 process.stdout.write(`\n${formatReport(report)}\n\n`);
 if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 const bad = report.violations.length > 0 || report.harnessError !== undefined;
+if (report.evidence.length > 0) process.stdout.write(`  evidence:\n${formatEvidence(report)}\n\n`);
 if (bad) {
   process.stdout.write(
     `chaos: FAILED (seed ${report.options.seed}); replay with:\n  ${report.command}\n`,

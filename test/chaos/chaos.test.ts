@@ -5,7 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type ChaosOptions } from '../../src/chaos/config.js';
-import { formatReport, runChaos, type ChaosReport } from '../../src/chaos/harness.js';
+import {
+  formatEvidence,
+  formatReport,
+  runChaos,
+  type ChaosReport,
+} from '../../src/chaos/harness.js';
 import { NATS_SERVER, needs } from '../support/require.js';
 
 const base: ChaosOptions = {
@@ -29,7 +34,7 @@ const base: ChaosOptions = {
 async function run(o: ChaosOptions): Promise<ChaosReport> {
   const lines: string[] = [];
   const report = await runChaos(o, { log: (l) => lines.push(l) });
-  const explain = `\n${lines.join('\n')}\n${formatReport(report)}\nrun dir: ${report.runDir}\nreplay: ${report.command}\n`;
+  const explain = `\n${lines.join('\n')}\n${formatReport(report)}\n${formatEvidence(report)}\nrun dir: ${report.runDir}\nreplay: ${report.command}\n`;
   expect(report.harnessError, explain).toBeUndefined();
   expect(report.violations, explain).toEqual([]);
   // The chaos happened: every round killed the landing app, the emulator injected faults, and

@@ -885,7 +885,7 @@ export async function runChaos(opts: ChaosOptions, io: ChaosIo): Promise<ChaosRe
     : 0;
   fig.durationMs = Date.now() - started;
   const failed = violations.length > 0 || harnessError !== undefined;
-  const kept = opts.keep || failed;
+  const kept = opts.keep || failed || aborted;
   const report: ChaosReport = {
     options: opts,
     command,
@@ -945,6 +945,11 @@ export function formatReport(r: ChaosReport): string {
   const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
   lines.push('', '  check                 violations');
   for (const c of CHECKS) lines.push(`  ${c.padEnd(22)}${byCheck.get(c) ?? 0}`);
+  if (r.aborted)
+    lines.push(
+      '',
+      `  INTERRUPTED after ${f.rounds} round(s): the final, machinesLeft and processesLeft-after-TTL checks did not run`,
+    );
   if (r.harnessError) lines.push('', `  HARNESS ERROR: ${r.harnessError}`);
   if (r.violations.length > 0) {
     lines.push('', `  ${r.violations.length} violation(s):`);

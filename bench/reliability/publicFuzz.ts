@@ -39,7 +39,10 @@ export async function measure(runs = 10_000): Promise<Row[]> {
       s.fleet.visitors + (Reflect.get(s.launches, 'watchers') as Map<string, unknown>).size;
     const growth = (first - before) / before;
     const drift = (second - first) / first;
-    const ok = bad === 0 && open === 0 && Math.abs(drift) <= 0.1;
+    // The goal: back to the first baseline ± 10 %. Clean answers but a larger heap is PARTIAL.
+    const clean = bad === 0 && open === 0;
+    const total = (second - before) / before;
+    const verdict: Row['verdict'] = clean ? (Math.abs(total) <= 0.1 ? 'PASS' : 'PARTIAL') : 'MISS';
     return [
       {
         goal: 'G8 malformed public input',
@@ -48,7 +51,7 @@ export async function measure(runs = 10_000): Promise<Row[]> {
         figure:
           `${runs.toLocaleString('en')} per route; ${parts.join('; ')}; unexpected 5xx + throws: ${bad}; ` +
           `streams left open: ${open}; heap after GC: ${mb(before)} before → ${mb(first)} after pass 1 (+${(growth * 100).toFixed(1)} %: per-address limiter maps filling, bounded) → ${mb(second)} after a 2nd pass with other addresses (${(drift * 100).toFixed(1)} %, goal ± 10 %)`,
-        verdict: ok ? 'PASS' : 'MISS',
+        verdict,
       },
     ];
   } finally {

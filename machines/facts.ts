@@ -67,6 +67,11 @@ export const factSchemas = {
     ttlMs: positiveMs.optional(),
     createdAt: ms.optional(),
   }),
+  /**
+   * A sweep for a launch's machines (by its `launch_id`) found none alive. `settled`: no create of
+   * this launch was still running where the sweep ran, so nothing can appear after it.
+   */
+  'fly.noMachineFound': z.strictObject({ launchId, settled: z.boolean() }),
   /** The API no longer lists the machine, or answers 404 for it. */
   'fly.machineGone': z.strictObject({ machineId, launchId: launchId.optional() }),
   'fly.machineDestroyed': z.strictObject({ machineId, launchId: launchId.optional() }),

@@ -46,6 +46,7 @@ export type LaunchEvent = ChartEvent<
   | 'capacity.exhausted'
   | 'fly.machineCreated'
   | 'fly.createFailed'
+  | 'fly.noMachineFound'
   | 'fly.machineObserved'
   | 'fly.machineGone'
   | 'fly.machineDestroyed'
@@ -62,6 +63,7 @@ export const LAUNCH_FACTS = [
   'capacity.exhausted',
   'fly.machineCreated',
   'fly.createFailed',
+  'fly.noMachineFound',
   'fly.machineObserved',
   'fly.machineGone',
   'fly.machineDestroyed',
@@ -137,6 +139,16 @@ export const launchMachine = setup({
       (context.machineId === undefined || context.machineId === event.machineId),
     ourMachineKnown: ({ context, event }) =>
       'machineId' in event && context.machineId === event.machineId,
+    /**
+     * In cleanup: the machine this launch made is gone — the one it knew of, or, when it never
+     * heard which, one that carries its launch id (the sweep found and destroyed it).
+     */
+    sweptMachineGone: ({ context, event }) =>
+      'machineId' in event &&
+      (context.machineId === event.machineId ||
+        (context.machineId === undefined &&
+          'launchId' in event &&
+          event.launchId === context.launchId)),
   },
 }).createMachine({
   id: LAUNCH_CHART,
@@ -390,19 +402,35 @@ export const launchMachine = setup({
             },
           ],
         },
-        // A late, definite refusal: nothing exists to clean up.
-        'fly.createFailed': {
-          guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
-          target: 'failed',
-          actions: [...closeCleanup],
-        },
+        'fly.createFailed': [
+          {
+            // A late, definite refusal (or a create withdrawn unsent): nothing exists to clean up.
+            guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
+            target: 'failed',
+            actions: [...closeCleanup],
+          },
+          {
+            // The create we gave up on ended without knowing: sweep again now, not at the retry.
+            guard: ({ context }) => context.machineId === undefined,
+            actions: {
+              type: 'destroyMachine',
+              params: ({ context }) => ({ launchId: context.launchId }),
+            },
+          },
+        ],
         'fly.machineDestroyed': {
-          guard: 'ourMachineKnown',
+          guard: 'sweptMachineGone',
           target: 'failed',
           actions: [...closeCleanup],
         },
         'fly.machineGone': {
-          guard: 'ourMachineKnown',
+          guard: 'sweptMachineGone',
+          target: 'failed',
+          actions: [...closeCleanup],
+        },
+        // The sweep found nothing alive and no create of ours is still running: nothing to wait for.
+        'fly.noMachineFound': {
+          guard: ({ context, event }) => context.machineId === undefined && event.settled,
           target: 'failed',
           actions: [...closeCleanup],
         },

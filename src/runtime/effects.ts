@@ -136,7 +136,16 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     // swept for what it may have made) or already has its machine must never get another.
     const wanted = () =>
       ctx.record.snapshot.status === 'active' && ctx.record.snapshot.matches('creating');
-    if (!wanted()) return [];
+    // Said when the launch moved on before this create went out: nothing was made by it (an
+    // earlier attempt's unknown outcome was looked up and found nothing), so the launch, if it
+    // is sweeping, need not wait for it.
+    const withdrawn = (): Fact[] => [
+      {
+        type: 'fly.createFailed',
+        data: { launchId: p.launchId, status: 0, message: CREATE_WITHDRAWN, retryable: false },
+      },
+    ];
+    if (!wanted()) return withdrawn();
     if (ctx.redrive) {
       // We may have made it before a crash (or another instance did): look before making one.
       try {
@@ -151,7 +160,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
       }
     }
     for (let attempt = 1; ; attempt++) {
-      if (!wanted()) return [];
+      if (!wanted()) return withdrawn();
       try {
         const m = await deps.fly.create(deps.machineSpec({ ...p, owner }), { proceed: wanted });
         log.info(
@@ -161,7 +170,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         return [created(m, p)];
       } catch (err) {
         const e = err instanceof FlyApiError ? err : undefined;
-        if (e?.flyMessage === CREATE_WITHDRAWN) return [];
+        if (e?.flyMessage === CREATE_WITHDRAWN) return withdrawn();
         log.warn(
           {
             launchId: p.launchId,
@@ -293,6 +302,16 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
       else if (p.launchId) {
         try {
           ids = (await findMachines(p.launchId)).map((m) => m.id);
+          if (ids.length === 0) {
+            // Nothing alive carries the launch's id. Whether that is final depends on a create of
+            // it still running here (its answer may yet make one): the chart waits for that.
+            return [
+              {
+                type: 'fly.noMachineFound',
+                data: { launchId: p.launchId, settled: !creating.has(p.launchId) },
+              },
+            ];
+          }
         } catch (err) {
           log.warn(
             { err: errorMessage(err), launchId: p.launchId },

@@ -28,6 +28,7 @@ export function routeFact<T extends FactType>(
     case 'capacity.reserved':
     case 'capacity.exhausted':
     case 'fly.createFailed':
+    case 'fly.noMachineFound':
       return launchId ? [launchStream(launchId)] : [];
     case 'autospawner.configured':
     case 'autospawner.switched':

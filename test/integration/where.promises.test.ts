@@ -214,3 +214,49 @@ describe('one machine per launch', () => {
     expect(refused).toMatchObject({ code: 'CAPACITY' });
   });
 });
+
+describe('every launch ends', () => {
+  it('a create with an unknown outcome that made nothing ends the launch at once, not after four sweeps', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const p = await boot(new MemoryEventStore(), fly, clock);
+    await settle(p);
+    fly.failNext('create', { status: 503, message: 'busy' }, 2);
+    const view = await launch(p);
+    await settle(p);
+    const s = stateOf(p, view.launchId);
+    expect(s?.value).toBe('failed');
+    expect(await p.ledger.holds(clock.now())).toEqual([]);
+    expect(fly.ledger()).toHaveLength(0);
+  });
+
+  it("a launch whose machine's end reached only the machine's actor (a crash between the appends) ends at the next reconciliation", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const store = new MemoryEventStore();
+    const first = await boot(store, fly, clock);
+    const view = await launch(first);
+    await settle(first);
+    const machineId = fly.live()[0]!.id;
+    const runtime = first.system.services.runtime;
+    await runtime.dispatch({
+      type: 'vm.listening',
+      data: { machineId, launchId: view.launchId, region: 'ams' },
+    });
+    expect(stateOf(first, view.launchId)?.value).toBe('redirect');
+    // The machine is destroyed; its actor records it, and the process dies before the launch does.
+    await fly.destroy(machineId, { force: true });
+    await runtime.apply(`vm.${machineId}`, {
+      type: 'fly.machineDestroyed',
+      data: { machineId, launchId: view.launchId },
+    });
+    await first.crash();
+
+    clock.advance(60_000);
+    const second = await boot(store, fly, clock);
+    await second.system.services.reconciler.runOnce();
+    await settle(second);
+    expect(stateOf(second, view.launchId)?.value).toBe('destroyed');
+    expect(await second.ledger.holds(clock.now())).toEqual([]);
+  });
+});

@@ -70,6 +70,8 @@ function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
     e('fly.machineDestroyed', { machineId: M, launchId: L }, t, 11),
     e('vm.listening', { machineId: M, launchId: L, region: 'fra' }, t, 12),
     e('vm.stopping', { machineId: M, launchId: L, reason: 'finished' }, t, 13),
+    e('fly.noMachineFound', { launchId: L, settled: true }, t, 16),
+    e('fly.noMachineFound', { launchId: L, settled: false }, t, 17),
   ];
   if (c.timers.ready !== undefined)
     out.push(
@@ -132,7 +134,8 @@ describe('launch chart model', () => {
           f.type === 'fly.machineGone' ||
           f.type === 'fly.machineDestroyed' ||
           (f.type === 'fly.machineObserved' && f.state === 'destroyed') ||
-          (f.type === 'fly.createFailed' && !f.retryable),
+          (f.type === 'fly.createFailed' && !f.retryable) ||
+          (f.type === 'fly.noMachineFound' && f.settled),
       );
       const s = p.folded.snapshot;
       if (s.status === 'done' && mayExist && !confirmedGone) {

@@ -165,6 +165,25 @@ export class Reconciler {
       });
       if (o?.accepted) report.gone++;
     }
+    // A launch still following a machine Fly no longer lists, whose own actor has finished: the
+    // fact that ended the machine reached its actor but not the launch (a crash between the two
+    // appends). Tell the launch, or it would wait for ever.
+    for (const rec of runtime.actors('launch')) {
+      if (rec.snapshot.status !== 'active') continue;
+      const c = rec.snapshot.context as {
+        launchId: string;
+        machineId?: string;
+        requestedAt: number;
+      };
+      if (c.machineId === undefined || seen.has(c.machineId)) continue;
+      if (now - c.requestedAt < LIST_GRACE_MS) continue;
+      if (runtime.actor(`vm.${c.machineId}`)?.snapshot.status === 'active') continue;
+      const [, o] = await runtime.dispatch({
+        type: 'fly.machineGone',
+        data: { machineId: c.machineId, launchId: c.launchId },
+      });
+      if (o?.accepted) report.gone++;
+    }
     log.debug(report, 'reconciled');
     return report;
   }

@@ -15,7 +15,7 @@ const L = '01JZ0000000000000000000077';
 const cfg = testConfig();
 
 function rig(fly = new FakeFlyMachines()) {
-  const run = createEffectRunner({
+  const runEffect = createEffectRunner({
     fly,
     ledger: new MemoryCapacityLedger(),
     clock: systemClock,
@@ -57,7 +57,7 @@ function rig(fly = new FakeFlyMachines()) {
     redrive,
   });
   const create = (redrive = false) =>
-    run(
+    runEffect(
       {
         type: 'createMachine',
         params: { launchId: L, region: 'ams', source: 'button', ttlMs: 60_000 },
@@ -72,7 +72,8 @@ function rig(fly = new FakeFlyMachines()) {
       record.snapshot as never,
     ).snapshot;
   };
-  return { fly, create, giveUp, record };
+  const run = (effect: Parameters<typeof runEffect>[0]) => runEffect(effect, ctx(false));
+  return { fly, create, giveUp, record, run };
 }
 
 describe('effect runner: createMachine', () => {
@@ -124,10 +125,15 @@ describe('effect runner: createMachine', () => {
     const pending = create();
     giveUp();
     release();
-    expect(await pending).toEqual([]);
+    // It says so (nothing was made), so a launch that sweeps need not wait for it.
+    const withdrawn = {
+      type: 'fly.createFailed',
+      data: expect.objectContaining({ status: 0, retryable: false }),
+    };
+    expect(await pending).toEqual([withdrawn]);
     expect(fly.ledger()).toHaveLength(0);
-    // And a re-drive after that does nothing either.
-    expect(await create(true)).toEqual([]);
+    // And a re-drive after that makes nothing either.
+    expect(await create(true)).toEqual([withdrawn]);
     expect(fly.ledger()).toHaveLength(0);
   });
 
@@ -162,5 +168,21 @@ describe('effect runner: createMachine', () => {
     const facts = await create();
     expect(facts[0]?.type).toBe('fly.createFailed');
     expect(fly.ledger()).toHaveLength(1);
+  });
+
+  it('a sweep that finds nothing says whether a create of the launch is still running here', async () => {
+    const { fly, create, run } = rig();
+    const sweep = () => run({ type: 'destroyMachine', params: { launchId: L } });
+    expect(await sweep()).toEqual([
+      { type: 'fly.noMachineFound', data: { launchId: L, settled: true } },
+    ]);
+    const release = fly.holdNext('create');
+    const pending = create();
+    expect(await sweep()).toEqual([
+      { type: 'fly.noMachineFound', data: { launchId: L, settled: false } },
+    ]);
+    release();
+    await pending;
+    expect(await sweep()).toEqual([expect.objectContaining({ type: 'fly.machineDestroyed' })]);
   });
 });

@@ -573,10 +573,10 @@ export class FileEventStore implements EventStore {
       const hashes = Float64Array.from(due, nameHash).sort();
       writeFileSynced(paths.namesTmp, encodeHashes(hashes));
       step('archive-synced');
+      archiveCommitted = true; // from the first rename on, a failure must take it back
       renameSync(paths.segmentTmp, paths.segment);
       renameSync(paths.namesTmp, paths.names);
       fsyncDir(dirname(this.path));
-      archiveCommitted = true;
       step('archive-committed');
       // 3. Flush the bulk of the new log off the event loop.
       await fdatasyncAsync(liveFd);
@@ -604,7 +604,9 @@ export class FileEventStore implements EventStore {
       fdatasyncSync(liveFd);
       step('tail-copied');
       renameSync(tmpPath, this.path);
-      fsyncDir(dirname(this.path));
+      // Committed: whatever happens next, the index must follow the file now at `path`. The
+      // rename is made durable before this synchronous stretch ends, so no append is acknowledged
+      // into the new log before it is the log for good.
       committed = true;
       step('live-committed');
       // 5. Swap the index and the file descriptor.
@@ -626,8 +628,13 @@ export class FileEventStore implements EventStore {
       if (this.flushing) void this.flushing.then(() => closeSync(oldFd));
       else closeSync(oldFd);
       const forgotten = this.archived.add(generation, hashes);
+      fsyncDir(dirname(this.path));
       step('swapped');
-      this.rotateArchive(forgotten);
+      try {
+        this.rotateArchive(forgotten);
+      } catch {
+        // Old segments stay until the next compaction rotates them: nothing is lost.
+      }
       return {
         generation,
         keptStreams: streams.size,

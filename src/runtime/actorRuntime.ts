@@ -25,7 +25,7 @@ import {
 import type { Clock, Timers } from '../ports/clock.js';
 import type { EventStore } from '../ports/eventStore.js';
 import type { Ids } from '../ports/ids.js';
-import { VersionConflictError, errorMessage } from '../shared/errors.js';
+import { StreamArchivedError, VersionConflictError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { KeyedLock } from './keyedLock.js';
 import { decider, type Decider } from './decide.js';
@@ -266,6 +266,9 @@ export class ActorRuntime {
           });
           stored = { ...toStore, version: res.version, position: res.position };
         } catch (err) {
+          // Retention archived the stream: its actor finished long ago, so the fact is late.
+          if (err instanceof StreamArchivedError)
+            return { accepted: false, stream, why: 'finished' };
           if (err instanceof VersionConflictError && attempt < MAX_CONFLICT_RETRIES) {
             // Another writer got there first: learn what it wrote, then decide again.
             await this.catchUp(stream);

@@ -34,6 +34,15 @@ export class VersionConflictError extends Error {
   }
 }
 
+/** An append to a stream that retention archived: it is finished for good and takes no more. */
+export class StreamArchivedError extends Error {
+  readonly code = 'STREAM_ARCHIVED';
+  constructor(readonly stream: string) {
+    super(`stream ${stream} was archived by retention; it takes no more events`);
+    this.name = 'StreamArchivedError';
+  }
+}
+
 /** A stored or received event that does not decode: unknown type, bad envelope or bad payload. */
 export class EventDecodeError extends Error {
   readonly code = 'EVENT_DECODE';

@@ -28,7 +28,12 @@ import { dirname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { decodeEvent, type EventEnvelope, type StoredEvent } from '../../events/envelope.js';
 import type { AppendResult, EventStore } from '../../ports/eventStore.js';
-import { StoreUnavailableError, VersionConflictError, errorMessage } from '../../shared/errors.js';
+import {
+  StoreUnavailableError,
+  StreamArchivedError,
+  VersionConflictError,
+  errorMessage,
+} from '../../shared/errors.js';
 import {
   ArchivedNames,
   archivePaths,
@@ -66,16 +71,10 @@ export class FileStoreLockedError extends Error {
 }
 
 /**
- * An append to a stream that retention archived (or is archiving): a finished actor's history is
- * closed for good, so a late fact cannot start it over at version 1 beside its archived past.
+ * An append to a stream that retention archived (or is archiving) fails with StreamArchivedError: a
+ * finished actor's history is closed for good, so a late fact cannot start it over at version 1.
  */
-export class StreamArchivedError extends Error {
-  readonly code = 'STREAM_ARCHIVED';
-  constructor(readonly stream: string) {
-    super(`stream ${stream} was archived by retention; it takes no more events`);
-    this.name = 'StreamArchivedError';
-  }
-}
+export { StreamArchivedError };
 
 /**
  * What the store knows of a stream: `live` (in the log, readable), `archived` (closed and moved

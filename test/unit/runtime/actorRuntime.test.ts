@@ -7,6 +7,7 @@ import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.
 import { ManualClock } from '../../../src/adapters/system/manualClock.js';
 import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
 import { ActorRuntime, type EffectRunner, type Fact } from '../../../src/runtime/actorRuntime.js';
+import { StreamArchivedError } from '../../../src/shared/errors.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import type { Effect } from '../../../machines/effects.js';
 import type { EventStore } from '../../../src/ports/eventStore.js';
@@ -334,5 +335,23 @@ describe('ActorRuntime', () => {
       [1, 'requested'],
       [2, 'creating'],
     ]);
+  });
+});
+
+describe('a fact for a stream that retention archived', () => {
+  it('is refused as late (finished), not thrown, and nothing runs', async () => {
+    class ArchivingStore extends MemoryEventStore {
+      override append(...args: Parameters<MemoryEventStore['append']>) {
+        if (args[0] === `vm.${M}`) return Promise.reject(new StreamArchivedError(args[0]));
+        return super.append(...args);
+      }
+    }
+    const { rt, ran } = await rig({ store: new ArchivingStore() });
+    const out = await rt.dispatch({
+      type: 'fly.machineObserved',
+      data: { machineId: M, state: 'started', region: 'ams' },
+    });
+    expect(out).toEqual([{ accepted: false, stream: `vm.${M}`, why: 'finished' }]);
+    expect(ran).toEqual([]);
   });
 });

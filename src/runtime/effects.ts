@@ -61,10 +61,17 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
   const contextOf = (ctx: EffectContext) =>
     ctx.record.snapshot.context as { region?: string; owner?: string; launchId?: string };
 
+  /**
+   * `fresh`: this create's own answer. Its deadlines are then counted from no earlier than our own
+   * clock's now, so a clock running ahead of Fly's cannot cut a VM's life short; a machine found
+   * later keeps Fly's creation time (it may be older than this call).
+   */
   function created(
     m: FlyMachine,
     p: { launchId: string; source: LaunchSource; ttlMs: number },
+    fresh = false,
   ): Fact<'fly.machineCreated'> {
+    const flyCreatedAt = Date.parse(m.createdAt);
     return {
       type: 'fly.machineCreated',
       data: {
@@ -75,7 +82,9 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         state: m.state,
         source: p.source,
         ttlMs: p.ttlMs,
-        createdAt: Date.parse(m.createdAt) || deps.clock.now(),
+        createdAt: fresh
+          ? Math.max(flyCreatedAt || 0, deps.clock.now())
+          : flyCreatedAt || deps.clock.now(),
       },
     };
   }
@@ -167,7 +176,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
           { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
           'machine created',
         );
-        return [created(m, p)];
+        return [created(m, p, true)];
       } catch (err) {
         const e = err instanceof FlyApiError ? err : undefined;
         if (e?.flyMessage === CREATE_WITHDRAWN) return withdrawn();

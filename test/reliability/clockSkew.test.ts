@@ -12,7 +12,7 @@ const SKEW_MS = 120_000;
 
 describe('G12: an instance with a skewed clock', () => {
   it.each([-SKEW_MS, 0, SKEW_MS])(
-    'at %i ms: no VM destroyed before TTL − 120 s, none destroyed twice, every silent VM destroyed',
+    'at %i ms: no VM destroyed before its TTL, none destroyed twice, every silent VM destroyed',
     { timeout: 60_000 },
     async (skew) => {
       const r = await runSkew(skew, 5);
@@ -22,7 +22,7 @@ describe('G12: an instance with a skewed clock', () => {
         r.lifetimes.every((ms) => Number.isFinite(ms)),
         where,
       ).toBe(true);
-      expect(Math.min(...r.lifetimes), where).toBeGreaterThanOrEqual(r.ttlMs - SKEW_MS);
+      expect(Math.min(...r.lifetimes), where).toBeGreaterThanOrEqual(r.ttlMs);
       expect(
         r.destroysPerMachine.every((n) => n === 1),
         where,

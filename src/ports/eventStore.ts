@@ -12,6 +12,23 @@ export interface AppendResult {
   readonly position: number;
 }
 
+/**
+ * Where a stream is: `live` (readable here), `archived` (finished, and moved out of the live store
+ * by retention: the app answers 410 Gone for it), `unknown` (never stored, or archived so long ago
+ * that the store no longer remembers its name: 404).
+ */
+export type StreamStatus = 'live' | 'archived' | 'unknown';
+
+/** What one retention pass did (an adapter may report more). */
+export interface CompactionSummary {
+  /** Finished streams moved out of the live store by this pass, and their events. */
+  readonly droppedStreams: number;
+  readonly droppedEvents: number;
+  /** Streams and events the live store still holds. */
+  readonly keptStreams: number;
+  readonly keptEvents: number;
+}
+
 export interface EventStore {
   /** Events of one stream with version > `afterVersion` (default 0: all), in order. */
   read(stream: string, afterVersion?: number): Promise<StoredEvent[]>;
@@ -33,4 +50,16 @@ export interface EventStore {
    */
   subscribe(afterPosition: number, onEvent: (event: StoredEvent) => void): () => void;
   close(): Promise<void>;
+  /**
+   * Optional, for stores with retention (ADR 0013). Says whether a stream whose `read()` is empty
+   * was never stored or was archived. Without it every empty stream reads as unknown (404).
+   */
+  status?(stream: string): Promise<StreamStatus> | StreamStatus;
+  /**
+   * Optional: one retention pass, moving finished streams past retention out of the live store.
+   * The app's retention service calls it every WM_COMPACT_INTERVAL on every instance, never two at
+   * once; a store whose retention runs elsewhere (a server-side limit) leaves it out. Appends to a
+   * stream it archived must then throw StreamArchivedError.
+   */
+  compact?(): Promise<CompactionSummary>;
 }

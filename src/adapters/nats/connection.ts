@@ -1,6 +1,7 @@
 /**
  * NATS plumbing shared by the NATS adapters: one connection that reconnects forever (jittered) and
- * logs its status, and ensureStream() that creates or updates the JetStream event stream.
+ * logs its status, and ensureStream() that creates or updates the JetStream event stream and the
+ * archive stream retention moves finished actors to (ADR 0014).
  */
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
 import {
@@ -105,21 +106,40 @@ function logOne(s: Status, log: Logger): void {
   }
 }
 
+/**
+ * The stream finished actors' facts are copied to before retention purges them from the live
+ * stream (ADR 0014). Bounded by age and bytes: it is history for people, not state for the app.
+ */
+export interface ArchiveStreamConfig {
+  /** Stream name. Default `WM_ARCHIVE` (for another live stream: its name with `_ARCHIVE`). */
+  readonly name: string;
+  /** Subject prefix, disjoint from the live one. Default `wm.archive`. */
+  readonly subjectPrefix: string;
+  /** Archived facts are dropped this long after they were archived. Default 30 days; 0 = never. */
+  readonly maxAgeMs: number;
+  /** Oldest archived facts are dropped beyond this size. Default -1 = unlimited. */
+  readonly maxBytes: number;
+}
+
 /** Settings of the JetStream stream that holds every actor's events. */
 export interface EventStreamConfig {
   /** Stream name. Default `WM_EVENTS`. */
   readonly name: string;
   /** Subject prefix; actor streams live at `<prefix>.<chart>.<id>`. Default `wm.events`. */
   readonly subjectPrefix: string;
-  /** Replicas (1 on one server, 3 in a cluster). Default 1. */
+  /** Replicas (1 on one server, 3 in a cluster). Default 1. Applies to the archive too. */
   readonly replicas: number;
   /** Drop events older than this; 0 keeps them forever. Default 0. Must outlive every actor stream. */
   readonly maxAgeMs: number;
   /** Publish dedupe window for `Nats-Msg-Id`. Default 2 minutes (capped at maxAgeMs). */
   readonly duplicateWindowMs: number;
+  /** Where retention archives finished actors. */
+  readonly archive: ArchiveStreamConfig;
 }
 
-export const DEFAULT_EVENT_STREAM: EventStreamConfig = {
+export const ARCHIVE_MAX_AGE_MS = 30 * 86_400_000;
+
+export const DEFAULT_EVENT_STREAM: Omit<EventStreamConfig, 'archive'> = {
   name: 'WM_EVENTS',
   subjectPrefix: 'wm.events',
   replicas: 1,
@@ -127,22 +147,53 @@ export const DEFAULT_EVENT_STREAM: EventStreamConfig = {
   duplicateWindowMs: 120_000,
 };
 
+/** The archive's default name and prefix for a live stream: `WM_EVENTS`/`wm.events` → `WM_ARCHIVE`/`wm.archive`. */
+function defaultArchive(name: string, prefix: string): ArchiveStreamConfig {
+  const tokens = prefix.split('.');
+  const last = tokens.pop()!;
+  return {
+    name: name.endsWith('_EVENTS') ? `${name.slice(0, -7)}_ARCHIVE` : `${name}_ARCHIVE`,
+    // Replacing or suffixing the last token keeps the archive's subjects out of `<prefix>.>`.
+    subjectPrefix: [...tokens, last === 'events' ? 'archive' : `${last}_archive`].join('.'),
+    maxAgeMs: ARCHIVE_MAX_AGE_MS,
+    maxBytes: -1,
+  };
+}
+
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+$/;
 
 /** Fill defaults and check a stream config; throws on a name or prefix NATS would reject. */
-export function eventStreamConfig(opts: Partial<EventStreamConfig> = {}): EventStreamConfig {
-  const cfg = { ...DEFAULT_EVENT_STREAM, ...opts };
-  if (!STREAM_NAME.test(cfg.name)) throw new Error(`bad JetStream stream name "${cfg.name}"`);
-  if (!cfg.subjectPrefix.split('.').every((t) => SUBJECT_TOKEN.test(t))) {
-    throw new Error(
-      `bad subject prefix "${cfg.subjectPrefix}": dot-separated tokens of [A-Za-z0-9_-]`,
-    );
+export function eventStreamConfig(
+  opts: Partial<Omit<EventStreamConfig, 'archive'>> & {
+    archive?: Partial<ArchiveStreamConfig>;
+  } = {},
+): EventStreamConfig {
+  const { archive: archiveOpts, ...rest } = opts;
+  const base = { ...DEFAULT_EVENT_STREAM, ...rest };
+  const archive = { ...defaultArchive(base.name, base.subjectPrefix), ...archiveOpts };
+  const cfg = { ...base, archive };
+  for (const [name, prefix] of [
+    [cfg.name, cfg.subjectPrefix],
+    [archive.name, archive.subjectPrefix],
+  ] as const) {
+    if (!STREAM_NAME.test(name)) throw new Error(`bad JetStream stream name "${name}"`);
+    if (!prefix.split('.').every((t) => SUBJECT_TOKEN.test(t))) {
+      throw new Error(`bad subject prefix "${prefix}": dot-separated tokens of [A-Za-z0-9_-]`);
+    }
   }
+  if (archive.name === cfg.name) throw new Error('the archive needs a stream of its own');
+  if (
+    `${archive.subjectPrefix}.`.startsWith(`${cfg.subjectPrefix}.`) ||
+    `${cfg.subjectPrefix}.`.startsWith(`${archive.subjectPrefix}.`)
+  )
+    throw new Error(`archive subjects ${archive.subjectPrefix}.> overlap ${cfg.subjectPrefix}.>`);
   if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 5)
     throw new Error(`replicas must be 1..5`);
   if (!(cfg.maxAgeMs >= 0) || !(cfg.duplicateWindowMs > 0))
     throw new Error('maxAgeMs >= 0 and duplicateWindowMs > 0');
+  if (!(archive.maxAgeMs >= 0) || !(archive.maxBytes === -1 || archive.maxBytes > 0))
+    throw new Error('archive maxAgeMs >= 0 and maxBytes -1 (unlimited) or > 0');
   const duplicateWindowMs =
     cfg.maxAgeMs > 0 ? Math.min(cfg.duplicateWindowMs, cfg.maxAgeMs) : cfg.duplicateWindowMs;
   return { ...cfg, duplicateWindowMs };
@@ -150,7 +201,9 @@ export function eventStreamConfig(opts: Partial<EventStreamConfig> = {}): EventS
 
 const msToNanos = (ms: number): number => ms * 1_000_000;
 
-function desiredStream(cfg: EventStreamConfig): Partial<StreamConfig> & { name: string } {
+type DesiredStream = Partial<StreamConfig> & { name: string };
+
+function desiredStream(cfg: EventStreamConfig): DesiredStream {
   return {
     name: cfg.name,
     description: 'WhereMachines: one subject per actor stream, the source of truth',
@@ -167,9 +220,29 @@ function desiredStream(cfg: EventStreamConfig): Partial<StreamConfig> & { name: 
   };
 }
 
+function desiredArchive(cfg: EventStreamConfig): DesiredStream {
+  const a = cfg.archive;
+  const window = DEFAULT_EVENT_STREAM.duplicateWindowMs;
+  return {
+    name: a.name,
+    description: `WhereMachines: finished actors retention moved out of ${cfg.name} (ADR 0014)`,
+    subjects: [`${a.subjectPrefix}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    // Full: the oldest archived facts go first. Nothing the app runs on lives here.
+    discard: DiscardPolicy.Old,
+    num_replicas: cfg.replicas,
+    max_age: msToNanos(a.maxAgeMs),
+    duplicate_window: msToNanos(a.maxAgeMs > 0 ? Math.min(window, a.maxAgeMs) : window),
+    max_msgs: -1,
+    max_bytes: a.maxBytes,
+    max_msgs_per_subject: -1,
+  };
+}
+
 /**
- * Create the event stream, or update it to the wanted config: idempotent, safe to call from every
- * instance at boot. Storage cannot change on a live stream: a mismatch throws rather than guessing.
+ * Create the event stream and its archive, or update them to the wanted config: idempotent, safe to
+ * call from every instance at boot. Storage cannot change on a live stream: a mismatch throws rather than guessing.
  * Retries while a cluster is still electing (bounded by `timeoutMs`, default 30 s).
  */
 export async function ensureStream(
@@ -180,7 +253,9 @@ export async function ensureStream(
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (let attempt = 0; ; attempt++) {
     try {
-      return await ensureStreamOnce(nc, cfg, opts.logger);
+      const info = await ensureStreamOnce(nc, desiredStream(cfg), opts.logger);
+      await ensureStreamOnce(nc, desiredArchive(cfg), opts.logger);
+      return info;
     } catch (err) {
       if (!isTransientNatsError(err)) throw err;
       if (Date.now() > deadline) {
@@ -196,12 +271,11 @@ export async function ensureStream(
 
 async function ensureStreamOnce(
   nc: NatsConnection,
-  cfg: EventStreamConfig,
+  want: DesiredStream,
   log: Logger | undefined,
 ): Promise<StreamInfo> {
   const jsm = await jetstreamManager(nc);
-  const want = desiredStream(cfg);
-  const current = await jsm.streams.info(cfg.name).catch((err: unknown) => {
+  const current = await jsm.streams.info(want.name).catch((err: unknown) => {
     if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
     throw err;
   });
@@ -209,7 +283,7 @@ async function ensureStreamOnce(
     try {
       const made = await jsm.streams.add(want);
       log?.info(
-        { stream: cfg.name, subjects: want.subjects, replicas: cfg.replicas },
+        { stream: want.name, subjects: want.subjects, replicas: want.num_replicas },
         'created JetStream stream',
       );
       return made;
@@ -218,23 +292,29 @@ async function ensureStreamOnce(
       if (!(err instanceof JetStreamApiError && err.code === 10058)) throw err;
     }
   }
-  const info = current ?? (await jsm.streams.info(cfg.name));
+  const info = current ?? (await jsm.streams.info(want.name));
   const have = info.config;
   if (have.storage !== StorageType.File) {
     throw new Error(
-      `stream ${cfg.name} uses ${have.storage} storage; the event store needs file storage`,
+      `stream ${want.name} uses ${have.storage} storage; the event store needs file storage`,
     );
   }
   const same =
     JSON.stringify(have.subjects) === JSON.stringify(want.subjects) &&
     have.num_replicas === want.num_replicas &&
     have.max_age === want.max_age &&
+    have.max_bytes === want.max_bytes &&
     have.duplicate_window === want.duplicate_window;
   if (same) return info;
   const { storage: _s, retention: _r, name: _n, ...changes } = want;
-  const updated = await jsm.streams.update(cfg.name, changes);
+  const updated = await jsm.streams.update(want.name, changes);
   log?.info(
-    { stream: cfg.name, replicas: cfg.replicas, maxAgeMs: cfg.maxAgeMs },
+    {
+      stream: want.name,
+      replicas: want.num_replicas,
+      maxAge: want.max_age,
+      maxBytes: want.max_bytes,
+    },
     'updated JetStream stream config',
   );
   return updated;

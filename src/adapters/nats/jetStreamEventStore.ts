@@ -3,6 +3,8 @@
  * message carries its stream version in the `WM-Version` header, its position is the stream-wide
  * sequence. Appends use `Nats-Msg-Id = event.id` (dedupe) and `expect.lastSubjectSequence` (one
  * writer wins); reads and feeds use ordered consumers, which resume from the last sequence seen.
+ * compact() copies finished actors to the archive stream and purges them from the live one once
+ * retention no longer keeps them; appends to such a stream throw StreamArchivedError (ADR 0014).
  */
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -14,13 +16,20 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type PubAck,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import { decodeEventJson, type EventEnvelope, type StoredEvent } from '../../events/envelope.js';
-import type { AppendResult, EventStore } from '../../ports/eventStore.js';
+import type {
+  AppendResult,
+  CompactionSummary,
+  EventStore,
+  StreamStatus,
+} from '../../ports/eventStore.js';
 import {
   errorMessage,
   EventDecodeError,
   StoreUnavailableError,
+  StreamArchivedError,
   VersionConflictError,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
@@ -30,6 +39,17 @@ import { streamForSubject, subjectForStream } from './subjects.js';
 
 /** Header holding the event's version in its actor stream (1..n). */
 export const VERSION_HEADER = 'WM-Version';
+/** On an archived copy: the position (live stream sequence) the fact had. */
+export const POSITION_HEADER = 'WM-Position';
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/**
+ * How long a finished stream's archived copy must exist before its live subject may be purged. An
+ * append that creates a stream checks the archive first and then publishes expecting an empty
+ * subject; it could only start an archived stream over if the copy was made after its check and the
+ * purge came before its publish, so the purge waits much longer than any append takes (ADR 0014).
+ */
+export const PURGE_GRACE_MS = 10 * 60_000;
 
 /**
  * An expected subject sequence no subject can ever have: sent when the caller's expected version is
@@ -38,6 +58,8 @@ export const VERSION_HEADER = 'WM-Version';
 const NEVER_A_SEQUENCE = Number.MAX_SAFE_INTEGER;
 /** How many stream heads (version → last subject sequence) to remember. */
 const HEAD_CACHE_SIZE = 10_000;
+/** A reader that hears nothing this long checks that the message it waits for still exists. */
+const IDLE_RECHECK_MS = 3_000;
 
 export interface JetStreamEventStoreOptions {
   logger: Logger;
@@ -51,6 +73,40 @@ export interface JetStreamEventStoreOptions {
   onDecodeError?: (err: EventDecodeError, where: { subject: string; position: number }) => void;
   /** Drain the connection in close(). Default false: whoever made the connection closes it. */
   ownsConnection?: boolean;
+  /**
+   * Which closed streams (last fact `meta.closes`) `compact()` keeps live: those closed less than
+   * `maxAgeMs` ago (by the closing fact's time) and only the `maxClosedStreams` most recently
+   * closed. Open streams are always kept. Without either, compaction does nothing.
+   */
+  retention?: { maxAgeMs?: number; maxClosedStreams?: number };
+  /** The clock retention is measured against. Default Date.now. */
+  now?: () => number;
+  /** See PURGE_GRACE_MS. Tests lower it; production keeps the default. */
+  purgeGraceMs?: number;
+  /** Test seam: awaited at each point of a compaction (the crash test kills the server there). */
+  onCompactionStep?: (step: CompactionStep, stream: string) => void | Promise<void>;
+}
+
+/** The points of a compaction, per stream; the crash test kills the server at them. */
+export type CompactionStep = 'copying' | 'copied' | 'purging' | 'purged';
+
+export interface JetStreamCompactionResult extends CompactionSummary {
+  /** Closed streams copied to the archive by this pass (before retention lets them go). */
+  readonly copiedStreams: number;
+  /** Messages of the live stream this pass read to find closed streams (after its cursor). */
+  readonly scannedMessages: number;
+}
+
+/** A stream whose last fact closes it, as compaction found it in the live stream. */
+interface ClosedStream {
+  readonly stream: string;
+  /** Live sequence and version of the closing fact, its id and time (ms). */
+  readonly seq: number;
+  readonly version: number;
+  readonly id: string;
+  readonly at: number;
+  /** When its archived copy was stored (server time, ms); undefined until copied and verified. */
+  copiedAt?: number;
 }
 
 interface Head {
@@ -80,6 +136,11 @@ export class JetStreamEventStore implements EventStore {
   private jsmPromise: Promise<JetStreamManager> | undefined;
   private closed = false;
   private stopStatusWatch: () => void = () => undefined;
+  /** Closed streams found in the live stream, by subject; compaction's working set. */
+  private readonly closedStreams = new Map<string, ClosedStream>();
+  /** Live stream sequence compaction has scanned up to. */
+  private scannedTo = 0;
+  private compacting: Promise<JetStreamCompactionResult> | undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -146,20 +207,22 @@ export class JetStreamEventStore implements EventStore {
 
   async *readAll(afterPosition = 0): AsyncIterable<StoredEvent> {
     this.assertOpen();
-    const jsm = await this.jsm();
-    const info = await this.retrying('read the stream state', () =>
-      jsm.streams.info(this.config.name),
-    );
-    const end = info.state.last_seq;
+    const filter = `${this.config.subjectPrefix}.>`;
+    // The last message that exists, not the stream's last_seq: that one may have been purged.
+    const end = await this.lastSeqOn(filter);
     if (end <= afterPosition) return;
-    for await (const item of this.scan(
-      `${this.config.subjectPrefix}.>`,
-      afterPosition + 1,
-      end,
-      1000,
-    )) {
+    for await (const item of this.scan(filter, afterPosition + 1, end, 1000)) {
       if (item.event) yield item.event;
     }
+  }
+
+  /** Sequence of the last message on `filter` in the live stream (0: none). */
+  private async lastSeqOn(filter: string): Promise<number> {
+    const jsm = await this.jsm();
+    const last = await this.retrying(`find the last message on ${filter}`, () =>
+      jsm.streams.getMessage(this.config.name, { last_by_subj: filter }),
+    );
+    return last?.seq ?? 0;
   }
 
   /**
@@ -174,11 +237,15 @@ export class JetStreamEventStore implements EventStore {
     startSeq: number,
     endSeq: number,
     batch: number,
-  ): AsyncGenerator<{ seq: number; event?: StoredEvent }> {
+  ): AsyncGenerator<{ seq: number; text: string; event?: StoredEvent }> {
     let next = startSeq;
     let lastProgress = Date.now();
     for (let reopen = 0; next <= endSeq; reopen++) {
       if (reopen > 0) {
+        // Retention may have purged the end (or everything after `next`) meanwhile: end at the last
+        // message that still exists, so a read never waits for a message that is gone.
+        endSeq = Math.min(endSeq, await this.lastSeqOn(filter));
+        if (next > endSeq) return;
         if (Date.now() - lastProgress > this.unavailableAfterMs) {
           throw new StoreUnavailableError(
             `cannot read ${filter}: no progress for ${this.unavailableAfterMs} ms`,
@@ -202,10 +269,11 @@ export class JetStreamEventStore implements EventStore {
         // A consumer whose server died (a killed stream leader) can stay "known" to the cluster and
         // never deliver again: on missed heartbeats, open a new one from where we are.
         onHeartbeatsMissed(messages, () => messages.stop());
-        // Last resort: a read that hears nothing for this long fails instead of waiting for ever.
+        // Heard nothing for a while: reopen, which first checks the end still exists (see above).
+        // A read that makes no progress for unavailableAfterMs across reopens fails.
         const arm = () => {
           clearTimeout(watchdog);
-          watchdog = setTimeout(() => messages.stop(), this.unavailableAfterMs);
+          watchdog = setTimeout(() => messages.stop(), IDLE_RECHECK_MS);
         };
         arm();
         for await (const m of messages) {
@@ -213,9 +281,11 @@ export class JetStreamEventStore implements EventStore {
           if (m.seq < next) continue;
           next = m.seq + 1;
           lastProgress = Date.now();
+          const text = m.string();
           yield {
             seq: m.seq,
-            ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), m.string()),
+            text,
+            ...this.decode(m.subject, m.seq, m.headers?.get(VERSION_HEADER), text),
           };
           if (m.seq >= endSeq) return;
         }
@@ -245,8 +315,20 @@ export class JetStreamEventStore implements EventStore {
       throw new RangeError(`expectedVersion must be an integer >= 0, got ${expected}`);
     if (events.length === 0) {
       const head = await this.fetchHead(subject);
-      if (head.version !== expected) throw new VersionConflictError(stream, expected, head.version);
+      if (head.version !== expected) {
+        if (head.seq === 0 && (await this.archivedHead(stream)))
+          throw new StreamArchivedError(stream);
+        throw new VersionConflictError(stream, expected, head.version);
+      }
       return { version: head.version, position: head.seq };
+    }
+    // A purged subject would take "expect an empty subject" again: creating a stream first asks the
+    // archive, and never publishes once the archive has it (its copy is never removed before the
+    // purge, and the purge waits PURGE_GRACE_MS after the copy, far longer than this append takes).
+    if (expected === 0 && (await this.archivedHead(stream))) {
+      const head = await this.fetchHead(subject);
+      if (head.seq === 0) throw new StreamArchivedError(stream);
+      throw new VersionConflictError(stream, expected, head.version);
     }
 
     let expectSeq = await this.seqOfVersion(subject, expected);
@@ -277,6 +359,9 @@ export class JetStreamEventStore implements EventStore {
         ) {
           return { version: head.version, position: head.seq };
         }
+        // Emptied under us (our cached head was from before a purge): retention archived it.
+        if (head.seq === 0 && (await this.archivedHead(stream)))
+          throw new StreamArchivedError(stream);
         throw new VersionConflictError(stream, expected + i, head.version);
       }
       if (ack.duplicate) {
@@ -388,6 +473,246 @@ export class JetStreamEventStore implements EventStore {
       const oldest = this.heads.keys().next();
       if (!oldest.done) this.heads.delete(oldest.value);
     }
+  }
+
+  // ---- retention -----------------------------------------------------------------------------
+
+  /**
+   * `live` while the live stream holds the stream's subject; `archived` when only the archive does
+   * (retention moved it: the app answers 410); `unknown` when neither does (never stored, or its
+   * archived copy aged out of the archive).
+   */
+  async status(stream: string): Promise<StreamStatus> {
+    this.assertOpen();
+    const subject = subjectForStream(this.config.subjectPrefix, stream);
+    if ((await this.fetchHead(subject)).seq > 0) return 'live';
+    return (await this.archivedHead(stream)) ? 'archived' : 'unknown';
+  }
+
+  /** The archive's last message for `stream`: its sequence, version, msg id and store time. */
+  private async archivedHead(
+    stream: string,
+  ): Promise<{ seq: number; version: number; id: string; time: number } | undefined> {
+    const jsm = await this.jsm();
+    const archive = this.config.archive;
+    const subject = subjectForStream(archive.subjectPrefix, stream);
+    const last: StoredMsg | null = await this.retrying(`read the archive of ${stream}`, () =>
+      jsm.streams.getMessage(archive.name, { last_by_subj: subject }),
+    );
+    if (!last) return undefined;
+    return {
+      seq: last.seq,
+      version: parseVersion(last.header.get(VERSION_HEADER)) ?? 0,
+      id: last.header.get(MSG_ID_HEADER),
+      time: last.time.getTime(),
+    };
+  }
+
+  /**
+   * One retention pass (ADR 0014). Finds the streams whose last fact closes them (reading only what
+   * the live stream gained since the last pass), copies each to the archive stream, verifies the
+   * copy, and purges from the live stream those retention no longer keeps, once their copy is
+   * PURGE_GRACE_MS old. Idempotent and safe from several instances at once: copies chain on the
+   * archive subject's last sequence (a second copier conflicts or is deduplicated, never doubles a
+   * fact), and a purge removes only what is at or below the verified closing fact. A crash anywhere
+   * leaves a fact in the live stream, the archive or both, never neither; the next pass finishes.
+   * One runs at a time per store: a call during another gets the running one.
+   */
+  compact(): Promise<JetStreamCompactionResult> {
+    this.assertOpen();
+    this.compacting ??= this.runCompaction().finally(() => {
+      this.compacting = undefined;
+    });
+    return this.compacting;
+  }
+
+  private async runCompaction(): Promise<JetStreamCompactionResult> {
+    const { maxAgeMs, maxClosedStreams } = this.opts.retention ?? {};
+    let copiedStreams = 0;
+    let droppedStreams = 0;
+    let droppedEvents = 0;
+    let scannedMessages = 0;
+    if (maxAgeMs !== undefined || maxClosedStreams !== undefined) {
+      scannedMessages = await this.findClosedStreams();
+      const now = (this.opts.now ?? Date.now)();
+      const due = this.dueForArchive(now, maxAgeMs, maxClosedStreams);
+      const grace = this.opts.purgeGraceMs ?? PURGE_GRACE_MS;
+      // Every closed stream is copied as soon as a pass sees it, so its copy has aged past the
+      // grace by the time retention lets it go.
+      for (const [subject, c] of [...this.closedStreams]) {
+        if (this.closed) break;
+        if (c.copiedAt === undefined) {
+          const copied = await this.copyToArchive(subject, c);
+          if (copied === 'gone') {
+            this.closedStreams.delete(subject);
+            continue;
+          }
+          if (copied === 'copied') copiedStreams++;
+        }
+        if (!due.has(subject) || c.copiedAt === undefined || now - c.copiedAt < grace) continue;
+        const purged = await this.purgeArchived(subject, c);
+        if (purged > 0) {
+          droppedStreams++;
+          droppedEvents += purged;
+        }
+      }
+    }
+    const jsm = await this.jsm();
+    const info = await this.retrying('read the stream state', () =>
+      jsm.streams.info(this.config.name),
+    );
+    return {
+      droppedStreams,
+      droppedEvents,
+      keptStreams: info.state.num_subjects ?? 0,
+      keptEvents: info.state.messages,
+      copiedStreams,
+      scannedMessages,
+    };
+  }
+
+  /** Read the live stream after the last pass's cursor and note which streams it closes. */
+  private async findClosedStreams(): Promise<number> {
+    const filter = `${this.config.subjectPrefix}.>`;
+    const end = await this.lastSeqOn(filter);
+    if (end <= this.scannedTo) return 0;
+    let n = 0;
+    for await (const item of this.scan(filter, this.scannedTo + 1, end, 1000)) {
+      n++;
+      const e = item.event;
+      if (!e) continue;
+      const subject = subjectForStream(this.config.subjectPrefix, e.stream);
+      if (e.meta.closes === true) {
+        this.closedStreams.set(subject, {
+          stream: e.stream,
+          seq: e.position,
+          version: e.version,
+          id: e.id,
+          at: Date.parse(e.at),
+        });
+      } else this.closedStreams.delete(subject);
+    }
+    this.scannedTo = end;
+    return n;
+  }
+
+  /** The closed streams retention no longer keeps (the same rule as the file store's). */
+  private dueForArchive(
+    now: number,
+    maxAgeMs: number | undefined,
+    maxClosedStreams: number | undefined,
+  ): Set<string> {
+    const due = new Set<string>();
+    const closed = [...this.closedStreams];
+    if (maxAgeMs !== undefined) {
+      for (const [subject, c] of closed) if (c.at < now - maxAgeMs) due.add(subject);
+    }
+    if (maxClosedStreams !== undefined && closed.length > maxClosedStreams) {
+      closed.sort(([, a], [, b]) => b.at - a.at || b.seq - a.seq);
+      for (const [subject] of closed.slice(maxClosedStreams)) due.add(subject);
+    }
+    return due;
+  }
+
+  /**
+   * Make the archive hold `c`'s stream up to its closing fact, each fact once: resume after the
+   * archive's last copied version, each publish expecting the archive subject's last sequence, so a
+   * concurrent copier or a retry after a crash conflicts (and resumes) instead of doubling a fact.
+   * 'gone': the live stream no longer ends with this closing fact (purged, or written after).
+   */
+  private async copyToArchive(
+    subject: string,
+    c: ClosedStream,
+  ): Promise<'copied' | 'already' | 'gone'> {
+    const archive = this.config.archive;
+    const target = subjectForStream(archive.subjectPrefix, c.stream);
+    let wrote = false;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const head = await this.archivedHead(c.stream);
+      if (head && head.version === c.version && head.id === c.id) {
+        c.copiedAt = head.time;
+        if (wrote) await this.step('copied', c.stream);
+        return wrote ? 'copied' : 'already';
+      }
+      const live = await this.fetchHead(subject);
+      if (live.seq !== c.seq) return 'gone';
+      if (head && head.version >= c.version) {
+        // The archive went past this closing fact (a stream written after it was closed): leave it.
+        this.log.warn(
+          { stream: c.stream, archived: head.version, closing: c.version },
+          'archive ahead of live; not archiving',
+        );
+        return 'gone';
+      }
+      let expectSeq = head?.seq ?? 0;
+      let conflict = false;
+      for await (const item of this.scan(subject, 1, c.seq, 256)) {
+        const e = item.event;
+        if (!e || e.version <= (head?.version ?? 0)) continue;
+        await this.step('copying', c.stream);
+        const h = headers();
+        h.set(VERSION_HEADER, String(e.version));
+        h.set(POSITION_HEADER, String(e.position));
+        let ack: PubAck;
+        try {
+          ack = await this.retrying(`archive ${c.stream}`, () =>
+            this.js.publish(target, item.text, {
+              msgID: e.id,
+              expect: { lastSubjectSequence: expectSeq },
+              headers: h,
+              timeout: this.requestTimeoutMs,
+            }),
+          );
+        } catch (err) {
+          if (!isWrongLastSequence(err)) throw asUnavailable(`archive ${c.stream}`, err);
+          conflict = true; // another copier, or our own publish whose ack was lost: look again
+          break;
+        }
+        if (ack.duplicate) {
+          conflict = true;
+          break;
+        }
+        wrote = true;
+        expectSeq = ack.seq;
+      }
+      // Copied to the end, or interrupted by a conflict: either way, look at the archive again.
+      if (conflict) this.log.debug({ stream: c.stream }, 'archive copy conflicted; resuming');
+    }
+    throw new StoreUnavailableError(
+      `cannot archive ${c.stream}: the archive keeps changing under us`,
+    );
+  }
+
+  /**
+   * Purge `c`'s stream from the live stream after checking, right before, that it still ends with the
+   * closing fact and that the archive still holds its copy. The purge is bounded by the closing
+   * fact's sequence, so anything written after it stays. Returns the messages purged.
+   */
+  private async purgeArchived(subject: string, c: ClosedStream): Promise<number> {
+    const live = await this.fetchHead(subject);
+    const archived = await this.archivedHead(c.stream);
+    if (live.seq !== c.seq || !archived || archived.version !== c.version || archived.id !== c.id) {
+      this.closedStreams.delete(subject);
+      if (live.seq !== 0)
+        this.log.warn(
+          { stream: c.stream },
+          'not purging: live stream or archive changed since the copy',
+        );
+      return 0;
+    }
+    await this.step('purging', c.stream);
+    const jsm = await this.jsm();
+    const res = await this.retrying(`purge ${subject}`, () =>
+      jsm.streams.purge(this.config.name, { filter: subject, seq: c.seq + 1 }),
+    );
+    this.closedStreams.delete(subject);
+    this.heads.delete(subject);
+    await this.step('purged', c.stream);
+    return res.purged;
+  }
+
+  private async step(step: CompactionStep, stream: string): Promise<void> {
+    await this.opts.onCompactionStep?.(step, stream);
   }
 
   // ---- live feed -----------------------------------------------------------------------------
@@ -548,6 +873,7 @@ export class JetStreamEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.compacting?.catch(() => undefined);
     const feeds = [...this.feeds];
     for (const feed of feeds) this.stopFeed(feed);
     await Promise.all(feeds.map((f) => f.done));

@@ -286,6 +286,24 @@ describe('the reconciler', () => {
     expect(await r.reconciler.runOnce()).toMatchObject({ gone: 0 });
   });
 
+  it('marks a machine that said it was stopping gone as soon as the list lacks it, grace or not', async () => {
+    const r = await rig();
+    const m = await external(r.fly);
+    await r.reconciler.runOnce();
+    await r.settle();
+    // Its own watch learns nothing (the API keeps failing it); only the reconciler can tell.
+    r.fly.failNext('wait', { status: 503 }, 5);
+    await r.runtime.dispatch({ type: 'vm.stopping', data: { machineId: m.id, reason: 'ttl' } });
+    await r.settle();
+    expect(r.runtime.actor(`vm.${m.id}`)?.snapshot.value).toBe('stopping');
+    // On its way out and no longer listed: gone, without waiting out the grace kept for creates.
+    await r.fly.destroy(m.id);
+    expect(await r.reconciler.runOnce()).toMatchObject({ ok: true, gone: 1 });
+    await r.settle();
+    expect(r.runtime.actor(`vm.${m.id}`)?.snapshot.status).toBe('done');
+    expect(await r.ledger.holds(r.clock.now())).toEqual([]);
+  });
+
   it("destroys machines carrying a launch id whose launch is unknown or over, and leaves a live launch's machine alone", async () => {
     const r = await rig();
     // A live launch: its machine is ours and wanted.

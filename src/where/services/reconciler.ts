@@ -158,7 +158,9 @@ export class Reconciler {
         seen.has(c.machineId)
       )
         continue;
-      if (now - c.createdAt < LIST_GRACE_MS) continue;
+      // The grace is for a list that has not caught up with a create; a machine that said it is
+      // stopping and is no longer listed has gone the way it said.
+      if (now - c.createdAt < LIST_GRACE_MS && !rec.snapshot.matches('stopping')) continue;
       const [o] = await runtime.dispatch({
         type: 'fly.machineGone',
         data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) },

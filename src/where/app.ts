@@ -28,6 +28,7 @@ import type { Callbacks } from './services/callbacks.js';
 import type { AutospawnDriver } from './services/autospawn.js';
 import type { Cluster } from './services/cluster.js';
 import type { Reconciler } from './services/reconciler.js';
+import type { Retention } from './services/retention.js';
 import { SlidingWindowLimiter, Cooldown, clientIp } from './services/rateLimit.js';
 import { renderLandingPage } from './views/landing.js';
 import { renderAutospawner, renderDashboard } from './views/dashboard.js';
@@ -48,6 +49,8 @@ export interface WhereServices {
   callbacks: Callbacks;
   autospawn: AutospawnDriver;
   reconciler: Reconciler;
+  /** Retention of finished actors: archived (410) or unknown (404). */
+  retention: Retention;
   /** Browser bundles (built by scripts/build.mjs), by file name. */
   assets: ReadonlyMap<string, Buffer>;
   /** True once the runtime has booted and the store answers. */
@@ -275,7 +278,18 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
 
   app.get('/launches/:id', async (req, reply) => {
     const { id } = parseParams(req.params);
-    const cur = await s.launches.current(id);
+    const cur = await s.launches.current(id).catch((err: unknown) => {
+      // Past retention (410 LAUNCH_GONE): a browser gets the progress page saying so.
+      if (!(err instanceof AppError && err.statusCode === 410 && wantsHtml(req))) throw err;
+      void page(
+        req,
+        reply,
+        (nonce) => renderLaunchProgressPage({ error: { message: err.message }, nonce, assets }),
+        410,
+      );
+      return null;
+    });
+    if (cur === null) return reply;
     if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 404, 'no such launch');
     if (replayToOwner(req, reply, cur.owner)) return reply;
     if (wantsHtml(req))

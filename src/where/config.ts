@@ -14,6 +14,25 @@ const region = z
   .refine((r) => REGION_CODES.includes(r), { message: 'not a known Fly.io region' });
 const regions = envList.pipe(z.array(region).min(1, 'name at least one region'));
 
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+/** A duration: milliseconds (`86400000`) or a number with a unit (`500ms`, `30s`, `10m`, `24h`, `7d`). */
+const envDuration = (minMs: number, maxMs: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(ms|s|m|h|d)?$/, 'expected milliseconds or a duration like 30s, 10m, 24h, 7d')
+    .transform((v) => {
+      const [, n, unit] = /^(\d+)(ms|s|m|h|d)?$/.exec(v)!;
+      return Number(n) * DURATION_UNITS[unit ?? 'ms']!;
+    })
+    .pipe(z.number().min(minMs).max(maxMs));
+
 export const whereEnv = z
   .object({
     LOG_LEVEL: z
@@ -92,6 +111,15 @@ export const whereEnv = z
     WM_RECONCILE_INTERVAL_MS: envInt(1000).default(60_000),
     /** The reconciler never calls the API more often than this. */
     WM_RECONCILE_MIN_GAP_MS: envInt(0).default(5_000),
+
+    /** Finished launches and VMs stay in the live store this long, then are archived (410 Gone). */
+    WM_RETENTION: envDuration(1000, 365 * 86_400_000).default(24 * 3_600_000),
+    /** At most this many finished actors (a launch and its VM are two) stay live; 0: no cap. */
+    WM_RETENTION_MAX_FINISHED: envInt(0, 100_000_000).default(50_000),
+    /** How often the retention pass (file store compaction) runs. */
+    WM_COMPACT_INTERVAL: envDuration(1000, 7 * 86_400_000).default(10 * 60_000),
+    /** Archive segments (one per compaction that archived anything) kept on disk; 0: all. */
+    WM_ARCHIVE_SEGMENTS: envInt(0, 1_000_000).default(1008),
   })
   .superRefine((env, ctx) => {
     if (env.WM_LOCAL) return;
@@ -145,6 +173,15 @@ export interface WhereConfig {
   };
   autospawn: { enabled: boolean; intervalMs: number; inactivityMs: number; regions: string[] };
   reconcile: { intervalMs: number; minGapMs: number };
+  /** Retention of finished actors (ADR 0013). */
+  retention: {
+    maxAgeMs: number;
+    /** undefined: no cap on the count. */
+    maxFinished: number | undefined;
+    compactIntervalMs: number;
+    /** undefined: keep every archive segment. */
+    archiveSegments: number | undefined;
+  };
 }
 
 /** Derive the full configuration from a parsed environment (pure but for generated local secrets). */
@@ -220,5 +257,11 @@ export function toConfig(env: WhereEnv): WhereConfig {
       regions: env.WM_AUTOSPAWN_REGIONS,
     },
     reconcile: { intervalMs: env.WM_RECONCILE_INTERVAL_MS, minGapMs: env.WM_RECONCILE_MIN_GAP_MS },
+    retention: {
+      maxAgeMs: env.WM_RETENTION,
+      maxFinished: env.WM_RETENTION_MAX_FINISHED || undefined,
+      compactIntervalMs: env.WM_COMPACT_INTERVAL,
+      archiveSegments: env.WM_ARCHIVE_SEGMENTS || undefined,
+    },
   };
 }

@@ -89,6 +89,14 @@ export const debugRoutes: FastifyPluginAsync<{
       );
     const history = await s.runtime.history(id);
     const r = s.runtime.actor(id);
+    // No history left: retention archived it (its finished copy may linger in memory a while),
+    // so it is gone, not unknown. A live actor is never archived.
+    if (
+      history.length === 0 &&
+      r?.snapshot.status !== 'active' &&
+      (await s.retention.status(id)) === 'archived'
+    )
+      throw new AppError('ACTOR_GONE', 410, s.retention.goneMessage('actor'));
     if (!r && history.length === 0) throw new AppError('ACTOR_NOT_FOUND', 404, 'no such actor');
     const steps = r ? undefined : await s.runtime.replay(id);
     const last = steps?.at(-1);

@@ -4,7 +4,7 @@
  * instance. Fly's API (or the local emulator) either way. Nothing else differs.
  */
 import { join } from 'node:path';
-import { FileEventStore } from '../adapters/file/fileEventStore.js';
+import { FileEventStore, type FileEventStoreOptions } from '../adapters/file/fileEventStore.js';
 import {
   MemoryCapacityLedger,
   MemoryLeases,
@@ -16,9 +16,31 @@ import { connectNats, ensureStream, eventStreamConfig } from '../adapters/nats/c
 import { JetStreamEventStore } from '../adapters/nats/jetStreamEventStore.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../adapters/nats/natsKv.js';
 import { FlyMachinesHttp } from '../fly/client.js';
+import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../shared/log.js';
 import type { WhereConfig } from './config.js';
 import type { WherePorts } from './system.js';
+
+/** The file store's options: its torn-record warning and retention (ADR 0013). Tests use it too. */
+export function fileStoreOptions(
+  cfg: WhereConfig,
+  clock: Clock,
+  log: Logger,
+): FileEventStoreOptions {
+  const { maxAgeMs, maxFinished, archiveSegments } = cfg.retention;
+  return {
+    onTornRecord: (t) =>
+      log.warn(t, 'dropped a torn record at the end of the event log (a crash mid-write)'),
+    // What compact() (the retention service, every WM_COMPACT_INTERVAL) archives; measured
+    // against the app's clock, the one that stamps the facts.
+    retention: {
+      maxAgeMs,
+      ...(maxFinished === undefined ? {} : { maxClosedStreams: maxFinished }),
+    },
+    now: () => clock.now(),
+    ...(archiveSegments === undefined ? {} : { archive: { keepSegments: archiveSegments } }),
+  };
+}
 
 export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePorts> {
   const clock = systemClock;
@@ -35,10 +57,10 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
     }),
   };
   if (!cfg.nats) {
-    const store = FileEventStore.open(join(cfg.dataDir, 'events.log'), {
-      onTornRecord: (t) =>
-        log.warn(t, 'dropped a torn record at the end of the event log (a crash mid-write)'),
-    });
+    const store = FileEventStore.open(
+      join(cfg.dataDir, 'events.log'),
+      fileStoreOptions(cfg, clock, log),
+    );
     return {
       ...common,
       store,

@@ -26,6 +26,7 @@ import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
 import { Launches } from './services/launches.js';
 import { Reconciler } from './services/reconciler.js';
+import { Retention } from './services/retention.js';
 
 export interface WherePorts {
   store: EventStore;
@@ -105,7 +106,14 @@ export async function createWhere(
   cluster.attach(runtime);
 
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
-  const launches = new Launches({ runtime, clock, ids: ports.ids, cfg });
+  const retention = new Retention({
+    store: ports.store,
+    clock,
+    timers: ports.timers,
+    log: log.child({ part: 'retention' }),
+    cfg: cfg.retention,
+  });
+  const launches = new Launches({ runtime, clock, ids: ports.ids, cfg, retention });
   const callbacks = new Callbacks({ runtime, launches, clock, secret: cfg.callback.secret });
   const reconciler = new Reconciler({
     fly: ports.fly,
@@ -150,6 +158,7 @@ export async function createWhere(
     callbacks,
     autospawn,
     reconciler,
+    retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
     ready: () => booted,
   };
@@ -172,6 +181,7 @@ export async function createWhere(
       await autospawn.sync();
       reconciler.start();
       autospawn.start();
+      retention.start();
       log.info(
         { instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report },
         'landing app ready',
@@ -191,6 +201,7 @@ export async function createWhere(
         ['private listener', () => privateApp.close()],
         ['reconciler', () => reconciler.stop()],
         ['autospawn', () => autospawn.stop()],
+        ['retention', () => retention.stop()],
         ['fleet', () => fleet.close()],
         ['launch streams', () => launches.close()],
         ['runtime', () => runtime.close()],

@@ -11,6 +11,7 @@ import { AppError } from '../../shared/errors.js';
 import type { WhereConfig } from '../config.js';
 import type { LaunchView } from '../wire.js';
 import { frame, type SseClient } from '../sse.js';
+import type { Retention } from './retention.js';
 import { toLaunchView } from './views.js';
 
 export const launchStream = (id: string) => `launch.${id}`;
@@ -39,6 +40,8 @@ export class Launches {
       clock: Clock;
       ids: Ids;
       cfg: Pick<WhereConfig, 'instance' | 'readyTimeoutMs' | 'ttl' | 'vm'>;
+      /** Tells an archived launch (410 Gone) from one never seen (404). */
+      retention?: Pick<Retention, 'status' | 'goneMessage'>;
     },
   ) {
     this.stopFeed = deps.runtime.onChange((c) => this.onChange(c));
@@ -77,18 +80,30 @@ export class Launches {
     return view;
   }
 
-  /** The current view of a launch, from memory or (for an old one) rebuilt from its stream. */
+  /**
+   * The current view of a launch, from memory or (for an old one) rebuilt from its stream;
+   * undefined when it never existed. Throws AppError LAUNCH_GONE (410) when retention archived it.
+   */
   async current(launchId: string): Promise<{ view: LaunchView; owner: string } | undefined> {
     const rec = this.deps.runtime.actor(launchStream(launchId));
     if (rec) {
+      // A finished launch stays in memory a while; retention may have archived it meanwhile.
+      if (rec.snapshot.status !== 'active') await this.refuseIfArchived(launchId);
       const view = toLaunchView(this.deps.cfg, rec.snapshot, rec.version);
       return view && { view, owner: (rec.snapshot.context as { owner: string }).owner };
     }
     const steps = await this.deps.runtime.replay(launchStream(launchId));
     const last = steps.at(-1);
-    if (!last) return undefined;
+    // Nothing to read: archived by retention (410), or never stored (undefined: 404).
+    if (!last) return this.refuseIfArchived(launchId);
     const view = toLaunchView(this.deps.cfg, last.snapshot, last.event.version);
     return view && { view, owner: (last.snapshot.context as { owner: string }).owner };
+  }
+
+  private async refuseIfArchived(launchId: string): Promise<undefined> {
+    const retention = this.deps.retention;
+    if (!retention || (await retention.status(launchStream(launchId))) !== 'archived') return;
+    throw new AppError('LAUNCH_GONE', 410, retention.goneMessage('launch'));
   }
 
   /** Every status change of a launch so far, one view per change, oldest first. */
@@ -116,7 +131,14 @@ export class Launches {
     let set = this.watchers.get(stream);
     if (!set) this.watchers.set(stream, (set = new Set()));
     set.add(w);
-    for (const v of await this.changes(launchId)) {
+    const history = await this.changes(launchId);
+    if (history.length === 0 && (await this.deps.retention?.status(stream)) === 'archived') {
+      // Archived since the caller found it: nothing will ever come, so end the stream.
+      this.unwatch(launchId, client);
+      client.close();
+      return;
+    }
+    for (const v of history) {
       if (v.version > afterVersion) this.send(stream, w, v);
       else {
         w.lastKey = viewKey(v);

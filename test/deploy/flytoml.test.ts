@@ -328,6 +328,35 @@ describe('fly.toml: the landing app', () => {
       expect(read('fly.toml')).not.toMatch(new RegExp(`\\b${name}\\s*=\\s*["']?[^\\s.'"]`));
   });
 
+  it('keeps the file store on a Fly volume, so launches in flight survive a deploy', () => {
+    // Without NATS_URL the events are a file in WM_DATA_DIR: on the machine's root filesystem
+    // they would be gone after every deploy, and the reconciler would destroy every VM in flight.
+    const mounts = toml.mounts as TomlTable | undefined;
+    expect(mounts, 'a [mounts] section').toBeDefined();
+    expect(Array.isArray(mounts), 'one [mounts] table: one machine, one volume').toBe(false);
+    expect(str(mounts!, 'source')).toMatch(/^[a-z0-9_]{1,30}$/);
+    expect(str(mounts!, 'destination')).toBe(cfg.dataDir);
+    expect(cfg.dataDir).toBe('/data');
+  });
+
+  it('sets a retention the schema accepts: finished actors kept a day, capped in count, compacted often', () => {
+    for (const k of [
+      'WM_RETENTION',
+      'WM_RETENTION_MAX_FINISHED',
+      'WM_COMPACT_INTERVAL',
+      'WM_ARCHIVE_SEGMENTS',
+    ])
+      expect(Object.keys(envSection), k).toContain(k);
+    const r = cfg.retention;
+    expect(r.maxAgeMs).toBe(24 * 3_600_000);
+    // ~0.55 KB of index per finished actor (ADR 0012): the cap keeps it a small part of the heap.
+    expect(r.maxFinished).toBeDefined();
+    expect(r.maxFinished! * 0.55 * 1024).toBeLessThan(64 * 1024 * 1024);
+    // Several passes inside the window, so an actor leaves within a pass of its time.
+    expect(r.compactIntervalMs * 6).toBeLessThanOrEqual(r.maxAgeMs);
+    expect(r.archiveSegments).toBeDefined();
+  });
+
   it('stops the app with SIGTERM and waits longer than the app takes to drain', () => {
     expect(toml.kill_signal).toBe('SIGTERM');
     const main = read('src/where/main.ts');
@@ -473,7 +502,7 @@ describe('Dockerfile: one image for both apps', () => {
     expect(stages.flatMap((s) => ops(s, 'HEALTHCHECK'))).toEqual([]);
   });
 
-  it('runs as a non-root user, who can write the file store directory and nothing is needed beyond it', () => {
+  it('runs as a non-root user, who can write the file store directory (the volume) and nothing is needed beyond it', () => {
     const users = ops(finalStage, 'USER');
     const user = users.at(-1);
     expect(user, 'a USER in the runtime stage').toBeDefined();
@@ -482,10 +511,13 @@ describe('Dockerfile: one image for both apps', () => {
       .flatMap((s) => ops(s, 'WORKDIR'))
       .at(-1);
     expect(workdir).toBe('/app');
-    const dataDir = join(workdir!, cfg.dataDir);
-    expect(ops(finalStage, 'RUN').join('\n')).toMatch(
-      new RegExp(`chown\\s+${user}(:\\S+)?\\s+${dataDir.replace(/\./g, '\\.')}\\b`),
-    );
+    const dataDir = resolve(workdir!, cfg.dataDir);
+    // Fly mounts a volume owned by the image's USER; a directory of the image must be chowned.
+    const mounted = (toml.mounts as TomlTable | undefined)?.destination === dataDir;
+    if (!mounted)
+      expect(ops(finalStage, 'RUN').join('\n')).toMatch(
+        new RegExp(`chown\\s+${user}(:\\S+)?\\s+${dataDir.replace(/\./g, '\\.')}\\b`),
+      );
   });
 
   it("runs the landing app's bundle as its command, with node itself (not npm)", async () => {

@@ -380,7 +380,7 @@ describe('the retention service', () => {
     await retention.stop();
   });
 
-  it('does nothing on a store without compaction (JetStream for now): nothing armed, every status unknown', async () => {
+  it('does nothing on a store without compaction (memory): nothing armed, every status unknown', async () => {
     const clock = new ManualClock();
     const store = new MemoryEventStore();
     const retention = new Retention({

@@ -1,8 +1,8 @@
 /**
  * Retention of finished actors (ADR 0013): runs the store's retention pass (`compact()`) every
  * WM_COMPACT_INTERVAL, one at a time, and tells the routes whether a stream they cannot read was
- * archived (410 Gone) or never existed (404). A store without `compact()` (JetStream, for now)
- * makes it a no-op.
+ * archived (410 Gone) or never existed (404). A store without `compact()` (memory) makes it a
+ * no-op.
  */
 import type { Timers } from '../../ports/clock.js';
 import type { CompactionSummary, EventStore, StreamStatus } from '../../ports/eventStore.js';
@@ -46,7 +46,7 @@ export class Retention {
     },
   ) {}
 
-  /** Whether this store runs retention passes here (the file store does; JetStream not yet). */
+  /** Whether this store runs retention passes here (file and JetStream do; memory does not). */
   get active(): boolean {
     return typeof this.deps.store.compact === 'function';
   }

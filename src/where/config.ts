@@ -87,6 +87,10 @@ export const whereEnv = z
     NATS_TOKEN: z.string().optional(),
     WM_NATS_STREAM: z.string().default('WM_EVENTS'),
     WM_NATS_REPLICAS: envInt(1, 5).default(1),
+    /** NATS: archived finished actors leave the archive stream this long after retention moved them (ADR 0014); 0: never. */
+    WM_NATS_ARCHIVE_MAX_AGE: envDuration(0, 3650 * 86_400_000).default(30 * 86_400_000),
+    /** NATS: the archive stream's size cap in bytes, oldest dropped first; 0: no cap. */
+    WM_NATS_ARCHIVE_MAX_BYTES: envInt(0).default(0),
     WM_DATA_DIR: z.string().default('.data'),
 
     WM_MAX_MACHINES: envInt(1, 1000).default(8),
@@ -158,6 +162,8 @@ export interface WhereConfig {
         stream: string;
         replicas: number;
         auth?: { user: string; pass: string } | { token: string };
+        /** The archive stream's bounds (ADR 0014); maxBytes -1: none. */
+        archive: { maxAgeMs: number; maxBytes: number };
       }
     | undefined;
   dataDir: string;
@@ -232,6 +238,10 @@ export function toConfig(env: WhereEnv): WhereConfig {
           url: env.NATS_URL,
           stream: env.WM_NATS_STREAM,
           replicas: env.WM_NATS_REPLICAS,
+          archive: {
+            maxAgeMs: env.WM_NATS_ARCHIVE_MAX_AGE,
+            maxBytes: env.WM_NATS_ARCHIVE_MAX_BYTES || -1,
+          },
           ...(env.NATS_TOKEN
             ? { auth: { token: env.NATS_TOKEN } }
             : env.NATS_USER

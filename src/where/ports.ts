@@ -79,9 +79,20 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
     waitOnFirstConnect: true,
     ...(cfg.nats.auth ? { auth: cfg.nats.auth } : {}),
   });
-  const stream = { name: cfg.nats.stream, replicas: cfg.nats.replicas };
+  const stream = {
+    name: cfg.nats.stream,
+    replicas: cfg.nats.replicas,
+    archive: cfg.nats.archive,
+  };
   await ensureStream(nc, eventStreamConfig(stream), { logger: log });
-  const store = await JetStreamEventStore.open(nc, { logger: log, stream });
+  // The same retention as the file store's (ADR 0014): closed streams go to the archive stream.
+  const { retention, now } = fileStoreOptions(cfg, clock, log);
+  const store = await JetStreamEventStore.open(nc, {
+    logger: log,
+    stream,
+    ...(retention ? { retention } : {}),
+    ...(now ? { now } : {}),
+  });
   const kv = { logger: log, replicas: cfg.nats.replicas };
   return {
     ...common,

@@ -163,12 +163,13 @@ function defaultArchive(name: string, prefix: string): ArchiveStreamConfig {
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+$/;
 
+/** What a caller may set of an EventStreamConfig; eventStreamConfig() fills the rest. */
+export type EventStreamOptions = Partial<Omit<EventStreamConfig, 'archive'>> & {
+  archive?: Partial<ArchiveStreamConfig>;
+};
+
 /** Fill defaults and check a stream config; throws on a name or prefix NATS would reject. */
-export function eventStreamConfig(
-  opts: Partial<Omit<EventStreamConfig, 'archive'>> & {
-    archive?: Partial<ArchiveStreamConfig>;
-  } = {},
-): EventStreamConfig {
+export function eventStreamConfig(opts: EventStreamOptions = {}): EventStreamConfig {
   const { archive: archiveOpts, ...rest } = opts;
   const base = { ...DEFAULT_EVENT_STREAM, ...rest };
   const archive = { ...defaultArchive(base.name, base.subjectPrefix), ...archiveOpts };

@@ -33,7 +33,12 @@ import {
   VersionConflictError,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { ensureStream, eventStreamConfig, type EventStreamConfig } from './connection.js';
+import {
+  ensureStream,
+  eventStreamConfig,
+  type EventStreamConfig,
+  type EventStreamOptions,
+} from './connection.js';
 import { asUnavailable, isConnectionGone, retryTransient, sleep } from './retry.js';
 import { streamForSubject, subjectForStream } from './subjects.js';
 
@@ -64,7 +69,7 @@ const IDLE_RECHECK_MS = 3_000;
 export interface JetStreamEventStoreOptions {
   logger: Logger;
   /** Stream name, subject prefix, replicas, retention; defaults in connection.ts. */
-  stream?: Partial<EventStreamConfig>;
+  stream?: EventStreamOptions;
   /** How long an operation keeps retrying through a disconnect before StoreUnavailableError. Default 30 s. */
   unavailableAfterMs?: number;
   /** Timeout of one JetStream request (a publish and its ack). Default 5 s. */

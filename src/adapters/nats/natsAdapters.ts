@@ -9,7 +9,7 @@ import type { CapacityLedger } from '../../ports/capacity.js';
 import type { Leases, Presence } from '../../ports/coordination.js';
 import type { Logger } from '../../shared/log.js';
 import { connectNats } from './connection.js';
-import { JetStreamEventStore } from './jetStreamEventStore.js';
+import { JetStreamEventStore, type JetStreamEventStoreOptions } from './jetStreamEventStore.js';
 import { NatsEventBus } from './natsEventBus.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from './natsKv.js';
 
@@ -23,6 +23,10 @@ export interface NatsAdaptersOptions {
   stream?: string;
   /** Replicas of the event stream and the KV buckets (`WM_NATS_REPLICAS`). Default 1. */
   replicas?: number;
+  /** What the event store's compact() archives (ADR 0014); without it compaction does nothing. */
+  retention?: JetStreamEventStoreOptions['retention'];
+  /** The archive stream's bounds (`WM_NATS_ARCHIVE_MAX_AGE`, `WM_NATS_ARCHIVE_MAX_BYTES`). */
+  archive?: { maxAgeMs?: number; maxBytes?: number };
 }
 
 export interface NatsAdapters {
@@ -47,7 +51,12 @@ export async function openNatsAdapters(opts: NatsAdaptersOptions): Promise<NatsA
     const kv = { logger: opts.logger, replicas };
     const store = await JetStreamEventStore.open(nc, {
       logger: opts.logger,
-      stream: { replicas, ...(opts.stream ? { name: opts.stream } : {}) },
+      stream: {
+        replicas,
+        ...(opts.stream ? { name: opts.stream } : {}),
+        ...(opts.archive ? { archive: opts.archive } : {}),
+      },
+      ...(opts.retention ? { retention: opts.retention } : {}),
     });
     const bus = new NatsEventBus(nc, { logger: opts.logger });
     const [ledger, leases, presence] = await Promise.all([

@@ -42,6 +42,28 @@ export interface EffectDeps {
   /** How often a create with an unknown outcome is re-tried (after checking it made nothing). */
   createAttempts?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** The registry of creates in flight (default: one of its own). */
+  creates?: InFlightCreates;
+}
+
+/**
+ * The creates running in this process, per launch id. A sweep that finds no machine for a launch
+ * may conclude "none will appear" only if no create of that launch is still on its way.
+ */
+export class InFlightCreates {
+  private readonly running = new Map<string, Promise<Fact[]>>();
+  get(launchId: string): Promise<Fact[]> | undefined {
+    return this.running.get(launchId);
+  }
+  has(launchId: string): boolean {
+    return this.running.has(launchId);
+  }
+  set(launchId: string, run: Promise<Fact[]>): void {
+    this.running.set(launchId, run);
+  }
+  delete(launchId: string): void {
+    this.running.delete(launchId);
+  }
 }
 
 type RunnableEffect = Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>;
@@ -136,8 +158,8 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     return undefined;
   }
 
-  /** Creates in flight, per launch id. */
-  const creating = new Map<string, Promise<Fact[]>>();
+  /** Creates in flight, per launch id (shared with whoever must know, e.g. the reconciler). */
+  const creating = deps.creates ?? new InFlightCreates();
 
   async function createOnce(p: EffectParams['createMachine'], ctx: EffectContext): Promise<Fact[]> {
     const owner = contextOf(ctx).owner ?? '';

@@ -13,7 +13,7 @@ import type { EventStore } from '../ports/eventStore.js';
 import type { FlyMachines } from '../ports/flyMachines.js';
 import type { Ids } from '../ports/ids.js';
 import { ActorRuntime } from '../runtime/actorRuntime.js';
-import { createEffectRunner } from '../runtime/effects.js';
+import { createEffectRunner, InFlightCreates } from '../runtime/effects.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
@@ -83,7 +83,9 @@ export async function createWhere(
   });
   let booted = false;
 
+  const creates = new InFlightCreates();
   const runEffect = createEffectRunner({
+    creates,
     fly: ports.fly,
     ledger: ports.ledger,
     clock,
@@ -126,6 +128,8 @@ export async function createWhere(
     ttl: cfg.ttl,
     isLeader: () => cluster.isLeader(),
     ledger: ports.ledger,
+    creates,
+    drives: (r) => cluster.drives(r),
   });
   const autospawn = new AutospawnDriver({
     runtime,

@@ -259,4 +259,39 @@ describe('every launch ends', () => {
     expect(stateOf(second, view.launchId)?.value).toBe('destroyed');
     expect(await second.ledger.holds(clock.now())).toEqual([]);
   });
+
+  it("a launch whose own sweeps the API keeps failing ends when the reconciler's list shows nothing for it", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const p = await boot(new MemoryEventStore(), fly, clock);
+    await settle(p);
+    // The create fails without making anything, and every lookup of the launch fails too.
+    fly.failNext('create', { status: 503 }).failNext('list', { status: 503 }, 2);
+    const view = await launch(p);
+    await settle(p);
+    expect(stateOf(p, view.launchId)?.value).toBe('cleanup');
+    await p.system.services.reconciler.runOnce();
+    await settle(p);
+    expect(stateOf(p, view.launchId)?.value).toBe('failed');
+    expect(await p.ledger.holds(clock.now())).toEqual([]);
+  });
+
+  it('a young machine missing from the list that Fly says is destroyed is gone at once', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const p = await boot(new MemoryEventStore(), fly, clock);
+    const view = await launch(p);
+    await settle(p);
+    const machineId = fly.live()[0]!.id;
+    await p.system.services.runtime.dispatch({
+      type: 'vm.listening',
+      data: { machineId, launchId: view.launchId, region: 'ams' },
+    });
+    // It dies unheard (its stopping report never arrived), well inside the list grace.
+    await fly.destroy(machineId, { force: true });
+    await p.system.services.reconciler.runOnce();
+    await settle(p);
+    expect(stateOf(p, view.launchId)?.value).toBe('destroyed');
+    expect(await p.ledger.holds(clock.now())).toEqual([]);
+  });
 });

@@ -262,17 +262,24 @@ describe('the reconciler', () => {
     expect(fleetIds(r)).toEqual([m.id]);
   });
 
-  it('marks a machine gone once the list has lacked it beyond the list grace', async () => {
+  it('marks a machine gone once the list has lacked it beyond the list grace (or Fly says it is gone)', async () => {
     const r = await rig();
     const m = await external(r.fly);
     await r.reconciler.runOnce();
     await r.settle();
     expect(fleetIds(r)).toEqual([m.id]);
 
-    // Destroyed behind our back, still young: the list may lag a create, so it stays for now.
+    // Missing from a list while still young and alive (the list may lag a create): it stays.
+    const list = r.fly.list.bind(r.fly);
+    r.fly.list = async () => [];
+    expect(await r.reconciler.runOnce()).toMatchObject({ ok: true, listed: 0, gone: 0 });
+    expect(fleetIds(r)).toEqual([m.id]);
+    // Asking for it fails too: an API error proves nothing either.
+    r.fly.failNext('get', { status: 503 });
     await r.fly.destroy(m.id);
     expect(await r.reconciler.runOnce()).toMatchObject({ ok: true, listed: 0, gone: 0 });
     expect(fleetIds(r)).toEqual([m.id]);
+    r.fly.list = list;
 
     r.clock.advance(LIST_GRACE_MS);
     expect(await r.reconciler.runOnce()).toMatchObject({ ok: true, gone: 1 });

@@ -6,10 +6,10 @@
  * machines nobody here launched are adopted (shown on the map, destroyed at their TTL).
  */
 import type { CapacityLedger } from '../../ports/capacity.js';
-import type { ActorRuntime } from '../../runtime/actorRuntime.js';
+import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock, Timers } from '../../ports/clock.js';
-import type { FlyMachine, FlyMachines } from '../../ports/flyMachines.js';
-import { METADATA } from '../../runtime/effects.js';
+import { FlyApiError, type FlyMachine, type FlyMachines } from '../../ports/flyMachines.js';
+import { METADATA, type InFlightCreates } from '../../runtime/effects.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { isRegionCode } from '../../shared/regions.js';
@@ -17,6 +17,8 @@ import { Debounced } from './debounce.js';
 
 /** A machine younger than this may be missing from a list yet (the API lags a create). */
 export const LIST_GRACE_MS = 30_000;
+/** At most this many machines missing from a list are looked up one by one per run. */
+const MAX_CONFIRMATIONS = 10;
 
 export interface ReconcileReport {
   ok: boolean;
@@ -46,6 +48,13 @@ export class Reconciler {
       isLeader: () => boolean;
       /** When given, every listed machine keeps its cap slot until the next runs (ADR 0010). */
       ledger?: CapacityLedger;
+      /**
+       * Creates in flight here, and whether this instance drives a launch: with both, a launch
+       * sweeping for a machine that the list shows does not exist is told so (one list serves every
+       * sweep whose own lookups the API keeps failing).
+       */
+      creates?: InFlightCreates;
+      drives?: (rec: ActorRecord) => boolean;
     },
   ) {
     this.debounced = new Debounced(
@@ -106,9 +115,12 @@ export class Reconciler {
       gone: 0,
     };
     const seen = new Set<string>();
+    const launchesWithMachines = new Set<string>();
     for (const m of machines) {
       if (m.state === 'destroyed' || !/^[a-z0-9]{8,32}$/.test(m.id)) continue;
       seen.add(m.id);
+      const owner = m.metadata[METADATA.launchId];
+      if (owner) launchesWithMachines.add(owner);
       if (!isRegionCode(m.region)) {
         log.warn(
           { machineId: m.id, region: m.region },
@@ -150,6 +162,7 @@ export class Reconciler {
       }
     }
     const now = clock.now();
+    let confirmations = 0;
     for (const rec of runtime.actors('vm')) {
       const c = rec.snapshot.context as { machineId: string; createdAt: number; launchId?: string };
       if (
@@ -159,8 +172,11 @@ export class Reconciler {
       )
         continue;
       // The grace is for a list that has not caught up with a create; a machine that said it is
-      // stopping and is no longer listed has gone the way it said.
-      if (now - c.createdAt < LIST_GRACE_MS && !rec.snapshot.matches('stopping')) continue;
+      // stopping and is no longer listed has gone the way it said. A young one is asked for.
+      if (now - c.createdAt < LIST_GRACE_MS && !rec.snapshot.matches('stopping')) {
+        if (confirmations++ >= MAX_CONFIRMATIONS || !(await this.confirmedGone(c.machineId)))
+          continue;
+      }
       const [o] = await runtime.dispatch({
         type: 'fly.machineGone',
         data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) },
@@ -186,6 +202,21 @@ export class Reconciler {
       });
       if (o?.accepted) report.gone++;
     }
+    // A launch sweeping for a machine it never learned of, when the list shows none with its id
+    // and no create of it is on its way here: there is nothing to wait for.
+    const { creates, drives } = this.deps;
+    if (creates && drives) {
+      for (const rec of runtime.actors('launch')) {
+        if (rec.snapshot.status !== 'active' || !rec.snapshot.matches('cleanup')) continue;
+        const c = rec.snapshot.context as { launchId: string; machineId?: string };
+        if (c.machineId !== undefined || launchesWithMachines.has(c.launchId)) continue;
+        if (!drives(rec) || creates.has(c.launchId)) continue;
+        await runtime.dispatch({
+          type: 'fly.noMachineFound',
+          data: { launchId: c.launchId, settled: true },
+        });
+      }
+    }
     log.debug(report, 'reconciled');
     return report;
   }
@@ -204,6 +235,15 @@ export class Reconciler {
       await ledger.hold(holder, now, now + 2 * (intervalMs + minGapMs));
     } catch (err) {
       log.warn({ err: errorMessage(err), holder }, 'could not keep the slot of a listed machine');
+    }
+  }
+
+  /** Fly says the machine is destroyed or does not exist (an API error proves nothing). */
+  private async confirmedGone(machineId: string): Promise<boolean> {
+    try {
+      return (await this.deps.fly.get(machineId)).state === 'destroyed';
+    } catch (err) {
+      return err instanceof FlyApiError && err.status === 404;
     }
   }
 

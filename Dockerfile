@@ -27,9 +27,11 @@ ENV NODE_ENV=production
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The only place the app writes: the file event store (WM_DATA_DIR, default .data) used when
-# NATS_URL is unset. The machine's root filesystem is reset on every deploy, so it lasts one release.
-RUN mkdir -p /app/.data && chown node:node /app/.data
+# The only place the app writes: the file event store (WM_DATA_DIR) used when NATS_URL is unset.
+# fly.toml mounts a volume at /data for it (the root filesystem is reset on every deploy); the
+# mount point exists and belongs to the app's user so a fresh volume is writable. /app/.data is
+# the default outside Fly.
+RUN mkdir -p /app/.data /data && chown node:node /app/.data /data
 # The `node` user (uid 1000) ships with the official image.
 USER node
 # 8080: public listener (behind Fly's proxy). 4001: private API and /debug (6PN only, no public

@@ -1,4 +1,5 @@
 /** Runs the EventStore contract against the file store, plus its crash-safety rules. */
+import { hostname } from 'node:os';
 import {
   appendFileSync,
   mkdtempSync,
@@ -103,6 +104,18 @@ describe('FileEventStore crash safety', () => {
     const path = join(dir, 'events.log');
     writeFileSync(`${path}.lock`, String(process.ppid));
     expect(() => FileEventStore.open(path)).toThrow(FileStoreLockedError);
+    writeFileSync(`${path}.lock`, `${process.ppid} ${hostname()}`);
+    expect(() => FileEventStore.open(path)).toThrow(FileStoreLockedError);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes over a lock left by another host (a volume that outlived its machine), whatever pid runs here', async () => {
+    const dir = tmp();
+    const path = join(dir, 'events.log');
+    writeFileSync(`${path}.lock`, `${process.ppid} an-old-machine`);
+    const store = FileEventStore.open(path);
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe(`${process.pid} ${hostname()}`);
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -111,7 +124,7 @@ describe('FileEventStore crash safety', () => {
     const path = join(dir, 'events.log');
     writeFileSync(`${path}.lock`, '999999999');
     const store = FileEventStore.open(path);
-    expect(readFileSync(`${path}.lock`, 'utf8')).toBe(String(process.pid));
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe(`${process.pid} ${hostname()}`);
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });

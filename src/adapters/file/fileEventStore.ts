@@ -8,6 +8,7 @@
  * process writes a file at a time (a lock file names it). `compact()` moves closed streams past
  * retention to archive segments beside the log, crash-safe at every step (ADR 0012).
  */
+import { hostname } from 'node:os';
 import {
   closeSync,
   existsSync,
@@ -154,6 +155,7 @@ export class FileEventStore implements EventStore {
   /** The archive generation the live log was last compacted to (0: never). */
   private generation = 0;
   private readonly lockPath: string;
+  private readonly lockText = `${process.pid} ${hostname()}`;
   private readonly fsync: boolean;
   private closed = false;
   /** Appends written but not yet on disk, waiting for the next flush. */
@@ -183,14 +185,20 @@ export class FileEventStore implements EventStore {
     return new FileEventStore(path, opts);
   }
 
+  /**
+   * The lock names the process and its host: on a volume that outlives its machine (a deploy), a
+   * lock from another host is stale whatever pid now runs here under that number.
+   */
   private takeLock(): void {
     if (existsSync(this.lockPath)) {
-      const pid = Number(readFileSync(this.lockPath, 'utf8').trim());
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
+      const [pidText, host] = readFileSync(this.lockPath, 'utf8').trim().split(/\s+/);
+      const pid = Number(pidText);
+      const here = host === undefined || host === hostname();
+      if (here && Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
         throw new FileStoreLockedError(this.path, pid);
       }
     }
-    writeFileSync(this.lockPath, String(process.pid));
+    writeFileSync(this.lockPath, this.lockText);
   }
 
   /** Indexes the log: checksum and JSON of every record, but no event is kept or decoded. */
@@ -674,8 +682,7 @@ export class FileEventStore implements EventStore {
     this.subscribers.clear();
     closeSync(this.fd);
     try {
-      if (readFileSync(this.lockPath, 'utf8').trim() === String(process.pid))
-        unlinkSync(this.lockPath);
+      if (readFileSync(this.lockPath, 'utf8').trim() === this.lockText) unlinkSync(this.lockPath);
     } catch {
       // The lock is gone already: nothing to release.
     }

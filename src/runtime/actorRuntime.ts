@@ -30,6 +30,7 @@ import type { Logger } from '../shared/log.js';
 import { KeyedLock } from './keyedLock.js';
 import { decider, type Decider } from './decide.js';
 import { kindOf, routeFact, type StreamKind } from './router.js';
+import type { BootSnapshot } from './snapshot.js';
 
 /** A fact as the outside world hands it to the runtime (the envelope is made here). */
 export interface Fact<T extends FactType = FactType> {
@@ -108,6 +109,8 @@ export interface BootReport {
   actors: number;
   live: number;
   redriven: number;
+  /** True when boot restored a snapshot and read only the store after it. */
+  fromSnapshot: boolean;
   ms: number;
 }
 
@@ -126,6 +129,9 @@ export class ActorRuntime {
   private readonly driven = new Set<string>();
   private stopTail: (() => void) | undefined;
   private position = 0;
+  /** Positions fed by the store and not yet folded (a snapshot covers only what is below them). */
+  private readonly pendingIngest = new Set<number>();
+  private booted = false;
   private closed = false;
   private readonly o: Required<Omit<RuntimeOptions, 'drives'>> & Pick<RuntimeOptions, 'drives'>;
 
@@ -141,33 +147,17 @@ export class ActorRuntime {
    * (the capacity ledger is restored there, so a re-driven reservation cannot pass the cap).
    */
   async boot(
-    opts: { beforeDrive?: (open: readonly ActorRecord[]) => Promise<unknown> } = {},
+    opts: {
+      beforeDrive?: (open: readonly ActorRecord[]) => Promise<unknown>;
+      /** Open actors restored from a snapshot (ADR 0015): only the store after it is read. */
+      from?: BootSnapshot;
+    } = {},
   ): Promise<BootReport> {
     const started = performance.now();
-    let events = 0;
-    let skipped = 0;
-    // Hold each stream's facts until its end: a stream whose last fact closed it is finished and
-    // is not folded at all (it is read from the store if anyone asks); only open actors are rebuilt.
-    const open = new Map<string, StoredEvent[]>();
-    const closed = new Set<string>();
-    for await (const e of this.o.store.readAll(this.position)) {
-      events++;
-      if (e.position > this.position) this.position = e.position;
-      if (closed.has(e.stream)) {
-        skipped++;
-        continue;
-      }
-      if (e.meta.closes) {
-        skipped += (open.get(e.stream)?.length ?? 0) + 1;
-        open.delete(e.stream);
-        closed.add(e.stream);
-        continue;
-      }
-      const held = open.get(e.stream);
-      if (held) held.push(e);
-      else open.set(e.stream, [e]);
-    }
-    for (const held of open.values()) for (const e of held) this.foldStored(e, false);
+    let read = opts.from ? await this.load(opts.from) : undefined;
+    const fromSnapshot = read !== undefined;
+    read ??= (await this.load(undefined))!;
+    const { events, skipped } = read;
     await opts.beforeDrive?.(
       [...this.records.values()].filter((r) => r.snapshot.status === 'active'),
     );
@@ -186,12 +176,19 @@ export class ActorRuntime {
     // Follow the store: other instances' appends (and our own, which we skip by version).
     this.stopTail = this.o.store.subscribe(this.position, (e) => {
       if (e.position > this.position) this.position = e.position;
-      this.track(this.lock.run(e.stream, () => this.ingest(e)));
+      this.pendingIngest.add(e.position);
+      this.track(
+        this.lock
+          .run(e.stream, () => this.ingest(e))
+          .finally(() => this.pendingIngest.delete(e.position)),
+      );
     });
+    this.booted = true;
     const live = [...this.records.values()].filter((r) => r.snapshot.status === 'active').length;
     const report = {
       events,
       skipped,
+      fromSnapshot,
       actors: this.records.size,
       live,
       redriven,
@@ -199,6 +196,100 @@ export class ActorRuntime {
     };
     this.o.log.info(report, 'runtime booted');
     return report;
+  }
+
+  /**
+   * Read the store into open actors. Without a snapshot: every fact, each stream held until its end,
+   * and a stream that closed is dropped unfolded (ADR 0009). With one: its actors first, then only
+   * the facts after its position; a restored actor closed in the tail is folded and then dropped, a
+   * stream first seen past its first fact finished before the snapshot (it was not in it). Returns
+   * undefined when the store contradicts the snapshot (the caller then reads everything).
+   */
+  private async load(
+    from: BootSnapshot | undefined,
+  ): Promise<{ events: number; skipped: number } | undefined> {
+    this.records.clear();
+    this.position = from?.position ?? 0;
+    const restored = new Set<string>();
+    for (const r of from?.records ?? []) {
+      this.records.set(r.stream, { ...r, recent: [...r.recent] });
+      restored.add(r.stream);
+    }
+    let events = 0;
+    let skipped = 0;
+    const touched = new Set<string>();
+    const open = new Map<string, StoredEvent[]>();
+    const closed = new Set<string>();
+    for await (const e of this.o.store.readAll(this.position)) {
+      events++;
+      if (e.position > this.position) this.position = e.position;
+      if (closed.has(e.stream)) {
+        skipped++;
+        continue;
+      }
+      if (restored.has(e.stream)) {
+        const have = this.records.get(e.stream)!.version;
+        if (e.version > have + 1) {
+          this.o.log.warn(
+            { stream: e.stream, have, next: e.version },
+            'boot snapshot skips facts the store has: reading the whole store',
+          );
+          return undefined;
+        }
+        touched.add(e.stream);
+        this.foldStored(e, false);
+        if (e.meta.closes) closed.add(e.stream);
+        continue;
+      }
+      if (from && e.version > 1 && !open.has(e.stream)) {
+        skipped++;
+        closed.add(e.stream);
+        continue;
+      }
+      if (e.meta.closes) {
+        skipped += (open.get(e.stream)?.length ?? 0) + 1;
+        open.delete(e.stream);
+        closed.add(e.stream);
+        continue;
+      }
+      const held = open.get(e.stream);
+      if (held) held.push(e);
+      else open.set(e.stream, [e]);
+    }
+    for (const s of restored) if (closed.has(s)) this.records.delete(s);
+    // A restored actor the tail never mentions must still be in this store: one retention archived
+    // finished while we were away; one the store does not know means the snapshot is another store's.
+    if (from && this.o.store.status) {
+      for (const s of restored) {
+        if (touched.has(s)) continue;
+        const status = await this.o.store.status(s);
+        if (status === 'archived') this.records.delete(s);
+        else if (status === 'unknown') {
+          this.o.log.warn(
+            { stream: s },
+            'boot snapshot names a stream the store does not know: reading the whole store',
+          );
+          return undefined;
+        }
+      }
+    }
+    for (const held of open.values()) for (const e of held) this.foldStored(e, false);
+    return { events, skipped };
+  }
+
+  /**
+   * What a boot snapshot would hold now (ADR 0015): the open actors and the highest position every
+   * fact at or below which they reflect. Undefined before boot. Synchronous, so consistent.
+   */
+  snapshotState(): BootSnapshot | undefined {
+    if (!this.booted) return undefined;
+    let position = this.position;
+    for (const p of this.pendingIngest) if (p - 1 < position) position = p - 1;
+    // Copies: the live records change under a caller that serialises later.
+    const records = [...this.records.values()]
+      .filter((r) => r.snapshot.status === 'active' && r.version > 0)
+      .map((r) => ({ ...r, recent: [...r.recent] }));
+    return { position, records };
   }
 
   /**

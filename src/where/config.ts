@@ -124,6 +124,8 @@ export const whereEnv = z
     WM_COMPACT_INTERVAL: envDuration(1000, 7 * 86_400_000).default(10 * 60_000),
     /** Archive segments (one per compaction that archived anything) kept on disk; 0: all. */
     WM_ARCHIVE_SEGMENTS: envInt(0, 1_000_000).default(1008),
+    /** How often the boot snapshot of open actors is written (also at a clean stop); 0: never (ADR 0015). */
+    WM_SNAPSHOT_INTERVAL: envDuration(0, 7 * 86_400_000).default(5 * 60_000),
   })
   .superRefine((env, ctx) => {
     if (env.WM_LOCAL) return;
@@ -188,6 +190,8 @@ export interface WhereConfig {
     /** undefined: keep every archive segment. */
     archiveSegments: number | undefined;
   };
+  /** Boot snapshots (ADR 0015): written this often and at a clean stop; 0: none. */
+  snapshotIntervalMs: number;
 }
 
 /** Derive the full configuration from a parsed environment (pure but for generated local secrets). */
@@ -273,5 +277,6 @@ export function toConfig(env: WhereEnv): WhereConfig {
       compactIntervalMs: env.WM_COMPACT_INTERVAL,
       archiveSegments: env.WM_ARCHIVE_SEGMENTS || undefined,
     },
+    snapshotIntervalMs: env.WM_SNAPSHOT_INTERVAL,
   };
 }

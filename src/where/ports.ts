@@ -64,6 +64,7 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
     return {
       ...common,
       store,
+      snapshot: { path: join(cfg.dataDir, 'snapshot.json'), store: 'file' },
       ledger: new MemoryCapacityLedger(),
       leases: new MemoryLeases(),
       presence: new MemoryPresence(),
@@ -97,6 +98,11 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
   return {
     ...common,
     store,
+    // Each instance folds the whole stream, so each keeps its own snapshot on its own disk.
+    snapshot: {
+      path: join(cfg.dataDir, `snapshot.${cfg.instance}.json`),
+      store: `nats:${cfg.nats.stream}`,
+    },
     ledger: await NatsCapacityLedger.open(nc, kv),
     leases: await NatsLeases.open(nc, kv),
     presence: await NatsPresence.open(nc, kv),

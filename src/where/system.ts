@@ -13,6 +13,7 @@ import type { EventStore } from '../ports/eventStore.js';
 import type { FlyMachines } from '../ports/flyMachines.js';
 import type { Ids } from '../ports/ids.js';
 import { ActorRuntime } from '../runtime/actorRuntime.js';
+import { SnapshotFile } from '../runtime/snapshot.js';
 import { createEffectRunner, InFlightCreates } from '../runtime/effects.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -38,6 +39,11 @@ export interface WherePorts {
   timers: Timers;
   ids: Ids;
   log: Logger;
+  /**
+   * Where this instance keeps its boot snapshot, and which store it belongs to (ADR 0015). Absent:
+   * no snapshots (a store that does not outlive the process has nothing to boot from).
+   */
+  snapshot?: { path: string; store: string };
   /** Releases the adapters (connections, files) after everything else stopped. */
   close?: () => Promise<void>;
 }
@@ -108,6 +114,24 @@ export async function createWhere(
   cluster.attach(runtime);
 
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
+  // Boot snapshots (ADR 0015): the open actors and the position they cover, so boot reads the tail.
+  const snapshots =
+    ports.snapshot && cfg.snapshotIntervalMs > 0
+      ? new SnapshotFile({
+          ...ports.snapshot,
+          log: log.child({ part: 'snapshot' }),
+          now: () => clock.now(),
+        })
+      : undefined;
+  const SNAPSHOT_TIMER = 'where/snapshot';
+  const armSnapshot = (): void => {
+    if (!snapshots) return;
+    ports.timers.set(SNAPSHOT_TIMER, clock.now() + cfg.snapshotIntervalMs, () => {
+      void snapshots.save(runtime.snapshotState()).finally(() => {
+        if (booted) armSnapshot();
+      });
+    });
+  };
   const retention = new Retention({
     store: ports.store,
     clock,
@@ -175,7 +199,10 @@ export async function createWhere(
     privateApp,
     async start(listen = true) {
       await cluster.start();
+      const from = await snapshots?.load();
       const report = await runtime.boot({
+        ...(from ? { from } : {}),
+        // Capacity holds and the fleet are rebuilt from the actors, restored or folded alike.
         beforeDrive: (open) =>
           restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
       });
@@ -186,6 +213,7 @@ export async function createWhere(
       reconciler.start();
       autospawn.start();
       retention.start();
+      armSnapshot();
       log.info(
         { instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report },
         'landing app ready',
@@ -209,6 +237,14 @@ export async function createWhere(
         ['fleet', () => fleet.close()],
         ['launch streams', () => launches.close()],
         ['runtime', () => runtime.close()],
+        [
+          'snapshot',
+          async () => {
+            if (!snapshots) return;
+            ports.timers.clear(SNAPSHOT_TIMER);
+            await snapshots.save(runtime.snapshotState());
+          },
+        ],
         ['cluster', () => cluster.stop()],
         ['adapters', () => ports.close?.()],
       ];

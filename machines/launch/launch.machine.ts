@@ -372,6 +372,23 @@ export const launchMachine = setup({
         },
       ],
       on: {
+        // The sweep found the machine this launch never heard of: follow it by id from now on
+        // (its destroy may fail; the launch then keeps its slot and hands it to the machine's actor).
+        'fly.machineObserved': [
+          {
+            guard: ({ context, event }) =>
+              context.machineId === undefined &&
+              event.launchId === context.launchId &&
+              phaseOf(event.state) !== 'destroyed',
+            actions: assign({ machineId: ({ event }) => event.machineId }),
+          },
+          {
+            guard: ({ context, event }) =>
+              context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
+            target: 'failed',
+            actions: [...closeCleanup],
+          },
+        ],
         // The create we gave up on finished after all: destroy what it made.
         'fly.machineCreated': {
           guard: ({ context }) => context.machineId === undefined,
@@ -431,12 +448,6 @@ export const launchMachine = setup({
         // The sweep found nothing alive and no create of ours is still running: nothing to wait for.
         'fly.noMachineFound': {
           guard: ({ context, event }) => context.machineId === undefined && event.settled,
-          target: 'failed',
-          actions: [...closeCleanup],
-        },
-        'fly.machineObserved': {
-          guard: ({ context, event }) =>
-            context.machineId === event.machineId && phaseOf(event.state) === 'destroyed',
           target: 'failed',
           actions: [...closeCleanup],
         },

@@ -16,6 +16,7 @@ import {
 } from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { isRegionCode } from '../shared/regions.js';
 import type { EffectContext, EffectRunner, Fact } from './actorRuntime.js';
 
 export const METADATA = { launchId: 'launch_id', source: 'source', owner: 'owner' } as const;
@@ -329,10 +330,29 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
 
     async destroyMachine(p) {
       let ids: string[];
+      const out: Fact[] = [];
       if (p.machineId) ids = [p.machineId];
       else if (p.launchId) {
         try {
-          ids = (await findMachines(p.launchId)).map((m) => m.id);
+          const found = await findMachines(p.launchId);
+          ids = found.map((m) => m.id);
+          // Say what the sweep found before acting on it: the machine's actor adopts it (and
+          // holds its slot), and a launch that never heard of it learns it, so a destroy that
+          // fails here is not forgotten when the launch stops sweeping.
+          for (const m of found) {
+            if (!isRegionCode(m.region)) continue;
+            const createdAt = Date.parse(m.createdAt);
+            out.push({
+              type: 'fly.machineObserved',
+              data: {
+                machineId: m.id,
+                state: m.state,
+                region: m.region,
+                launchId: p.launchId,
+                ...(Number.isFinite(createdAt) ? { createdAt } : {}),
+              },
+            });
+          }
           if (ids.length === 0) {
             // Nothing alive carries the launch's id. Whether that is final depends on a create of
             // it still running here (its answer may yet make one): the chart waits for that.
@@ -351,7 +371,6 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
           return [];
         }
       } else return [];
-      const out: Fact[] = [];
       for (const machineId of ids) {
         try {
           await deps.fly.destroy(machineId, { force: true });

@@ -294,4 +294,25 @@ describe('every launch ends', () => {
     expect(stateOf(p, view.launchId)?.value).toBe('destroyed');
     expect(await p.ledger.holds(clock.now())).toEqual([]);
   });
+
+  it('a machine the sweep finds but cannot destroy keeps its slot, and its own actor destroys it later', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const p = await boot(new MemoryEventStore(), fly, clock);
+    await settle(p);
+    // The create makes a machine but its answer is lost, the lookup fails, and so does the
+    // destroy of what the sweep then finds.
+    fly
+      .failNext('create', { status: 0, commit: true })
+      .failNext('list', { status: 503 })
+      .failNext('destroy', { status: 503 }, 5);
+    const view = await launch(p);
+    await settle(p);
+    const machineId = fly.live()[0]!.id;
+    const s = stateOf(p, view.launchId);
+    expect(s?.value).toBe('cleanup');
+    expect((s?.context as { machineId?: string }).machineId).toBe(machineId);
+    expect(p.system.services.runtime.actor(`vm.${machineId}`)?.snapshot.status).toBe('active');
+    expect((await p.ledger.holds(clock.now())).map((h) => h.holder)).toEqual([view.launchId]);
+  });
 });

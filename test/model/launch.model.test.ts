@@ -70,6 +70,7 @@ function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
     e('fly.machineDestroyed', { machineId: M, launchId: L }, t, 11),
     e('vm.listening', { machineId: M, launchId: L, region: 'fra' }, t, 12),
     e('vm.stopping', { machineId: M, launchId: L, reason: 'finished' }, t, 13),
+    e('fly.machineObserved', { machineId: M, state: 'started', region: 'fra', launchId: L }, t, 18),
     e('fly.noMachineFound', { launchId: L, settled: true }, t, 16),
     e('fly.noMachineFound', { launchId: L, settled: false }, t, 17),
   ];

@@ -18,6 +18,11 @@ export interface ChaosOptions {
   readonly readyTimeoutMs: number;
   readonly ttlMs: number;
   readonly reconcileIntervalMs: number;
+  /**
+   * WM_SNAPSHOT_INTERVAL of the landing instances (default 1 s, so most restarts boot from a
+   * snapshot and the tail: the snapshot path is under the same kills as the full read).
+   */
+  readonly snapshotIntervalMs?: number;
   /** A round lasts at least this long (launches, kills, restarts, checks, then the rest of it). */
   readonly roundMs: number;
   /** Spread of the launches inside a round: each is sent at a seeded 0..launchSpreadMs. */
@@ -40,6 +45,7 @@ export const DEFAULTS = {
   readyTimeoutMs: 15_000,
   ttlMs: 20_000,
   reconcileIntervalMs: 5_000,
+  snapshotIntervalMs: 1_000,
   roundMs: 4_000,
   launchSpreadMs: 1_500,
   natsKillRate: 1,
@@ -147,6 +153,11 @@ export function replayCommand(o: ChaosOptions): string {
   opt('ready-ms', o.readyTimeoutMs, DEFAULTS.readyTimeoutMs);
   opt('ttl-ms', o.ttlMs, DEFAULTS.ttlMs);
   opt('reconcile-ms', o.reconcileIntervalMs, DEFAULTS.reconcileIntervalMs);
+  opt(
+    'snapshot-ms',
+    o.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs,
+    DEFAULTS.snapshotIntervalMs,
+  );
   opt('round-ms', o.roundMs, DEFAULTS.roundMs);
   opt('launch-spread-ms', o.launchSpreadMs, DEFAULTS.launchSpreadMs);
   if (o.mode === 'nats') opt('nats-kill-rate', o.natsKillRate, DEFAULTS.natsKillRate);

@@ -45,7 +45,7 @@ import {
   type StoredFact,
   type Violation,
 } from './checks.js';
-import { faultConfig, replayCommand, schedule, type ChaosOptions } from './config.js';
+import { DEFAULTS, faultConfig, replayCommand, schedule, type ChaosOptions } from './config.js';
 import {
   ManagedProcess,
   freePorts,
@@ -389,6 +389,7 @@ export async function runChaos(opts: ChaosOptions, io: ChaosIo): Promise<ChaosRe
         WM_REQUESTS_PER_MINUTE: '1000000',
         WM_RECONCILE_INTERVAL_MS: String(opts.reconcileIntervalMs),
         WM_RECONCILE_MIN_GAP_MS: String(Math.min(5_000, opts.reconcileIntervalMs)),
+        WM_SNAPSHOT_INTERVAL: String(opts.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs),
         ...(nats ? { NATS_URL: `nats://127.0.0.1:${natsPort}` } : {}),
       },
       cwd: ROOT,

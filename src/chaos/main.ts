@@ -20,6 +20,7 @@ const USAGE = `usage: npm run chaos -- [flags]
   --ready-ms <ms>            WM_READY_TIMEOUT_MS (default ${DEFAULTS.readyTimeoutMs})
   --ttl-ms <ms>              WM_TTL_BUTTON_MS (default ${DEFAULTS.ttlMs})
   --reconcile-ms <ms>        WM_RECONCILE_INTERVAL_MS (default ${DEFAULTS.reconcileIntervalMs})
+  --snapshot-ms <ms>         WM_SNAPSHOT_INTERVAL (default ${DEFAULTS.snapshotIntervalMs}; 0: boot always reads the whole store)
   --round-ms <ms>            the least time a round takes (default ${DEFAULTS.roundMs})
   --launch-spread-ms <ms>    launches of a round are sent over 0..this (default ${DEFAULTS.launchSpreadMs})
   --nats-kill-rate <0..1>    NATS mode: share of rounds that kill -9 the broker (default ${DEFAULTS.natsKillRate})
@@ -53,6 +54,7 @@ const { values } = (() => {
         'ready-ms': { type: 'string' },
         'ttl-ms': { type: 'string' },
         'reconcile-ms': { type: 'string' },
+        'snapshot-ms': { type: 'string' },
         'round-ms': { type: 'string' },
         'launch-spread-ms': { type: 'string' },
         'nats-kill-rate': { type: 'string' },
@@ -113,6 +115,7 @@ const opts: ChaosOptions = {
     DEFAULTS.reconcileIntervalMs,
     1000,
   ),
+  snapshotIntervalMs: int('snapshot-ms', values['snapshot-ms'], DEFAULTS.snapshotIntervalMs),
   roundMs: int('round-ms', values['round-ms'], DEFAULTS.roundMs),
   launchSpreadMs: int('launch-spread-ms', values['launch-spread-ms'], DEFAULTS.launchSpreadMs),
   natsKillRate: rate,

@@ -43,6 +43,17 @@ export const FLY_ACTIONS: readonly FlyAction[] = [
   'destroy',
 ];
 
+/**
+ * Told about every request the client sends (metrics, ADR 0016); each hook optional, none may throw.
+ * `request`: one HTTP attempt with its status (0: no response) and duration; `retry`: an attempt is
+ * about to be sent again; `tokenWait`: how long a call waited for a client-side rate-limit token.
+ */
+export interface FlyCallObserver {
+  request?(action: FlyAction, status: number, seconds: number): void;
+  retry?(action: FlyAction): void;
+  tokenWait?(action: FlyAction, seconds: number): void;
+}
+
 export interface FlyMachinesHttpOptions {
   /** API root including the version, e.g. `https://api.machines.dev/v1` or `http://127.0.0.1:4280/v1`. */
   readonly baseUrl: string;
@@ -69,6 +80,8 @@ export interface FlyMachinesHttpOptions {
   readonly rateLimits?: false | Partial<Record<FlyAction, BucketLimit>>;
   readonly logger?: Logger;
   readonly userAgent?: string;
+  /** Sees every request, retry and token wait (metrics); absent: nothing is observed. */
+  readonly observer?: FlyCallObserver;
 }
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -197,6 +210,7 @@ export class FlyMachinesHttp implements FlyMachines {
   private readonly buckets: ActionBuckets<FlyAction> | undefined;
   private readonly logger: Logger | undefined;
   private readonly userAgent: string;
+  private readonly observer: FlyCallObserver | undefined;
 
   constructor(opts: FlyMachinesHttpOptions) {
     if (!opts.token) throw new Error('FlyMachinesHttp: a token is required');
@@ -223,6 +237,7 @@ export class FlyMachinesHttp implements FlyMachines {
           );
     this.logger = opts.logger?.child({ component: 'fly-client', app: opts.app });
     this.userAgent = opts.userAgent ?? 'wheremachines/0.1';
+    this.observer = opts.observer;
   }
 
   private machinesPath(machineId?: string, suffix = ''): string {
@@ -345,7 +360,13 @@ export class FlyMachinesHttp implements FlyMachines {
         ? Math.min(remaining, this.attemptTimeoutMs + (spec.extraMs ?? 0))
         : remaining;
 
+      const sentAt = performance.now();
       const a = await this.send(spec, url, attemptMs);
+      this.observer?.request?.(
+        spec.action,
+        a.kind === 'response' ? a.status : 0,
+        (performance.now() - sentAt) / 1000,
+      );
       const lastAttempt = !idempotent || attempt >= this.maxAttempts;
 
       if (a.kind === 'noResponse') {
@@ -357,6 +378,7 @@ export class FlyMachinesHttp implements FlyMachines {
           const delay = backoffMs(this.backoff, attempt, this.random());
           if (this.clock.now() + delay < deadline) {
             await this.sleep(delay);
+            this.observer?.retry?.(spec.action);
             continue;
           }
         }
@@ -388,6 +410,7 @@ export class FlyMachinesHttp implements FlyMachines {
             'fly call will retry',
           );
           await this.sleep(delay);
+          this.observer?.retry?.(spec.action);
           continue;
         }
       }
@@ -416,6 +439,7 @@ export class FlyMachinesHttp implements FlyMachines {
         undefined,
       );
     }
+    this.observer?.tokenWait?.(action, wait / 1000);
     if (wait > 0) await this.sleep(wait);
   }
 

@@ -11,6 +11,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { createMachineRequest, stopRequest, WAIT_STATES, durationMs } from '../fly/schemas.js';
 import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../fly/tokenBucket.js';
@@ -87,6 +88,64 @@ function malformedBody(): string {
   return malformedCount++ % 2 === 0
     ? '{"id": "0123456789abcd", "state": "sta'
     : '{"id": 42, "ok": "maybe", "state": null}';
+}
+
+/** The emulator's metrics, read from its stats when scraped: one registry per app. */
+function emulatorMetrics(emulator: FlyLocalEmulator, stats: HttpStats): Registry {
+  const registers = [new Registry()];
+  const split = (key: string, sep: string): [string, string] => {
+    const i = key.indexOf(sep);
+    return [key.slice(0, i), key.slice(i + sep.length)];
+  };
+  new Counter({
+    name: 'flylocal_api_requests_total',
+    help: 'Machines API calls the emulator answered, by action and status.',
+    labelNames: ['action', 'status'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(stats.responses)) {
+        const [action, status] = split(key, ' ');
+        this.inc({ action, status }, n);
+      }
+    },
+  });
+  new Counter({
+    name: 'flylocal_rate_limited_total',
+    help: 'Calls refused with 429 by the emulated rate limits, by action.',
+    labelNames: ['action'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [action, n] of Object.entries(stats.rateLimited)) this.inc({ action }, n ?? 0);
+    },
+  });
+  new Counter({
+    name: 'flylocal_faults_injected_total',
+    help: 'Faults injected into API calls, by action and fault.',
+    labelNames: ['action', 'fault'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, n] of emulator.faults.injected) {
+        const [action, fault] = split(key, ':');
+        this.inc({ action, fault }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'flylocal_machines',
+    help: 'Machines the emulator knows, by state (destroyed ones included).',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.reset();
+      const n = new Map<string, number>();
+      for (const m of emulator.ledger()) n.set(m.state, (n.get(m.state) ?? 0) + 1);
+      for (const [state, v] of n) this.set({ state }, v);
+    },
+  });
+  return registers[0]!;
 }
 
 export function buildFlyLocalApp(
@@ -393,6 +452,11 @@ export function buildFlyLocalApp(
     ...stats.toJSON(),
     faults: Object.fromEntries(emulator.faults.injected),
   }));
+  // Prometheus text (no auth, like the other local-only admin reads): what the stats say.
+  const registry = emulatorMetrics(emulator, stats);
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', registry.contentType).send(await registry.metrics()),
+  );
 
   return { app, stats };
 }

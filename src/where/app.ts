@@ -37,6 +37,7 @@ import { PAGE_CSS } from './views/styles.js';
 import { debugRoutes } from './debug.js';
 import { CALLBACK_PATH } from './machineSpec.js';
 import type { LaunchView } from './wire.js';
+import { callbackResult, type WhereMetrics } from './metrics.js';
 
 export interface WhereServices {
   cfg: WhereConfig;
@@ -55,6 +56,8 @@ export interface WhereServices {
   assets: ReadonlyMap<string, Buffer>;
   /** True once the runtime has booted and the store answers. */
   ready: () => boolean;
+  /** Prometheus metrics (GET /metrics on the private listener); absent: no such route. */
+  metrics?: WhereMetrics;
 }
 
 const launchIdParam = z.object({
@@ -233,6 +236,17 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     }
   };
 
+  /**
+   * Count a launch refused before it existed (metrics). CAPACITY is left out: that launch exists
+   * and is counted from its facts as failed:capacity.
+   */
+  const countRefusal = (req: FastifyRequest, source: 'button' | 'dash', err: unknown) => {
+    if (!s.metrics || !(err instanceof AppError) || err.code === 'CAPACITY') return;
+    const asked = (req.body as { region?: unknown } | undefined)?.region;
+    const region = isRegionCode(asked) ? String(asked) : (edgeOf(req) ?? cfg.region);
+    s.metrics.launchRefused(region, source, err.code);
+  };
+
   const accepted = (v: LaunchView) => ({
     launchId: v.launchId,
     region: v.region,
@@ -249,6 +263,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       if (form) return reply.code(303).header('location', `/launches/${view.launchId}`).send();
       return reply.code(202).send(accepted(view));
     } catch (err) {
+      countRefusal(req, 'button', err);
       if (err instanceof AppError) {
         const retry = (err as AppError & { retryAfterMs?: number }).retryAfterMs;
         if (retry) reply.header('retry-after', Math.ceil(retry / 1000));
@@ -383,8 +398,13 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       return s.autospawn.view();
     });
     dash.post('/dash/launches', async (req, reply) => {
-      sameOrigin(req);
-      const view = await startLaunch(req, 'dash');
+      const view = await (async () => {
+        sameOrigin(req);
+        return startLaunch(req, 'dash');
+      })().catch((err: unknown) => {
+        countRefusal(req, 'dash', err);
+        throw err;
+      });
       // Without JavaScript the tile is a form: back to the dashboard, which shows the new machine.
       const form =
         req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ?? false;
@@ -432,7 +452,13 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
   app.post(CALLBACK_PATH, async (req, reply) => {
     const raw = typeof req.body === 'string' ? req.body : '';
     const sig = req.headers[SIGNATURE_HEADER];
-    const result = await s.callbacks.handle(raw, Array.isArray(sig) ? sig[0] : sig);
+    const result = await s.callbacks
+      .handle(raw, Array.isArray(sig) ? sig[0] : sig)
+      .catch((err: unknown) => {
+        s.metrics?.callback(err instanceof AppError ? callbackResult(err.code) : 'error');
+        throw err;
+      });
+    s.metrics?.callback(result.accepted ? 'accepted' : 'duplicate');
     req.log.info(
       result,
       result.accepted ? 'machine status received' : 'machine status already known',
@@ -441,6 +467,15 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Prometheus scrapes this over 6PN (fly.toml [metrics]); never on the public listener.
+  const metrics = s.metrics;
+  if (metrics)
+    app.get('/metrics', async (_req, reply) =>
+      reply
+        .header('content-type', metrics.contentType)
+        .header('cache-control', 'no-store')
+        .send(await metrics.text()),
+    );
   await app.register(debugRoutes, { services: s, sse });
   return app;
 }

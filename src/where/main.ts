@@ -8,13 +8,16 @@ import { errorMessage } from '../shared/errors.js';
 import { toConfig, whereEnv } from './config.js';
 import { buildPorts } from './ports.js';
 import { createWhere } from './system.js';
+import { WhereMetrics } from './metrics.js';
 
 const cfg = toConfig(loadEnvOrExit(whereEnv, 'where'));
 const log = createLogger({ name: 'where', level: cfg.logLevel, pretty: cfg.logPretty });
 
 async function main(): Promise<void> {
-  const ports = await buildPorts(cfg, log);
-  const system = await createWhere(cfg, ports);
+  // One registry for this process: the Fly client reports into the same one the app serves.
+  const metrics = new WhereMetrics({ now: () => Date.now() });
+  const ports = await buildPorts(cfg, log, { flyObserver: metrics.fly });
+  const system = await createWhere(cfg, ports, { metrics });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

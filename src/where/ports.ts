@@ -15,7 +15,7 @@ import { UlidIds } from '../adapters/system/ulidIds.js';
 import { connectNats, ensureStream, eventStreamConfig } from '../adapters/nats/connection.js';
 import { JetStreamEventStore } from '../adapters/nats/jetStreamEventStore.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../adapters/nats/natsKv.js';
-import { FlyMachinesHttp } from '../fly/client.js';
+import { FlyMachinesHttp, type FlyCallObserver } from '../fly/client.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../shared/log.js';
 import type { WhereConfig } from './config.js';
@@ -42,7 +42,12 @@ export function fileStoreOptions(
   };
 }
 
-export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePorts> {
+export async function buildPorts(
+  cfg: WhereConfig,
+  log: Logger,
+  /** The metrics' observer of Fly API calls (ADR 0016). */
+  extra: { flyObserver?: FlyCallObserver } = {},
+): Promise<WherePorts> {
   const clock = systemClock;
   const common = {
     clock,
@@ -54,6 +59,7 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
       token: cfg.fly.token,
       app: cfg.fly.vmApp,
       logger: log.child({ part: 'fly' }),
+      ...(extra.flyObserver ? { observer: extra.flyObserver } : {}),
     }),
   };
   if (!cfg.nats) {
@@ -95,6 +101,14 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
     ...(now ? { now } : {}),
   });
   const kv = { logger: log, replicas: cfg.nats.replicas };
+  // For the wm_nats_connected gauge: down from a disconnect until the next reconnect.
+  let natsUp = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') natsUp = false;
+      else if (s.type === 'reconnect') natsUp = true;
+    }
+  })().catch(() => undefined);
   return {
     ...common,
     store,
@@ -110,5 +124,6 @@ export async function buildPorts(cfg: WhereConfig, log: Logger): Promise<WherePo
       await store.close();
       await nc.drain();
     },
+    natsConnected: () => natsUp && !nc.isClosed(),
   };
 }

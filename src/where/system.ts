@@ -20,6 +20,7 @@ import type { Logger } from '../shared/log.js';
 import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
 import type { WhereConfig } from './config.js';
 import { machineSpec } from './machineSpec.js';
+import { WhereMetrics } from './metrics.js';
 import { AutospawnDriver } from './services/autospawn.js';
 import { restoreHolds } from './services/capacity.js';
 import { Callbacks } from './services/callbacks.js';
@@ -46,6 +47,8 @@ export interface WherePorts {
   snapshot?: { path: string; store: string };
   /** Releases the adapters (connections, files) after everything else stopped. */
   close?: () => Promise<void>;
+  /** With NATS: whether its connection is up now (the wm_nats_connected gauge). */
+  natsConnected?: () => boolean;
 }
 
 export interface WhereOptions {
@@ -54,6 +57,11 @@ export interface WhereOptions {
   random?: () => number;
   /** Cluster heartbeat period (default 2 s). */
   beatMs?: number;
+  /**
+   * This app's metrics (ADR 0016), when the caller also gave its Fly client their observer;
+   * default: a registry of its own.
+   */
+  metrics?: WhereMetrics;
 }
 
 export interface WhereSystem {
@@ -89,6 +97,9 @@ export async function createWhere(
   });
   let booted = false;
 
+  // Without a caller's registry (tests, benches, many apps per process): no process-wide defaults,
+  // whose event-loop monitor and GC observer would outlive the app.
+  const metrics = opts.metrics ?? new WhereMetrics({ now: () => clock.now(), defaults: false });
   const creates = new InFlightCreates();
   const runEffect = createEffectRunner({
     creates,
@@ -101,7 +112,7 @@ export async function createWhere(
     autoLaunch: { owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
   });
   const runtime = new ActorRuntime({
-    store: ports.store,
+    store: metrics.instrumentStore(ports.store),
     clock,
     timers: ports.timers,
     ids: ports.ids,
@@ -154,6 +165,7 @@ export async function createWhere(
     ledger: ports.ledger,
     creates,
     drives: (r) => cluster.drives(r),
+    onRun: (r) => metrics.reconciled(r),
   });
   const autospawn = new AutospawnDriver({
     runtime,
@@ -189,7 +201,15 @@ export async function createWhere(
     retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
     ready: () => booted,
+    metrics,
   };
+  metrics.attach({
+    runtime,
+    capacity: () => fleet.capacity(),
+    sseClients: () => ({ fleet: fleet.visitors, launch: launches.streams }),
+    isLeader: () => cluster.isLeader(),
+    ...(ports.natsConnected ? { natsConnected: ports.natsConnected } : {}),
+  });
   const publicApp = await buildPublicApp(services);
   const privateApp = await buildPrivateApp(services);
 
@@ -207,6 +227,7 @@ export async function createWhere(
           restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
       });
       fleet.resync();
+      metrics.markLive();
       booted = true;
       await autospawn.configure();
       await autospawn.sync();
@@ -237,6 +258,7 @@ export async function createWhere(
         ['fleet', () => fleet.close()],
         ['launch streams', () => launches.close()],
         ['runtime', () => runtime.close()],
+        ['metrics', () => metrics.close()],
         [
           'snapshot',
           async () => {

@@ -288,7 +288,9 @@ describe('fly.toml: the landing app', () => {
     expect(cfg.private.host).toBe(FLY_PROVIDED.FLY_PRIVATE_IP);
     expect(cfg.private.port).not.toBe(cfg.public.port);
     expect(toml.services).toBeUndefined();
-    const text = JSON.stringify(toml);
+    // [metrics] names it only for Fly's scraper, which reads it over 6PN (checked below).
+    const { metrics: _scraped, ...exposed } = toml;
+    const text = JSON.stringify(exposed);
     expect(text).not.toMatch(new RegExp(`"(internal_)?port":${cfg.private.port}\\b`));
     expect('PRIVATE_HOST' in envSection).toBe(false);
   });
@@ -407,6 +409,18 @@ describe('fly.toml: the landing app', () => {
       expect((await system!.publicApp.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(
         200,
       );
+    });
+
+    it('has Fly scrape Prometheus metrics from the private listener, which serves them; the public one does not', async () => {
+      const metrics = toml.metrics as TomlTable;
+      expect(metrics.port).toBe(cfg.private.port);
+      const path = str(metrics, 'path');
+      expect(path).toBe('/metrics');
+      const res = await system!.privateApp.inject({ method: 'GET', url: path });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(res.body).toMatch(/^# TYPE wm_launches_total counter$/m);
+      expect((await system!.publicApp.inject({ method: 'GET', url: path })).statusCode).toBe(404);
     });
 
     it('is on the public listener, which serves neither the VM callback nor /debug (those are 6PN only)', async () => {

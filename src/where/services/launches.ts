@@ -150,6 +150,13 @@ export class Launches {
     for (const v of held) this.send(stream, w, v);
   }
 
+  /** SSE clients watching a launch here (metrics). */
+  get streams(): number {
+    let n = 0;
+    for (const set of this.watchers.values()) n += set.size;
+    return n;
+  }
+
   unwatch(launchId: string, client: SseClient): void {
     const set = this.watchers.get(launchStream(launchId));
     if (!set) return;

@@ -55,6 +55,8 @@ export class Reconciler {
        */
       creates?: InFlightCreates;
       drives?: (rec: ActorRecord) => boolean;
+      /** Told each run's report (undefined: the run threw), for metrics. */
+      onRun?: (report: ReconcileReport | undefined) => void;
     },
   ) {
     this.debounced = new Debounced(
@@ -93,7 +95,9 @@ export class Reconciler {
   private async runGuarded(): Promise<void> {
     try {
       this.last = await this.runOnce();
+      this.deps.onRun?.(this.last);
     } catch (err) {
+      this.deps.onRun?.(undefined);
       this.deps.log.error({ err: errorMessage(err) }, 'reconciliation failed');
     }
   }

@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- <section>... | --quick]`: the benchmark suite. Each section prints one table
  * where every figure sits beside a floor measured in the same run, as a ratio, with its target and
- * PASS/MISS; results also go to bench/results/latest.json. Sections: runtime vm e2e sse nats.
+ * PASS/MISS; results also go to bench/results/latest.json. Sections: runtime vm e2e sse nats soak
+ * (soak runs only when named: it takes minutes, see docs/benchmarks.md).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { hasGc } from './lib/stats.js';
 import { e2eSection } from './sections/e2e.js';
 import { natsSection } from './sections/nats.js';
 import { runtimeSection } from './sections/runtime.js';
+import { soakSection } from './sections/soak.js';
 import { sseSection } from './sections/sse.js';
 import { vmSection } from './sections/vm.js';
 
@@ -28,7 +30,10 @@ const SECTIONS: readonly SectionDef[] = [
   e2eSection,
   sseSection,
   natsSection,
+  soakSection,
 ];
+/** Sections run only when named (long): `npm run bench -- soak`. */
+const ON_REQUEST = new Set(['soak']);
 
 /** The commit measured, and product files that differed from it (others edit the same tree). */
 function revision(): { commit: string; dirty: string[] } {
@@ -66,7 +71,10 @@ async function main(): Promise<void> {
   const names = args.filter((a) => !a.startsWith('--'));
   if (args.some((a) => a === '--help' || a === '-h')) usage();
   for (const n of names) if (!SECTIONS.some((s) => s.name === n)) usage();
-  const chosen = names.length === 0 ? SECTIONS : SECTIONS.filter((s) => names.includes(s.name));
+  const chosen =
+    names.length === 0
+      ? SECTIONS.filter((s) => !ON_REQUEST.has(s.name))
+      : SECTIONS.filter((s) => names.includes(s.name));
   if (!hasGc()) {
     process.stderr.write('bench: run with node --expose-gc (npm run bench does)\n');
     process.exit(2);

@@ -17,12 +17,15 @@ export function forkTs<In, Out extends { type: string }>(
   script: string,
   args: string[],
   label: string,
+  /** More node flags for the child, e.g. `--max-old-space-size=256`. */
+  nodeFlags: readonly string[] = [],
 ): IpcChild<In, Out> {
   const proc = trackChild(
     fork(join(process.cwd(), script), args, {
       // BENCH_CPU_PROF=<dir> profiles the children too (for finding what dominates a figure).
       execArgv: [
         '--expose-gc',
+        ...nodeFlags,
         '--import',
         'tsx',
         ...(process.env.BENCH_CPU_PROF

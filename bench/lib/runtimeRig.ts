@@ -92,7 +92,13 @@ export interface RuntimeRig {
 
 export function makeRuntimeRig(
   store: EventStore,
-  opts: { ledger?: CapacityLedger; fly?: FakeFlyMachines; instance?: string } = {},
+  opts: {
+    ledger?: CapacityLedger;
+    fly?: FakeFlyMachines;
+    instance?: string;
+    /** Which actors this runtime drives (default all); `() => false` folds without re-driving. */
+    drives?: (r: ActorRecord) => boolean;
+  } = {},
 ): RuntimeRig {
   const fly = opts.fly ?? new FakeFlyMachines({ mode: 'immediate', region: REGION });
   const clock = systemClock;
@@ -116,9 +122,33 @@ export function makeRuntimeRig(
     log,
     instance: opts.instance ?? INSTANCE,
     runEffect,
+    ...(opts.drives ? { drives: opts.drives } : {}),
   });
 
-  // One listener for every waiter (a map by stream), so waiting costs the same at any concurrency.
+  const { until, stop } = changeWaiters(runtime);
+
+  return {
+    runtime,
+    fly,
+    store,
+    ids,
+    until,
+    async close() {
+      stop();
+      await runtime.close(1000);
+      timers.clearAll();
+    },
+  };
+}
+
+/**
+ * `until(stream, pred)` over any runtime: one change listener for every waiter (a map by stream),
+ * so waiting costs the same at any concurrency. `stop()` removes the listener.
+ */
+export function changeWaiters(runtime: ActorRuntime): {
+  until: RuntimeRig['until'];
+  stop: () => void;
+} {
   const waiters = new Map<
     string,
     Set<{ pred: (r: ActorRecord) => boolean; resolve: (r: ActorRecord) => void }>
@@ -134,42 +164,31 @@ export function makeRuntimeRig(
     }
     if (set.size === 0) waiters.delete(c.record.stream);
   });
-
-  return {
-    runtime,
-    fly,
-    store,
-    ids,
-    until(stream, pred, timeoutMs = 10_000) {
-      const now = runtime.actor(stream);
-      if (now && pred(now)) return Promise.resolve(now);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.get(stream)?.delete(w);
-          reject(
-            new Error(
-              `${stream}: condition not reached within ${timeoutMs} ms (state ${JSON.stringify(runtime.actor(stream)?.snapshot.value)})`,
-            ),
-          );
-        }, timeoutMs);
-        const w = {
-          pred,
-          resolve: (r: ActorRecord) => {
-            clearTimeout(timer);
-            resolve(r);
-          },
-        };
-        let set = waiters.get(stream);
-        if (!set) waiters.set(stream, (set = new Set()));
-        set.add(w);
-      });
-    },
-    async close() {
-      stop();
-      await runtime.close(1000);
-      timers.clearAll();
-    },
+  const until: RuntimeRig['until'] = (stream, pred, timeoutMs = 10_000) => {
+    const now = runtime.actor(stream);
+    if (now && pred(now)) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.get(stream)?.delete(w);
+        reject(
+          new Error(
+            `${stream}: condition not reached within ${timeoutMs} ms (state ${JSON.stringify(runtime.actor(stream)?.snapshot.value)})`,
+          ),
+        );
+      }, timeoutMs);
+      const w = {
+        pred,
+        resolve: (r: ActorRecord) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      };
+      let set = waiters.get(stream);
+      if (!set) waiters.set(stream, (set = new Set()));
+      set.add(w);
+    });
   };
+  return { until, stop };
 }
 
 const isFinal = (r: ActorRecord) => r.snapshot.status === 'done';
@@ -178,7 +197,9 @@ const isFinal = (r: ActorRecord) => r.snapshot.status === 'done';
  * One launch through its whole life, each step as the outside world would cause it. Resolves
  * with the machine id once the launch and its machine's actor are both final (destroyed).
  */
-export async function runLaunch(rig: RuntimeRig): Promise<string> {
+export async function runLaunch(
+  rig: Pick<RuntimeRig, 'runtime' | 'fly' | 'ids' | 'until'>,
+): Promise<string> {
   const { runtime, fly } = rig;
   const launchId = rig.ids.next();
   const stream = `launch.${launchId}`;
@@ -213,3 +234,21 @@ export async function runLaunch(rig: RuntimeRig): Promise<string> {
 
 /** Events one launch appends: 6 on the launch stream, 5 on the machine's. Checked by the bench. */
 export const EVENTS_PER_LAUNCH = 11;
+
+/**
+ * The same history with every `1/every`-th actor stream left open (by first appearance): its
+ * closing fact (`meta.closes`) is dropped, so a boot over it has live actors to fold (issue 10:
+ * a replay of finished streams only folds nothing). Versions stay contiguous.
+ */
+export function withOpenStreams(
+  events: readonly StoredEvent[],
+  every = 10,
+): { events: StoredEvent[]; streams: number; open: number } {
+  const order = new Map<string, number>();
+  for (const e of events) if (!order.has(e.stream)) order.set(e.stream, order.size);
+  const isOpen = (stream: string) => order.get(stream)! % every === every - 1;
+  const kept = events.filter((e) => !(e.meta.closes && isOpen(e.stream)));
+  let open = 0;
+  for (const s of order.keys()) if (isOpen(s)) open++;
+  return { events: kept, streams: order.size, open };
+}

@@ -4,7 +4,7 @@
  *     instance B (the landing app on its own connection and store) folds it from its store feed and
  *     its Fleet writes the frame to an SSE client. Beside it, a raw core-NATS publish → subscribe
  *     between the same two connections, and (context) a raw JetStream publish → ordered consumer.
- * (b) boot replay of ~100k events from JetStream into a runtime, beside a raw ordered consume
+ * (b) boot replay of ~100k events (every 10th actor stream open) from JetStream into a runtime, beside a raw ordered consume
  *     (+ JSON.parse) of the same stream.
  */
 import { request } from 'node:http';
@@ -30,7 +30,12 @@ import { NatsServer } from '../../test/support/natsServer.js';
 import { defer } from '../lib/cleanup.js';
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
-import { EVENTS_PER_LAUNCH, makeRuntimeRig, runLaunch } from '../lib/runtimeRig.js';
+import {
+  EVENTS_PER_LAUNCH,
+  makeRuntimeRig,
+  runLaunch,
+  withOpenStreams,
+} from '../lib/runtimeRig.js';
 import { fmtMs, fmtRate, p50, p99, settleHeap, summarize } from '../lib/stats.js';
 
 const log = silentLogger();
@@ -302,7 +307,11 @@ export const natsSection: SectionDef = {
       );
 
       // ---- (b) boot replay from JetStream ------------------------------------------------------
-      const events = await lifecycleEvents(ctx, q ? 300 : Math.ceil(100_000 / EVENTS_PER_LAUNCH));
+      // Every 10th actor stream left open, so boot has live actors to fold (as runtime (c)).
+      const events = withOpenStreams(
+        await lifecycleEvents(ctx, q ? 300 : Math.ceil(100_000 / EVENTS_PER_LAUNCH)),
+        10,
+      ).events;
       ctx.progress(
         `nats: appending ${events.length} events to JetStream (stream ${REPLAY_STREAM.name})`,
       );
@@ -356,7 +365,9 @@ export const natsSection: SectionDef = {
         try {
           const t = performance.now();
           const store = await JetStreamEventStore.open(nc, { logger: log, stream: REPLAY_STREAM });
-          const rig = makeRuntimeRig(store);
+          // Folds the open actors but re-drives none: a re-drive would append facts that end them,
+          // and every round must replay the same history.
+          const rig = makeRuntimeRig(store, { drives: () => false });
           const report = await rig.runtime.boot();
           const ms = performance.now() - t;
           await rig.close();
@@ -404,7 +415,7 @@ export const natsSection: SectionDef = {
         appendMs: writeMs,
       };
       notes.push(
-        `(b) floor = new connection, ordered consumer on ${REPLAY_STREAM.subjectPrefix}.>, consume({max_messages: 1000}), JSON.parse of each message, until the last sequence; measured = new connection, JetStreamEventStore.open + ActorRuntime.boot (which reads through the store's own ordered consumer, decodes with zod, folds). Best of ${REPS} alternating rounds each. nats-server ${server.url}, file storage, R1.`,
+        `(b) floor = new connection, ordered consumer on ${REPLAY_STREAM.subjectPrefix}.>, consume({max_messages: 1000}), JSON.parse of each message, until the last sequence; measured = new connection, JetStreamEventStore.open + ActorRuntime.boot (which reads through the store's own ordered consumer, decodes with zod, folds the open actors — every 10th stream — without re-driving them, so each round replays the same history). Best of ${REPS} alternating rounds each. nats-server ${server.url}, file storage, R1.`,
       );
     } finally {
       await release();

@@ -175,7 +175,9 @@ describe.skipIf(!haveNats)('regions over NATS', () => {
     await ams.stop();
     const again = await rig.start('ams');
     const rec = again.system.services.runtime.actor(`launch.${launchId}`);
-    expect(rec?.version).toBe(before);
+    // Everything it had, rebuilt; its re-driven watch may already have added "started".
+    expect(rec?.version).toBeGreaterThanOrEqual(before);
+    expect(rec!.version - before).toBeLessThanOrEqual(1);
     expect(rec?.snapshot.matches('waitingReady')).toBe(true);
     const machine = rig.fly.live()[0]!;
     expect(again.system.services.fleet.machines().map((m) => m.machineId)).toEqual([machine.id]);

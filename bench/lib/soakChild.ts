@@ -78,7 +78,7 @@ export interface SoakReport {
   /** File: readFileSync + JSON.parse of every record of the live log at boot (the floor). */
   rawReadMs?: number;
   driveMs: number;
-  /** Retention passes at the checkpoint (NATS: two, the second after the purge grace). */
+  /** Retention passes at the checkpoint, until one moves nothing (NATS: the purge grace between). */
   passes: RetentionRun[];
   running: Memory;
   diskAtEnd: Disk;
@@ -261,13 +261,17 @@ async function run(task: SoakTask): Promise<SoakReport> {
     waiters.stop();
 
     // ---- the checkpoint: the retention service's pass, as its timer would run it.
+    // Passes until one has nothing left to do: a call while the timer's pass runs gets that pass
+    // (it may predate the last launches), and JetStream purges only copies older than the grace.
     const passes: RetentionRun[] = [];
     if (total > 0) {
-      passes.push(await retention.run());
-      if (task.store === 'nats') {
-        // What the first pass copied is purged once its copy is older than the grace.
-        await sleep(task.purgeGraceMs + 200);
-        passes.push(await retention.run());
+      for (let i = 0; i < 10; i++) {
+        const pass = await retention.run();
+        passes.push(pass);
+        if (!pass.ok) throw new Error(`retention pass failed: ${pass.error}`);
+        const copied = (pass.summary as { copiedStreams?: number }).copiedStreams ?? 0;
+        if (i > 0 && pass.summary.droppedStreams === 0 && copied === 0) break;
+        if (task.store === 'nats') await sleep(task.purgeGraceMs + 200);
       }
     }
     const running = await memory();

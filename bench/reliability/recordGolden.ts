@@ -12,16 +12,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as prettier from 'prettier';
 import { encodeTime } from 'ulid';
-import type { AnyMachineSnapshot, SnapshotFrom } from 'xstate';
-import {
-  autospawnerMachine,
-  JITTER,
-  type AutospawnerMachine,
-} from '../../machines/autospawner/autospawner.machine.js';
+import type { AnyMachineSnapshot } from 'xstate';
+import { autospawnerMachine } from '../../machines/autospawner/autospawner.machine.js';
 import { CHARTS, type Chart, type ChartKind } from '../../machines/index.js';
 import type { ChartEvent, FactType } from '../../machines/facts.js';
-import { launchMachine, type LaunchMachine } from '../../machines/launch/launch.machine.js';
-import { vmMachine, type VmMachine } from '../../machines/vm/vm.machine.js';
+import { launchMachine } from '../../machines/launch/launch.machine.js';
+import { vmMachine } from '../../machines/vm/vm.machine.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
 import { ManualClock } from '../../src/adapters/system/manualClock.js';
 import type { StoredEvent } from '../../src/events/envelope.js';
@@ -29,7 +25,17 @@ import type { Ids } from '../../src/ports/ids.js';
 import { ActorRuntime } from '../../src/runtime/actorRuntime.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { T0 } from '../../test/support/charts.js';
-import { explore, fact } from '../../test/model/harness.js';
+import {
+  autospawnerAbstract,
+  autospawnerEvents,
+  LAUNCH_ID,
+  launchAbstract,
+  launchEvents,
+  VM_MACHINE,
+  vmAbstract,
+  vmEvents,
+} from '../../test/model/generators.js';
+import { explore } from '../../test/model/harness.js';
 import { isMain } from './lib.js';
 
 export const GOLDEN_DIR = 'test/fixtures/golden';
@@ -52,227 +58,6 @@ export interface GoldenFile {
   histories: GoldenHistory[];
 }
 
-const e = fact;
-const INTERVAL = 60_000;
-const L = '01JZ0000000000000000000003';
-const M = 'aaaaaaaaaaaaaa';
-const VL = '01JZ0000000000000000000004';
-const VM_ID = 'bbbbbbbbbbbbbb';
-void JITTER;
-
-// ---- the fact generators of test/model/*.model.test.ts (copied: test files cannot be imported) ----
-
-function launchEvents(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
-  const c = s.context;
-  const t = Math.max(T0, c.updatedAt) + 1000;
-  const out: ChartEvent[] = [
-    e(
-      'launch.requested',
-      {
-        launchId: L,
-        region: 'fra',
-        source: 'dash',
-        owner: 'i1',
-        readyTimeoutMs: 20_000,
-        ttlMs: 60_000,
-      },
-      T0,
-      1,
-    ),
-    e('capacity.reserved', { launchId: L, live: 1, limit: 2 }, t, 2),
-    e('capacity.exhausted', { launchId: L, live: 2, limit: 2 }, t, 3),
-    e(
-      'fly.machineCreated',
-      {
-        machineId: M,
-        launchId: L,
-        region: 'fra',
-        instanceId: 'I1',
-        state: 'created',
-        createdAt: t,
-      },
-      t,
-      4,
-    ),
-    e('fly.createFailed', { launchId: L, status: 0, message: 'timeout', retryable: true }, t, 5),
-    e(
-      'fly.createFailed',
-      { launchId: L, status: 429, message: 'slow down', retryable: false },
-      t,
-      6,
-    ),
-    e('fly.machineObserved', { machineId: M, state: 'started', region: 'fra' }, t, 7),
-    e('fly.machineObserved', { machineId: M, state: 'stopped', region: 'fra' }, t, 8),
-    e('fly.machineObserved', { machineId: M, state: 'destroyed', region: 'fra' }, t, 9),
-    e('fly.machineGone', { machineId: M, launchId: L }, t, 10),
-    e('fly.machineDestroyed', { machineId: M, launchId: L }, t, 11),
-    e('vm.listening', { machineId: M, launchId: L, region: 'fra' }, t, 12),
-    e('vm.stopping', { machineId: M, launchId: L, reason: 'finished' }, t, 13),
-    e('fly.noMachineFound', { launchId: L, settled: true }, t, 16),
-    e('fly.noMachineFound', { launchId: L, settled: false }, t, 17),
-  ];
-  if (c.timers.ready !== undefined)
-    out.push(
-      e('clock.readyElapsed', { key: 'ready', due: c.timers.ready, roll: 0.5 }, c.timers.ready, 14),
-    );
-  if (c.timers.cleanup !== undefined)
-    out.push(
-      e(
-        'clock.cleanupElapsed',
-        { key: 'cleanup', due: c.timers.cleanup, roll: 0.5 },
-        c.timers.cleanup,
-        15,
-      ),
-    );
-  return out;
-}
-
-const launchAbstract = (s: SnapshotFrom<LaunchMachine>) => ({
-  value: s.value,
-  machine: s.context.machineId !== undefined,
-  instance: s.context.instanceId !== undefined,
-  reason: s.context.reason,
-  attempts: s.context.cleanupAttempts,
-  timers: Object.keys(s.context.timers).sort(),
-});
-
-function vmEvents(s: SnapshotFrom<VmMachine>): ChartEvent[] {
-  const c = s.context;
-  const t = Math.max(T0, c.updatedAt) + 1000;
-  const out: ChartEvent[] = [
-    e(
-      'fly.machineCreated',
-      {
-        machineId: VM_ID,
-        launchId: VL,
-        region: 'gru',
-        instanceId: 'I',
-        state: 'created',
-        source: 'auto',
-        ttlMs: 60_000,
-        createdAt: t,
-      },
-      t,
-      1,
-    ),
-    e(
-      'fly.machineCreated',
-      {
-        machineId: VM_ID,
-        launchId: VL,
-        region: 'gru',
-        instanceId: 'I',
-        state: 'started',
-        source: 'auto',
-        ttlMs: 60_000,
-        createdAt: t,
-      },
-      t,
-      2,
-    ),
-    e('fly.machineObserved', { machineId: VM_ID, state: 'starting', region: 'gru' }, t, 3),
-    e('fly.machineObserved', { machineId: VM_ID, state: 'started', region: 'gru' }, t, 4),
-    e('fly.machineObserved', { machineId: VM_ID, state: 'stopped', region: 'gru' }, t, 5),
-    e('fly.machineObserved', { machineId: VM_ID, state: 'destroyed', region: 'gru' }, t, 6),
-    e('vm.listening', { machineId: VM_ID, launchId: VL, region: 'gru' }, t, 7),
-    e('vm.stopping', { machineId: VM_ID, launchId: VL, reason: 'ttl' }, t, 8),
-    e('fly.machineGone', { machineId: VM_ID }, t, 9),
-    e('fly.machineDestroyed', { machineId: VM_ID }, t, 10),
-    e(
-      'fly.destroyFailed',
-      { machineId: VM_ID, status: 404, message: 'gone', retryable: false },
-      t,
-      11,
-    ),
-    e(
-      'fly.destroyFailed',
-      { machineId: VM_ID, status: 500, message: 'oops', retryable: true },
-      t,
-      12,
-    ),
-    e('reconcile.orphanFound', { machineId: VM_ID, launchId: VL, why: 'noLiveLaunch' }, t, 13),
-  ];
-  if (c.timers.ttl !== undefined)
-    out.push(
-      e(
-        'clock.ttlElapsed',
-        { key: 'ttl', due: c.timers.ttl, roll: 0.5 },
-        Math.max(t, c.timers.ttl),
-        14,
-      ),
-    );
-  if (c.timers.stop !== undefined)
-    out.push(
-      e(
-        'clock.stopElapsed',
-        { key: 'stop', due: c.timers.stop, roll: 0.5 },
-        Math.max(t, c.timers.stop),
-        15,
-      ),
-    );
-  return out;
-}
-
-const vmAbstract = (s: SnapshotFrom<VmMachine>) => ({
-  value: s.value,
-  attempts: Math.min(s.context.destroyAttempts, 2),
-  timers: Object.keys(s.context.timers).sort(),
-});
-
-function autospawnerEvents(s: SnapshotFrom<AutospawnerMachine>): ChartEvent[] {
-  const c = s.context;
-  const t = T0 + 1000 * (c.spawns + 1);
-  const out: ChartEvent[] = [
-    e(
-      'autospawner.configured',
-      { intervalMs: INTERVAL, inactivityMs: 5 * INTERVAL, regions: ['ams', 'sin'], enabled: true },
-      t,
-      1,
-    ),
-    e(
-      'autospawner.configured',
-      { intervalMs: INTERVAL, inactivityMs: 5 * INTERVAL, regions: ['ams', 'sin'], enabled: false },
-      t,
-      2,
-    ),
-    e('autospawner.switched', { on: true, by: 'test' }, t, 3),
-    e('autospawner.switched', { on: false, by: 'test' }, t, 4),
-    e('presence.changed', { visitors: 0, roll: 0.5 }, t, 5),
-    e('presence.changed', { visitors: 2, roll: 0.9 }, t, 6),
-  ];
-  if (c.timers.spawn !== undefined)
-    out.push(
-      e(
-        'clock.spawnElapsed',
-        { key: 'spawn', due: c.timers.spawn, roll: 0.1 },
-        Math.max(t, c.timers.spawn),
-        7,
-      ),
-    );
-  if (c.timers.inactivity !== undefined)
-    out.push(
-      e(
-        'clock.inactivityElapsed',
-        { key: 'inactivity', due: c.timers.inactivity, roll: 0.5 },
-        Math.max(t, c.timers.inactivity),
-        8,
-      ),
-    );
-  return out;
-}
-
-const autospawnerAbstract = (s: SnapshotFrom<AutospawnerMachine>) => ({
-  value: s.value,
-  visitors: s.context.visitors > 0,
-  enabled: s.context.enabled,
-  configured: s.context.intervalMs === INTERVAL,
-  spawned: Math.min(s.context.spawns, 2),
-  timers: Object.keys(s.context.timers).sort(),
-});
-
-// ---- recording ---------------------------------------------------------------------------------
-
-/** Deterministic ULIDs: the time part from the clock, then a counter. */
 class CountingIds implements Ids {
   private n = 0;
   constructor(private readonly clock: ManualClock) {}
@@ -317,11 +102,11 @@ async function record(chart: Chart, stream: string, events: readonly ChartEvent[
 
 const SOURCES: Record<ChartKind, { stream: string; paths: () => { events: ChartEvent[] }[] }> = {
   launch: {
-    stream: `launch.${L}`,
+    stream: `launch.${LAUNCH_ID}`,
     paths: () => explore(launchMachine, { events: launchEvents, abstract: launchAbstract }),
   },
   vm: {
-    stream: `vm.${VM_ID}`,
+    stream: `vm.${VM_MACHINE}`,
     paths: () => explore(vmMachine, { events: vmEvents, abstract: vmAbstract }),
   },
   autospawner: {

@@ -5,101 +5,18 @@
  * folding the path's events gives the snapshot a live actor reached.
  */
 import { describe, expect, it } from 'vitest';
-import type { SnapshotFrom } from 'xstate';
 import { launchMachine, type LaunchMachine } from '../../machines/launch/launch.machine.js';
 import { launchStatusOf } from '../../machines/launch/launch.view.js';
-import type { ChartEvent } from '../../machines/facts.js';
-import { T0 } from '../support/charts.js';
 import {
   armedTimers,
   expectDeciderAgrees,
   expectFullCoverage,
   explore,
-  fact,
   type ModelPath,
 } from './harness.js';
+import { launchAbstract, launchEvents } from './generators.js';
 
-const L = '01JZ0000000000000000000003';
-const M = 'aaaaaaaaaaaaaa';
-
-const e = fact;
-
-function eventsFor(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
-  const c = s.context;
-  const t = Math.max(T0, c.updatedAt) + 1000;
-  const out: ChartEvent[] = [
-    e(
-      'launch.requested',
-      {
-        launchId: L,
-        region: 'fra',
-        source: 'dash',
-        owner: 'i1',
-        readyTimeoutMs: 20_000,
-        ttlMs: 60_000,
-      },
-      T0,
-      1,
-    ),
-    e('capacity.reserved', { launchId: L, live: 1, limit: 2 }, t, 2),
-    e('capacity.exhausted', { launchId: L, live: 2, limit: 2 }, t, 3),
-    e(
-      'fly.machineCreated',
-      {
-        machineId: M,
-        launchId: L,
-        region: 'fra',
-        instanceId: 'I1',
-        state: 'created',
-        createdAt: t,
-      },
-      t,
-      4,
-    ),
-    e('fly.createFailed', { launchId: L, status: 0, message: 'timeout', retryable: true }, t, 5),
-    e(
-      'fly.createFailed',
-      { launchId: L, status: 429, message: 'slow down', retryable: false },
-      t,
-      6,
-    ),
-    e('fly.machineObserved', { machineId: M, state: 'started', region: 'fra' }, t, 7),
-    e('fly.machineObserved', { machineId: M, state: 'stopped', region: 'fra' }, t, 8),
-    e('fly.machineObserved', { machineId: M, state: 'destroyed', region: 'fra' }, t, 9),
-    e('fly.machineGone', { machineId: M, launchId: L }, t, 10),
-    e('fly.machineDestroyed', { machineId: M, launchId: L }, t, 11),
-    e('vm.listening', { machineId: M, launchId: L, region: 'fra' }, t, 12),
-    e('vm.stopping', { machineId: M, launchId: L, reason: 'finished' }, t, 13),
-    e('fly.machineObserved', { machineId: M, state: 'started', region: 'fra', launchId: L }, t, 18),
-    e('fly.noMachineFound', { launchId: L, settled: true }, t, 16),
-    e('fly.noMachineFound', { launchId: L, settled: false }, t, 17),
-  ];
-  if (c.timers.ready !== undefined)
-    out.push(
-      e('clock.readyElapsed', { key: 'ready', due: c.timers.ready, roll: 0.5 }, c.timers.ready, 14),
-    );
-  if (c.timers.cleanup !== undefined)
-    out.push(
-      e(
-        'clock.cleanupElapsed',
-        { key: 'cleanup', due: c.timers.cleanup, roll: 0.5 },
-        c.timers.cleanup,
-        15,
-      ),
-    );
-  return out;
-}
-
-const abstract = (s: SnapshotFrom<LaunchMachine>) => ({
-  value: s.value,
-  machine: s.context.machineId !== undefined,
-  instance: s.context.instanceId !== undefined,
-  reason: s.context.reason,
-  attempts: s.context.cleanupAttempts,
-  timers: Object.keys(s.context.timers).sort(),
-});
-
-const paths = explore(launchMachine, { events: eventsFor, abstract });
+const paths = explore(launchMachine, { events: launchEvents, abstract: launchAbstract });
 
 function facts(p: ModelPath<LaunchMachine>) {
   return p.folded.steps.filter((s) => s.accepted).map((s) => s.event);

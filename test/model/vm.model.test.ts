@@ -4,92 +4,14 @@
  * machine's slot is released, and folding equals running live.
  */
 import { describe, expect, it } from 'vitest';
-import type { SnapshotFrom } from 'xstate';
-import { vmMachine, type VmMachine } from '../../machines/vm/vm.machine.js';
+import { vmMachine } from '../../machines/vm/vm.machine.js';
 import { vmPublic } from '../../machines/vm/vm.view.js';
-import type { ChartEvent } from '../../machines/facts.js';
-import { T0 } from '../support/charts.js';
-import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore, fact } from './harness.js';
+import { armedTimers, expectDeciderAgrees, expectFullCoverage, explore } from './harness.js';
+import { vmAbstract, vmEvents } from './generators.js';
 
-const L = '01JZ0000000000000000000004';
 const M = 'bbbbbbbbbbbbbb';
 
-const e = fact;
-
-function eventsFor(s: SnapshotFrom<VmMachine>): ChartEvent[] {
-  const c = s.context;
-  const t = Math.max(T0, c.updatedAt) + 1000;
-  const out: ChartEvent[] = [
-    e(
-      'fly.machineCreated',
-      {
-        machineId: M,
-        launchId: L,
-        region: 'gru',
-        instanceId: 'I',
-        state: 'created',
-        source: 'auto',
-        ttlMs: 60_000,
-        createdAt: t,
-      },
-      t,
-      1,
-    ),
-    e(
-      'fly.machineCreated',
-      {
-        machineId: M,
-        launchId: L,
-        region: 'gru',
-        instanceId: 'I',
-        state: 'started',
-        source: 'auto',
-        ttlMs: 60_000,
-        createdAt: t,
-      },
-      t,
-      2,
-    ),
-    e('fly.machineObserved', { machineId: M, state: 'starting', region: 'gru' }, t, 3),
-    e('fly.machineObserved', { machineId: M, state: 'started', region: 'gru' }, t, 4),
-    e('fly.machineObserved', { machineId: M, state: 'stopped', region: 'gru' }, t, 5),
-    e('fly.machineObserved', { machineId: M, state: 'destroyed', region: 'gru' }, t, 6),
-    e('vm.listening', { machineId: M, launchId: L, region: 'gru' }, t, 7),
-    e('vm.stopping', { machineId: M, launchId: L, reason: 'ttl' }, t, 8),
-    e('fly.machineGone', { machineId: M }, t, 9),
-    e('fly.machineDestroyed', { machineId: M }, t, 10),
-    e('fly.destroyFailed', { machineId: M, status: 404, message: 'gone', retryable: false }, t, 11),
-    e('fly.destroyFailed', { machineId: M, status: 500, message: 'oops', retryable: true }, t, 12),
-    e('reconcile.orphanFound', { machineId: M, launchId: L, why: 'noLiveLaunch' }, t, 13),
-  ];
-  if (c.timers.ttl !== undefined)
-    out.push(
-      e(
-        'clock.ttlElapsed',
-        { key: 'ttl', due: c.timers.ttl, roll: 0.5 },
-        Math.max(t, c.timers.ttl),
-        14,
-      ),
-    );
-  if (c.timers.stop !== undefined)
-    out.push(
-      e(
-        'clock.stopElapsed',
-        { key: 'stop', due: c.timers.stop, roll: 0.5 },
-        Math.max(t, c.timers.stop),
-        15,
-      ),
-    );
-  return out;
-}
-
-const abstract = (s: SnapshotFrom<VmMachine>) => ({
-  value: s.value,
-  attempts: Math.min(s.context.destroyAttempts, 2),
-  timers: Object.keys(s.context.timers).sort(),
-});
-
-const paths = explore(vmMachine, { events: eventsFor, abstract });
+const paths = explore(vmMachine, { events: vmEvents, abstract: vmAbstract });
 
 describe('vm chart model', () => {
   it('generates paths that reach every state and take every transition', () => {

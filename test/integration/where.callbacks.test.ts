@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
+import { invalidRaws } from '../support/callbackFuzz.js';
 import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
 
 let rig: WhereRig | undefined;
@@ -339,51 +340,8 @@ describe('the VM callback API', () => {
     const before = await storeIds(r);
     const app = r.system.privateApp;
     const valid = body(l);
-    const keys = Object.keys(valid);
-    // One mutation that makes the body invalid, applied to an otherwise valid call.
-    const mutation = fc.oneof(
-      fc
-        .constantFrom(...keys)
-        .map(
-          (k) => (v: Record<string, unknown>) =>
-            Object.fromEntries(Object.entries(v).filter(([key]) => key !== k)),
-        ),
-      fc
-        .tuple(
-          fc.constantFrom(...keys),
-          fc.oneof(
-            fc.integer(),
-            fc.boolean(),
-            fc.constant(null),
-            fc.array(fc.string()),
-            fc.object(),
-          ),
-        )
-        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
-      fc
-        .tuple(
-          fc.constantFrom('machineId', 'launchId', 'region', 'status', 'at'),
-          fc.string({ maxLength: 300 }),
-        )
-        .filter(([k, x]) => !isValidField(k, x, l))
-        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
-      fc
-        .tuple(
-          fc
-            .string({ minLength: 1, maxLength: 20 })
-            .filter((k) => !keys.includes(k) && k !== 'reason'),
-          fc.jsonValue(),
-        )
-        .map(([k, x]) => (v: Record<string, unknown>) => ({ ...v, [k]: x })),
-      fc
-        .constantFrom('xyz', 'qqq', 'zzz')
-        .map((region) => (v: Record<string, unknown>) => ({ ...v, region })),
-    );
-    const raws = fc.oneof(
-      { weight: 3, arbitrary: mutation.map((m) => JSON.stringify(m({ ...valid }))) },
-      { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null') },
-      { weight: 1, arbitrary: fc.string({ maxLength: 400 }) },
-    );
+    // One mutation that makes the body invalid, applied to an otherwise valid call; or junk.
+    const raws = invalidRaws(valid, l);
     const seen: number[] = [];
     await fc.assert(
       // Signed with the launch's own key (so the checks after the signature run too), or not.
@@ -439,21 +397,3 @@ describe('the VM callback API', () => {
     expect((await r.system.services.launches.current(l.launchId))?.view.status).toBe('started');
   });
 });
-
-/** Whether a fuzzed value happens to be valid for its field (then it is no mutation). */
-function isValidField(key: string, value: string, l: Launched): boolean {
-  switch (key) {
-    case 'machineId':
-      return value === l.machineId;
-    case 'launchId':
-      return value === l.launchId;
-    case 'region':
-      return /^[a-z]{3}$/.test(value);
-    case 'status':
-      return value === 'listening' || value === 'stopping';
-    case 'at':
-      return !Number.isNaN(Date.parse(value)) && /^\d{4}-\d\d-\d\dT/.test(value);
-    default:
-      return false;
-  }
-}

@@ -51,21 +51,7 @@ export interface EffectDeps {
  * The creates running in this process, per launch id. A sweep that finds no machine for a launch
  * may conclude "none will appear" only if no create of that launch is still on its way.
  */
-export class InFlightCreates {
-  private readonly running = new Map<string, Promise<Fact[]>>();
-  get(launchId: string): Promise<Fact[]> | undefined {
-    return this.running.get(launchId);
-  }
-  has(launchId: string): boolean {
-    return this.running.has(launchId);
-  }
-  set(launchId: string, run: Promise<Fact[]>): void {
-    this.running.set(launchId, run);
-  }
-  delete(launchId: string): void {
-    this.running.delete(launchId);
-  }
-}
+export type InFlightCreates = Map<string, Promise<Fact[]>>;
 
 type RunnableEffect = Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>;
 
@@ -160,7 +146,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
   }
 
   /** Creates in flight, per launch id (shared with whoever must know, e.g. the reconciler). */
-  const creating = deps.creates ?? new InFlightCreates();
+  const creating: InFlightCreates = deps.creates ?? new Map<string, Promise<Fact[]>>();
 
   async function createOnce(p: EffectParams['createMachine'], ctx: EffectContext): Promise<Fact[]> {
     const owner = contextOf(ctx).owner ?? '';

@@ -14,7 +14,7 @@ import type { FlyMachines } from '../ports/flyMachines.js';
 import type { Ids } from '../ports/ids.js';
 import { ActorRuntime } from '../runtime/actorRuntime.js';
 import { SnapshotFile } from '../runtime/snapshot.js';
-import { createEffectRunner, InFlightCreates } from '../runtime/effects.js';
+import { createEffectRunner, type InFlightCreates } from '../runtime/effects.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
@@ -100,7 +100,7 @@ export async function createWhere(
   // Without a caller's registry (tests, benches, many apps per process): no process-wide defaults,
   // whose event-loop monitor and GC observer would outlive the app.
   const metrics = opts.metrics ?? new WhereMetrics({ now: () => clock.now(), defaults: false });
-  const creates = new InFlightCreates();
+  const creates: InFlightCreates = new Map();
   const runEffect = createEffectRunner({
     creates,
     fly: ports.fly,

@@ -72,6 +72,12 @@ async function boot(store: MemoryEventStore, fly: FakeFlyMachines, clock: Manual
   return proc;
 }
 
+/** A manual clock and the Fly fake on it: the world every test's processes share. */
+function world() {
+  const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
+  return { clock, fly: new FakeFlyMachines({ clock, timers: clock }) };
+}
+
 const launch = (p: Proc) => p.system.services.launches.start({ region: 'ams', source: 'button' });
 const settle = (p: Proc) => p.system.services.runtime.settled();
 const stateOf = (p: Proc, id: string): AnyMachineSnapshot | undefined =>
@@ -81,8 +87,7 @@ const machinesOf = (fly: FakeFlyMachines, launchId: string) =>
 
 describe('the cap survives a crash', () => {
   it('after a restart, the machines still running hold their slots: no launch past the cap', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const store = new MemoryEventStore();
     const first = await boot(store, fly, clock);
     await launch(first);
@@ -99,8 +104,7 @@ describe('the cap survives a crash', () => {
   });
 
   it('a launch that was only requested asks the ledger again, and gets no slot past the cap', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const store = new MemoryEventStore();
     const first = await boot(store, fly, clock);
     await launch(first);
@@ -147,8 +151,7 @@ describe('one machine per launch', () => {
     // The interleaving behind a duplicate: create #1 makes A but its answer is lost; the lookup
     // that should find A hangs; the ready deadline passes, the sweep finds and destroys A (its name
     // is free again); then the lookup answers "nothing", and a blind second create would make B.
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const store = new MemoryEventStore();
     const p = await boot(store, fly, clock);
     await settle(p); // the reconciler's first list is done: the next list is the lookup
@@ -165,8 +168,7 @@ describe('one machine per launch', () => {
   });
 
   it('a create re-driven after a crash does not replace a machine that was already destroyed', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const store = new MemoryEventStore();
     const first = await boot(store, fly, clock);
     await settle(first);
@@ -189,8 +191,7 @@ describe('one machine per launch', () => {
   });
 
   it('a create queued behind the rate limit is withdrawn when its launch gives up', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const queued = fly.holdNext('create');
     const store = new MemoryEventStore();
     const p = await boot(store, fly, clock);
@@ -204,8 +205,7 @@ describe('one machine per launch', () => {
   });
 
   it('refuses with a stable error, not a crash, when the cap is reached', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const p = await boot(new MemoryEventStore(), fly, clock);
     await launch(p);
     await launch(p);
@@ -217,8 +217,7 @@ describe('one machine per launch', () => {
 
 describe('every launch ends', () => {
   it('a create with an unknown outcome that made nothing ends the launch at once, not after four sweeps', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const p = await boot(new MemoryEventStore(), fly, clock);
     await settle(p);
     fly.failNext('create', { status: 503, message: 'busy' }, 2);
@@ -231,8 +230,7 @@ describe('every launch ends', () => {
   });
 
   it("a launch whose machine's end reached only the machine's actor (a crash between the appends) ends at the next reconciliation", async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const store = new MemoryEventStore();
     const first = await boot(store, fly, clock);
     const view = await launch(first);
@@ -261,8 +259,7 @@ describe('every launch ends', () => {
   });
 
   it("a launch whose own sweeps the API keeps failing ends when the reconciler's list shows nothing for it", async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const p = await boot(new MemoryEventStore(), fly, clock);
     await settle(p);
     // The create fails without making anything, and every lookup of the launch fails too.
@@ -277,8 +274,7 @@ describe('every launch ends', () => {
   });
 
   it('a young machine missing from the list that Fly says is destroyed is gone at once', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const p = await boot(new MemoryEventStore(), fly, clock);
     const view = await launch(p);
     await settle(p);
@@ -296,8 +292,7 @@ describe('every launch ends', () => {
   });
 
   it('a machine the sweep finds but cannot destroy keeps its slot, and its own actor destroys it later', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 5, 1, 12));
-    const fly = new FakeFlyMachines({ clock, timers: clock });
+    const { clock, fly } = world();
     const p = await boot(new MemoryEventStore(), fly, clock);
     await settle(p);
     // The create makes a machine but its answer is lost, the lookup fails, and so does the

@@ -4,14 +4,21 @@
  * A schema change that old streams cannot satisfy needs a new type or a new version, never an edit.
  */
 import { z } from 'zod';
+import {
+  LAUNCH_SOURCES,
+  MACHINE_ID_PATTERN,
+  REGION_PATTERN,
+  ULID_PATTERN,
+  type LaunchSource,
+} from './vocabulary.js';
 
-export const launchId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID');
+export const launchId = z.string().regex(ULID_PATTERN, 'a launch id is a ULID');
 export const machineId = z
   .string()
-  .regex(/^[a-z0-9]{8,32}$/, 'a machine id is 8–32 lowercase letters or digits');
-export const regionCode = z.string().regex(/^[a-z]{3}$/, 'a region is three lowercase letters');
-export const launchSource = z.enum(['button', 'dash', 'auto']);
-export type LaunchSource = z.infer<typeof launchSource>;
+  .regex(MACHINE_ID_PATTERN, 'a machine id is 8–32 lowercase letters or digits');
+export const regionCode = z.string().regex(REGION_PATTERN, 'a region is three lowercase letters');
+export const launchSource = z.enum(LAUNCH_SOURCES);
+export type { LaunchSource };
 const ms = z.number().int().nonnegative();
 const positiveMs = z.number().int().positive();
 

@@ -19,9 +19,11 @@ import {
 } from './autospawner/autospawner.machine.js';
 import type { Effect, EffectParams } from './effects.js';
 import type { FactType } from './facts.js';
+import type { StreamKind } from './vocabulary.js';
 
 export * from './facts.js';
 export * from './effects.js';
+export * from './vocabulary.js';
 export * from './flyStates.js';
 export * from './launch/launch.machine.js';
 export * from './launch/launch.view.js';
@@ -31,7 +33,7 @@ export * from './autospawner/autospawner.machine.js';
 
 export interface Chart<M extends AnyStateMachine = AnyStateMachine> {
   /** Stream prefix: `launch` for `launch.<id>`. */
-  readonly kind: 'launch' | 'vm' | 'autospawner';
+  readonly kind: StreamKind;
   /** Chart id and version, stored in every event's meta. */
   readonly id: string;
   readonly machine: M;

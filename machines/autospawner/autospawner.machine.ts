@@ -10,7 +10,7 @@ import { effectActions, type TimerTable } from '../effects.js';
 import type { ChartEvent } from '../facts.js';
 
 export const AUTOSPAWNER_CHART = 'autospawner.v1';
-export const AUTOSPAWNER_STREAM = 'autospawner.main';
+export { AUTOSPAWNER_STREAM } from '../vocabulary.js';
 export const JITTER = 0.2;
 
 export interface AutospawnerContext {

@@ -9,6 +9,7 @@ import { assign, setup } from 'xstate';
 import { effectActions, type TimerTable } from '../effects.js';
 import type { ChartEvent, LaunchSource } from '../facts.js';
 import { phaseOf } from '../flyStates.js';
+import type { FailureReason } from '../vocabulary.js';
 
 export const LAUNCH_CHART = 'launch.v1';
 
@@ -18,8 +19,7 @@ export const MAX_CLEANUP_ATTEMPTS = 4;
 /** A cap slot outlives its launch's whole possible life by this much, then expires on its own. */
 export const CAPACITY_GRACE_MS = 5 * 60_000;
 
-export type FailureReason =
-  'capacity' | 'rateLimited' | 'flyError' | 'readyTimeout' | 'machineLost';
+export type { FailureReason };
 
 export interface LaunchContext {
   launchId: string;

@@ -1,18 +1,12 @@
 /** The public face of a launch: its status from the chart's tags, and the facts a visitor may see. Pure. */
 import type { SnapshotFrom } from 'xstate';
-import type { FailureReason, LaunchMachine } from './launch.machine.js';
+import type { LaunchMachine } from './launch.machine.js';
+import { LAUNCH_STATUSES, type FailureReason, type LaunchStatus } from '../vocabulary.js';
 import type { LaunchSource } from '../facts.js';
 
-export type LaunchStatus = 'requested' | 'created' | 'started' | 'ready' | 'failed' | 'done';
+export type { LaunchStatus };
 
-const STATUS_TAGS: readonly LaunchStatus[] = [
-  'requested',
-  'created',
-  'started',
-  'ready',
-  'failed',
-  'done',
-];
+const STATUS_TAGS: readonly LaunchStatus[] = LAUNCH_STATUSES;
 
 export interface LaunchPublic {
   launchId: string;

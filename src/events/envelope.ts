@@ -11,15 +11,14 @@ import {
   type FactType,
 } from '../../machines/facts.js';
 import { EventDecodeError } from '../shared/errors.js';
+import { STREAM_NAME_PATTERN, ULID_PATTERN } from '../../machines/vocabulary.js';
 
 /** Payload schema version. Bumped only with a new schema; old versions stay decodable. */
 export const EVENT_VERSION = 1;
 
-export const ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'expected a ULID');
+export const ulid = z.string().regex(ULID_PATTERN, 'expected a ULID');
 /** `launch.<id>`, `vm.<id>`, `autospawner.main`: a chart name and an actor id. */
-export const streamName = z
-  .string()
-  .regex(/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/, 'bad stream name');
+export const streamName = z.string().regex(STREAM_NAME_PATTERN, 'bad stream name');
 
 export const eventMeta = z.object({
   /** The chart (and version) that took this fact, e.g. `launch.v1`. */

@@ -3,6 +3,7 @@
  * instance by edge region, adds the headers Fly's proxy adds, streams responses (SSE included), and
  * replays requests answered with `fly-replay` the way Fly's proxy does.
  */
+import { errorBody } from '../shared/errorBody.js';
 import {
   createServer,
   request as httpRequest,
@@ -229,15 +230,7 @@ function sendError(
     res.destroy();
     return;
   }
-  const error =
-    {
-      400: 'Bad Request',
-      413: 'Payload Too Large',
-      502: 'Bad Gateway',
-      503: 'Service Unavailable',
-      508: 'Loop Detected',
-    }[statusCode] ?? 'Error';
-  const body = JSON.stringify({ statusCode, code, error, message });
+  const body = JSON.stringify(errorBody(statusCode, code, message));
   res.writeHead(statusCode, {
     ...extra,
     'content-type': 'application/json; charset=utf-8',

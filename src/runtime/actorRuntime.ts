@@ -29,7 +29,8 @@ import { StreamArchivedError, VersionConflictError, errorMessage } from '../shar
 import type { Logger } from '../shared/log.js';
 import { KeyedLock } from './keyedLock.js';
 import { decider, type Decider } from './decide.js';
-import { kindOf, routeFact, type StreamKind } from './router.js';
+import { routeFact } from './router.js';
+import { kindOf, type StreamKind } from '../../machines/vocabulary.js';
 import type { BootSnapshot } from './snapshot.js';
 
 /** A fact as the outside world hands it to the runtime (the envelope is made here). */

@@ -3,17 +3,7 @@
  * launch that made it (named in the fact, or remembered by the machine's actor).
  */
 import type { FactData, FactType } from '../../machines/facts.js';
-import { AUTOSPAWNER_STREAM } from '../../machines/autospawner/autospawner.machine.js';
-
-export const launchStream = (launchId: string) => `launch.${launchId}`;
-export const vmStream = (machineId: string) => `vm.${machineId}`;
-
-export type StreamKind = 'launch' | 'vm' | 'autospawner';
-
-export function kindOf(stream: string): StreamKind | undefined {
-  const k = stream.slice(0, stream.indexOf('.'));
-  return k === 'launch' || k === 'vm' || k === 'autospawner' ? k : undefined;
-}
+import { AUTOSPAWNER_STREAM, launchStream, vmStream } from '../../machines/vocabulary.js';
 
 export function routeFact<T extends FactType>(
   type: T,

@@ -13,7 +13,7 @@ import { CHARTS, type Chart } from '../../machines/index.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ActorRecord } from './actorRuntime.js';
-import { kindOf } from './router.js';
+import { kindOf } from '../../machines/vocabulary.js';
 
 /** Bumped whenever the file's layout or the meaning of a field changes. */
 export const SNAPSHOT_FORMAT = 1;

@@ -5,6 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { MACHINE_ID_PATTERN, REGION_PATTERN, ULID_PATTERN } from '../../machines/vocabulary.js';
 
 export const SIGNATURE_HEADER = 'x-wm-signature';
 /** How far a callback's timestamp may be from our clock, either way. */
@@ -62,9 +63,9 @@ export function verifySignature(
 export const machineStatusBody = z.strictObject({
   machineId: z
     .string()
-    .regex(/^[a-z0-9]{8,32}$/, 'machine ids are 8–32 lowercase letters or digits'),
-  launchId: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'launch ids are ULIDs'),
-  region: z.string().regex(/^[a-z]{3}$/),
+    .regex(MACHINE_ID_PATTERN, 'machine ids are 8–32 lowercase letters or digits'),
+  launchId: z.string().regex(ULID_PATTERN, 'launch ids are ULIDs'),
+  region: z.string().regex(REGION_PATTERN),
   status: z.enum(['listening', 'stopping']),
   at: z.iso.datetime(),
   /** Why the VM stops: its animation finished, its TTL ran out, or it got a signal. */

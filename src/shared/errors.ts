@@ -1,23 +1,27 @@
 /**
  * Typed errors with stable codes. HTTP handlers map them to `{ statusCode, code, error, message }`;
- * logs keep the cause. A code, once published, never changes meaning.
+ * logs keep the cause. Codes and their statuses live in the vocabulary (`machines/vocabulary.ts`).
  */
+import { ERROR_CODES, type ErrorCode } from '../../machines/vocabulary.js';
+
 export class AppError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly statusCode: number;
   readonly details: Record<string, unknown> | undefined;
+  /** When the client may try again (sent as `retry-after`), for refusals that pass. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
-    code: string,
-    statusCode: number,
+    code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
+    options?: { cause?: unknown; details?: Record<string, unknown>; retryAfterMs?: number },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
-    this.statusCode = statusCode;
+    this.statusCode = ERROR_CODES[code];
     this.details = options?.details;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

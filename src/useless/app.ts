@@ -4,6 +4,7 @@
  * off when its viewers are done, nobody came, its TTL runs out, or it gets a signal. Never listens
  * by itself.
  */
+import { errorBody } from '../shared/errorBody.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -99,10 +100,6 @@ const viewerParams = z.strictObject({
   id: z.string().regex(VIEWER_ID, 'viewer ids are 16 url-safe characters'),
 });
 
-function errorBody(statusCode: number, code: string, error: string, message: string) {
-  return { statusCode, code, error, message };
-}
-
 function pathOf(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
@@ -166,9 +163,7 @@ export function buildApp(deps: UselessDeps): UselessMachine {
 
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof AppError) {
-      return reply
-        .code(err.statusCode)
-        .send(errorBody(err.statusCode, err.code, reasonPhrase(err.statusCode), err.message));
+      return reply.code(err.statusCode).send(errorBody(err.statusCode, err.code, err.message));
     }
     const status =
       typeof err === 'object' &&
@@ -179,17 +174,13 @@ export function buildApp(deps: UselessDeps): UselessMachine {
         : 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
-      return reply
-        .code(500)
-        .send(errorBody(500, 'INTERNAL', 'Internal Server Error', 'something went wrong'));
+      return reply.code(500).send(errorBody(500, 'INTERNAL', 'something went wrong'));
     }
     const code =
       typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
         ? err.code
         : 'BAD_REQUEST';
-    return reply
-      .code(status)
-      .send(errorBody(status, code, reasonPhrase(status), errorMessage(err)));
+    return reply.code(status).send(errorBody(status, code, errorMessage(err)));
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -198,9 +189,7 @@ export function buildApp(deps: UselessDeps): UselessMachine {
     }
     return reply
       .code(404)
-      .send(
-        errorBody(404, 'NOT_FOUND', 'Not Found', `no route for ${req.method} ${pathOf(req.url)}`),
-      );
+      .send(errorBody(404, 'NOT_FOUND', `no route for ${req.method} ${pathOf(req.url)}`));
   });
 
   // Affinity on every path (page, script, viewer API, unknown paths alike). /health is exempt:
@@ -218,7 +207,6 @@ export function buildApp(deps: UselessDeps): UselessMachine {
           errorBody(
             400,
             'BAD_INSTANCE',
-            'Bad Request',
             'instance must name one machine (8–32 lowercase letters or digits)',
           ),
         );
@@ -300,14 +288,10 @@ export function buildApp(deps: UselessDeps): UselessMachine {
 
   app.post('/machine/viewers', async (_req, reply) => {
     if (phase === 'stopping' || phase === 'stopped')
-      throw new AppError('MACHINE_STOPPING', 410, 'this machine is switching itself off');
+      throw new AppError('MACHINE_STOPPING', 'this machine is switching itself off');
     const id = viewers.register();
     if (!id)
-      throw new AppError(
-        'TOO_MANY_VIEWERS',
-        503,
-        'this machine has as many viewers as it can take',
-      );
+      throw new AppError('TOO_MANY_VIEWERS', 'this machine has as many viewers as it can take');
     reconsider();
     return reply
       .code(201)
@@ -316,16 +300,14 @@ export function buildApp(deps: UselessDeps): UselessMachine {
 
   app.post('/machine/viewers/:id/beat', async (req, reply) => {
     const { id } = parseViewer(req);
-    if (!viewers.touch(id))
-      throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
+    if (!viewers.touch(id)) throw new AppError('VIEWER_UNKNOWN', 'no such viewer on this machine');
     reconsider();
     return reply.code(204).send();
   });
 
   app.post('/machine/viewers/:id/done', async (req, reply) => {
     const { id } = parseViewer(req);
-    if (!viewers.done(id))
-      throw new AppError('VIEWER_UNKNOWN', 404, 'no such viewer on this machine');
+    if (!viewers.done(id)) throw new AppError('VIEWER_UNKNOWN', 'no such viewer on this machine');
     reconsider();
     return reply.code(204).send();
   });
@@ -333,7 +315,7 @@ export function buildApp(deps: UselessDeps): UselessMachine {
   function parseViewer(req: FastifyRequest): { id: string } {
     const parsed = viewerParams.safeParse(req.params);
     if (!parsed.success)
-      throw new AppError('BAD_VIEWER_ID', 400, parsed.error.issues[0]?.message ?? 'bad viewer id');
+      throw new AppError('BAD_VIEWER_ID', parsed.error.issues[0]?.message ?? 'bad viewer id');
     return parsed.data;
   }
 
@@ -485,19 +467,4 @@ function htmlReply(reply: FastifyReply, html: string): FastifyReply {
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer')
     .send(html);
-}
-
-const PHRASES: Record<number, string> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  410: 'Gone',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  421: 'Misdirected Request',
-  503: 'Service Unavailable',
-};
-
-function reasonPhrase(status: number): string {
-  return PHRASES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request');
 }

@@ -5,16 +5,19 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { envInt, envUrl } from '../shared/env.js';
+import {
+  MACHINE_ID_PATTERN as MACHINE_ID,
+  REGION_PATTERN,
+  ULID_PATTERN as ULID,
+} from '../../machines/vocabulary.js';
 
-/** Fly machine ids: lowercase letters and digits (the callback body schema accepts 8–32 of them). */
-export const MACHINE_ID = /^[a-z0-9]{8,32}$/;
-const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+export { MACHINE_ID };
 
 export const uselessEnv = z
   .object({
     FLY_MACHINE_ID: z.string().regex(MACHINE_ID, 'expected 8–32 lowercase letters or digits'),
     // Any three letters: a region missing from our table is shown as such, never a crash.
-    FLY_REGION: z.string().regex(/^[a-z]{3}$/, 'expected a three-letter region code'),
+    FLY_REGION: z.string().regex(REGION_PATTERN, 'expected a three-letter region code'),
     FLY_APP_NAME: z.string().min(1).default('useless-machine'),
     FLY_PRIVATE_IP: z
       .string()

@@ -3,6 +3,7 @@
  * the public one (page, launches, SSE, dashboard, health) and the private one (the VMs' callback
  * API and the operators' debug endpoint), which never shares a route with the public one.
  */
+import { ULID_PATTERN } from '../../machines/vocabulary.js';
 import { randomBytes } from 'node:crypto';
 import Fastify, {
   LogController,
@@ -61,7 +62,7 @@ export interface WhereServices {
 }
 
 const launchIdParam = z.object({
-  id: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'a launch id is a ULID'),
+  id: z.string().regex(ULID_PATTERN, 'a launch id is a ULID'),
 });
 const launchBody = z
   .object({ region: z.string().max(16).optional() })
@@ -122,7 +123,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     const r = requests.hit(ipOf(req), s.clock.now());
     if (!r.ok) {
       reply.header('retry-after', Math.ceil(r.retryAfterMs / 1000));
-      throw new AppError('RATE_LIMITED', 429, 'too many requests from your address; slow down');
+      throw new AppError('RATE_LIMITED', 'too many requests from your address; slow down');
     }
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'same-origin');
@@ -161,7 +162,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => {
     const body = s.assets.get(req.params.file);
     const ext = req.params.file.slice(req.params.file.lastIndexOf('.'));
-    if (!body || !ASSET_TYPES[ext]) throw new AppError('NOT_FOUND', 404, 'no such asset');
+    if (!body || !ASSET_TYPES[ext]) throw new AppError('NOT_FOUND', 'no such asset');
     return reply
       .header('content-type', ASSET_TYPES[ext])
       .header('cache-control', 'public, max-age=300')
@@ -181,7 +182,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   const sameOrigin = (req: FastifyRequest) => {
     const site = req.headers['sec-fetch-site'];
     if (site && site !== 'same-origin' && site !== 'none') {
-      throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
+      throw new AppError('CROSS_SITE', 'launches must come from this site');
     }
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
@@ -191,17 +192,17 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       const ok =
         origin === cfg.publicUrl ||
         (host !== undefined && URL.canParse(origin) && new URL(origin).host === host);
-      if (!ok) throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
+      if (!ok) throw new AppError('CROSS_SITE', 'launches must come from this site');
     } else if (origin === 'null')
-      throw new AppError('CROSS_SITE', 403, 'launches must come from this site');
+      throw new AppError('CROSS_SITE', 'launches must come from this site');
   };
 
   const startLaunch = async (req: FastifyRequest, source: 'button' | 'dash') => {
     const parsed = launchBody.safeParse(req.body ?? undefined);
-    if (!parsed.success) throw new AppError('BAD_REQUEST', 400, z.prettifyError(parsed.error));
+    if (!parsed.success) throw new AppError('BAD_REQUEST', z.prettifyError(parsed.error));
     const asked = parsed.data?.region;
     if (asked !== undefined && !isRegionCode(asked))
-      throw new AppError('BAD_REGION', 400, `"${asked}" is not a Fly.io region we know`);
+      throw new AppError('BAD_REGION', `"${asked}" is not a Fly.io region we know`);
     const region = asked ?? edgeOf(req) ?? cfg.region;
     const now = s.clock.now();
     if (source !== 'button') return s.launches.start({ region, source });
@@ -211,22 +212,18 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     // may try again as soon as a slot frees.
     const held = cooldown.reserve(ip, now);
     if ('retryAfterMs' in held) {
-      throw Object.assign(
-        new AppError(
-          'COOLDOWN',
-          429,
-          `you just launched one; try again in ${Math.ceil(held.retryAfterMs / 1000)} s`,
-        ),
+      throw new AppError(
+        'COOLDOWN',
+        `you just launched one; try again in ${Math.ceil(held.retryAfterMs / 1000)} s`,
         { retryAfterMs: held.retryAfterMs },
       );
     }
     const r = launchesPerIp.hit(ip, now);
     if (!r.ok) {
       held.release();
-      throw Object.assign(
-        new AppError('RATE_LIMITED', 429, 'too many launches from your address; wait a minute'),
-        { retryAfterMs: r.retryAfterMs },
-      );
+      throw new AppError('RATE_LIMITED', 'too many launches from your address; wait a minute', {
+        retryAfterMs: r.retryAfterMs,
+      });
     }
     try {
       return await s.launches.start({ region, source });
@@ -265,7 +262,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     } catch (err) {
       countRefusal(req, 'button', err);
       if (err instanceof AppError) {
-        const retry = (err as AppError & { retryAfterMs?: number }).retryAfterMs;
+        const retry = err.retryAfterMs;
         if (retry) reply.header('retry-after', Math.ceil(retry / 1000));
         if (form) {
           return page(
@@ -305,7 +302,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       return null;
     });
     if (cur === null) return reply;
-    if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 404, 'no such launch');
+    if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 'no such launch');
     if (replayToOwner(req, reply, cur.owner)) return reply;
     if (wantsHtml(req))
       return page(req, reply, (nonce) =>
@@ -317,7 +314,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
   app.get('/launches/:id/events', { sse: 'only' }, async (req, reply) => {
     const { id } = parseParams(req.params);
     const cur = await s.launches.current(id);
-    if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 404, 'no such launch');
+    if (!cur) throw new AppError('LAUNCH_NOT_FOUND', 'no such launch');
     if (replayToOwner(req, reply, cur.owner)) return reply;
     const fromHeader = reply.sse.lastEventId;
     const fromQuery = (req.query as { from?: string }).from;
@@ -341,7 +338,6 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
       reply.header('retry-after', 10);
       throw new AppError(
         'TOO_MANY_STREAMS',
-        503,
         'this instance is at its limit of open streams; try again shortly',
       );
     }
@@ -414,7 +410,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     dash.post('/dash/autospawner', async (req, reply) => {
       sameOrigin(req);
       const parsed = switchBody.safeParse(req.body);
-      if (!parsed.success) throw new AppError('BAD_REQUEST', 400, z.prettifyError(parsed.error));
+      if (!parsed.success) throw new AppError('BAD_REQUEST', z.prettifyError(parsed.error));
       const on = parsed.data.on === true || parsed.data.on === 'true' || parsed.data.on === 'on';
       await s.autospawn.switch(on, 'dashboard');
       const form =
@@ -429,7 +425,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
 
 function parseParams(params: unknown): { id: string } {
   const p = launchIdParam.safeParse(params);
-  if (!p.success) throw new AppError('BAD_LAUNCH_ID', 400, 'a launch id is a 26-character ULID');
+  if (!p.success) throw new AppError('BAD_LAUNCH_ID', 'a launch id is a 26-character ULID');
   return p.data;
 }
 

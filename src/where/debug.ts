@@ -84,7 +84,6 @@ export const debugRoutes: FastifyPluginAsync<{
     if (!/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/.test(id))
       throw new AppError(
         'BAD_ACTOR_ID',
-        400,
         'actor ids look like launch.<id>, vm.<id> or autospawner.main',
       );
     const history = await s.runtime.history(id);
@@ -96,8 +95,8 @@ export const debugRoutes: FastifyPluginAsync<{
       r?.snapshot.status !== 'active' &&
       (await s.retention.status(id)) === 'archived'
     )
-      throw new AppError('ACTOR_GONE', 410, s.retention.goneMessage('actor'));
-    if (!r && history.length === 0) throw new AppError('ACTOR_NOT_FOUND', 404, 'no such actor');
+      throw new AppError('ACTOR_GONE', s.retention.goneMessage('actor'));
+    if (!r && history.length === 0) throw new AppError('ACTOR_NOT_FOUND', 'no such actor');
     const steps = r ? undefined : await s.runtime.replay(id);
     const last = steps?.at(-1);
     return {

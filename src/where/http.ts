@@ -6,27 +6,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
-import type { ErrorBody } from './wire.js';
+import { errorBody } from '../shared/errorBody.js';
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  406: 'Not Acceptable',
-  409: 'Conflict',
-  410: 'Gone',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
-export function errorBody(statusCode: number, code: string, message: string): ErrorBody {
-  return { statusCode, code, error: REASONS[statusCode] ?? 'Error', message };
-}
+export { errorBody };
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError | Error, req, reply) => {
@@ -73,7 +55,7 @@ export function requireToken(token: string, opts: { basicRealm?: string } = {}) 
     if (hasToken(req, token)) return;
     if (opts.basicRealm) reply.header('www-authenticate', `Basic realm="${opts.basicRealm}"`);
     else reply.header('www-authenticate', 'Bearer');
-    throw new AppError('UNAUTHORIZED', 401, 'a valid operator token is required');
+    throw new AppError('UNAUTHORIZED', 'a valid operator token is required');
   };
 }
 

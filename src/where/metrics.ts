@@ -51,7 +51,7 @@ const CALLBACK_RESULTS: Record<string, string> = {
   SIGNATURE_INVALID: 'forged',
   SIGNATURE_EXPIRED: 'stale',
   CALLBACK_REPLAYED: 'replayed',
-  UNKNOWN_LAUNCH: 'unknown',
+  LAUNCH_NOT_FOUND: 'unknown',
   LAUNCH_GONE: 'unknown',
   MACHINE_MISMATCH: 'mismatch',
   BAD_JSON: 'malformed',

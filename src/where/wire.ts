@@ -3,25 +3,28 @@
  * browsers see. Server and browser bundle import the same types (the browser only the types).
  */
 import { z } from 'zod';
+import {
+  FAILURE_REASONS,
+  LAUNCH_SOURCES,
+  LAUNCH_STATUSES,
+  MACHINE_SOURCES,
+  MACHINE_STATUSES,
+  type FailureReason,
+  type LaunchStatus,
+} from '../../machines/vocabulary.js';
 
 /** What a launch looks like to a visitor, one message per change on `GET /launches/:id/events`. */
-export const launchStatus = z.enum(['requested', 'created', 'started', 'ready', 'failed', 'done']);
-export type LaunchStatus = z.infer<typeof launchStatus>;
+export const launchStatus = z.enum(LAUNCH_STATUSES);
+export type { LaunchStatus };
 
-export const failureReason = z.enum([
-  'capacity',
-  'rateLimited',
-  'flyError',
-  'readyTimeout',
-  'machineLost',
-]);
-export type FailureReason = z.infer<typeof failureReason>;
+export const failureReason = z.enum(FAILURE_REASONS);
+export type { FailureReason };
 
 export const launchView = z.object({
   launchId: z.string(),
   status: launchStatus,
   region: z.string(),
-  source: z.enum(['button', 'dash', 'auto']),
+  source: z.enum(LAUNCH_SOURCES),
   machineId: z.string().optional(),
   /** Where the browser goes when `status` is `ready`. */
   url: z.string().optional(),
@@ -63,8 +66,8 @@ export type ErrorBody = z.infer<typeof errorBody>;
 export const fleetMachine = z.object({
   machineId: z.string(),
   region: z.string(),
-  status: z.enum(['created', 'started', 'listening', 'stopping']),
-  source: z.enum(['button', 'dash', 'auto', 'foreign']),
+  status: z.enum(MACHINE_STATUSES),
+  source: z.enum(MACHINE_SOURCES),
   launchId: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),

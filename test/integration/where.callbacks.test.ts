@@ -230,7 +230,7 @@ describe('the VM callback API', () => {
     const unknown = JSON.stringify(body({ launchId: unknownId, machineId: l.machineId }));
     expect(await codeOf(await post(r, unknown, signFor(r, unknownId, unknown)))).toEqual({
       status: 404,
-      code: 'UNKNOWN_LAUNCH',
+      code: 'LAUNCH_NOT_FOUND',
     });
 
     const other = JSON.stringify(body(l, { machineId: 'ffffffffffffff' }));

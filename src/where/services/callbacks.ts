@@ -3,6 +3,7 @@
  * checked against what we know of the launch, then handed to the runtime as facts. Forged,
  * replayed, unknown or malformed calls get a 4xx and change nothing; a duplicate is harmless.
  */
+import { launchStream } from '../../../machines/vocabulary.js';
 import { z } from 'zod';
 import type { ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
@@ -42,10 +43,10 @@ export class Callbacks {
     try {
       json = JSON.parse(rawBody);
     } catch {
-      throw new AppError('BAD_JSON', 400, 'the body is not JSON');
+      throw new AppError('BAD_JSON', 'the body is not JSON');
     }
     const parsed = machineStatusBody.safeParse(json);
-    if (!parsed.success) throw new AppError('BAD_CALLBACK', 400, z.prettifyError(parsed.error));
+    if (!parsed.success) throw new AppError('BAD_CALLBACK', z.prettifyError(parsed.error));
     const body = parsed.data;
 
     const check = verifySignature(
@@ -54,22 +55,22 @@ export class Callbacks {
       signature,
       now,
     );
-    if (!check.ok) throw new AppError(check.code, 401, check.message);
+    if (!check.ok) throw new AppError(check.code, check.message);
     this.prune(now);
     if (this.seen.has(signature!))
-      throw new AppError('CALLBACK_REPLAYED', 409, 'this signed request was already received');
+      throw new AppError('CALLBACK_REPLAYED', 'this signed request was already received');
     if (!isRegionCode(body.region))
-      throw new AppError('BAD_REGION', 400, `unknown region "${body.region}"`);
+      throw new AppError('BAD_REGION', `unknown region "${body.region}"`);
 
     const launch = await this.deps.launches.current(body.launchId);
-    if (!launch) throw new AppError('UNKNOWN_LAUNCH', 404, 'no such launch');
+    if (!launch) throw new AppError('LAUNCH_NOT_FOUND', 'no such launch');
     const known = launch.view.machineId;
     if (known && known !== body.machineId) {
-      throw new AppError('MACHINE_MISMATCH', 409, 'this launch belongs to another machine');
+      throw new AppError('MACHINE_MISMATCH', 'this launch belongs to another machine');
     }
     this.seen.set(signature!, now);
 
-    const rec = this.deps.runtime.actor(`launch.${body.launchId}`);
+    const rec = this.deps.runtime.actor(launchStream(body.launchId));
     const ttlMs = (rec?.snapshot.context as { ttlMs?: number } | undefined)?.ttlMs;
     // A repeat (a VM retrying, or reaching both URLs) is refused by the charts: nothing stored.
     const outcomes =

@@ -4,6 +4,7 @@
  * driven by the instance that accepted it while that instance lives, then by the leader. With the
  * in-memory ports there is one instance, and it drives everything.
  */
+import { launchStream } from '../../../machines/vocabulary.js';
 import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Leases, Presence } from '../../ports/coordination.js';
@@ -102,7 +103,7 @@ export class Cluster {
       case 'launch':
         return this.ownerDrives(ctx.owner);
       case 'vm': {
-        const launch = ctx.launchId ? this.runtime?.actor(`launch.${ctx.launchId}`) : undefined;
+        const launch = ctx.launchId ? this.runtime?.actor(launchStream(ctx.launchId)) : undefined;
         const owner = (launch?.snapshot.context as { owner?: string } | undefined)?.owner;
         // A machine whose launch is live belongs with it; any other machine is the leader's.
         if (launch && launch.snapshot.status === 'active' && owner) return this.ownerDrives(owner);

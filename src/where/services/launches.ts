@@ -13,8 +13,8 @@ import type { LaunchView } from '../wire.js';
 import { frame, type SseClient } from '../sse.js';
 import type { Retention } from './retention.js';
 import { toLaunchView } from './views.js';
+import { launchStream } from '../../../machines/vocabulary.js';
 
-export const launchStream = (id: string) => `launch.${id}`;
 const FINAL = new Set(['failed', 'done']);
 /** How long a POST waits for the cap decision before answering 202 anyway. */
 const DECISION_WAIT_MS = 5000;
@@ -63,7 +63,7 @@ export class Launches {
         ttlMs: p.source === 'auto' ? cfg.ttl.autoMs : cfg.ttl.buttonMs,
       },
     });
-    if (!outcome?.accepted) throw new AppError('LAUNCH_EXISTS', 409, 'that launch already exists');
+    if (!outcome?.accepted) throw new AppError('LAUNCH_EXISTS', 'that launch already exists');
     const decided = await runtime.waitFor(
       stream,
       (r) => !r.snapshot.matches('requested'),
@@ -71,9 +71,9 @@ export class Launches {
     );
     const rec = decided ?? runtime.actor(stream);
     const view = rec && toLaunchView(cfg, rec.snapshot, rec.version);
-    if (!view) throw new AppError('LAUNCH_LOST', 500, 'the launch could not be read back');
+    if (!view) throw new AppError('LAUNCH_LOST', 'the launch could not be read back');
     if (view.status === 'failed' && view.reason === 'capacity') {
-      throw new AppError('CAPACITY', 503, view.message ?? 'every machine slot is taken', {
+      throw new AppError('CAPACITY', view.message ?? 'every machine slot is taken', {
         details: { launchId },
       });
     }
@@ -103,7 +103,7 @@ export class Launches {
   private async refuseIfArchived(launchId: string): Promise<undefined> {
     const retention = this.deps.retention;
     if (!retention || (await retention.status(launchStream(launchId))) !== 'archived') return;
-    throw new AppError('LAUNCH_GONE', 410, retention.goneMessage('launch'));
+    throw new AppError('LAUNCH_GONE', retention.goneMessage('launch'));
   }
 
   /** Every status change of a launch so far, one view per change, oldest first. */

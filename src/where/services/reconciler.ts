@@ -5,6 +5,12 @@
  * never lowered. Machines with our metadata and no live launch are orphans and are destroyed;
  * machines nobody here launched are adopted (shown on the map, destroyed at their TTL).
  */
+import {
+  isUlid,
+  LAUNCH_SOURCES,
+  launchStream,
+  type LaunchSource,
+} from '../../../machines/vocabulary.js';
 import type { CapacityLedger } from '../../ports/capacity.js';
 import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock, Timers } from '../../ports/clock.js';
@@ -252,7 +258,7 @@ export class Reconciler {
   }
 
   private async launchIsLive(launchId: string): Promise<boolean> {
-    const stream = `launch.${launchId}`;
+    const stream = launchStream(launchId);
     const rec = this.deps.runtime.actor(stream);
     if (rec) return rec.snapshot.status === 'active';
     const steps = await this.deps.runtime.replay(stream);
@@ -261,7 +267,6 @@ export class Reconciler {
   }
 }
 
-const validLaunchId = (v: string | undefined) =>
-  v && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v) ? v : undefined;
+const validLaunchId = (v: string | undefined) => (isUlid(v) ? v : undefined);
 const validSource = (v: string | undefined) =>
-  v === 'button' || v === 'dash' || v === 'auto' ? v : undefined;
+  (LAUNCH_SOURCES as readonly (string | undefined)[]).includes(v) ? (v as LaunchSource) : undefined;

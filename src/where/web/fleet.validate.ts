@@ -12,27 +12,15 @@ import type {
   LaunchView,
   MachineGone,
 } from '../wire.js';
+import {
+  FAILURE_REASONS,
+  LAUNCH_SOURCES,
+  LAUNCH_STATUSES,
+  MACHINE_SOURCES,
+  MACHINE_STATUSES,
+} from '../../../machines/vocabulary.js';
 
 type Obj = Record<string, unknown>;
-
-const MACHINE_STATUSES: readonly string[] = ['created', 'started', 'listening', 'stopping'];
-const MACHINE_SOURCES: readonly string[] = ['button', 'dash', 'auto', 'foreign'];
-const LAUNCH_STATUSES: readonly string[] = [
-  'requested',
-  'created',
-  'started',
-  'ready',
-  'failed',
-  'done',
-];
-const LAUNCH_SOURCES: readonly string[] = ['button', 'dash', 'auto'];
-const FAILURE_REASONS: readonly string[] = [
-  'capacity',
-  'rateLimited',
-  'flyError',
-  'readyTimeout',
-  'machineLost',
-];
 
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -5,6 +5,7 @@
  * touches moved by exactly what the stored facts say. Both scrapes (and the emulator's own
  * /metrics) parse with a strict Prometheus text-format parser. The public listener has no /metrics.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
 import {
@@ -232,6 +233,76 @@ describe('GET /metrics', () => {
     expect(sampleValue(after, 'wm_actors_open', { kind: 'vm' })).toBe(0);
     expect(sampleValue(after, 'wm_sse_clients', { stream: 'fleet' })).toBe(0);
     expect(d('wm_orphans_destroyed_total')).toBe(0);
+  });
+});
+
+describe('the Grafana dashboard (docs/grafana/wheremachines.json)', () => {
+  interface Panel {
+    title: string;
+    type: string;
+    datasource: { uid: string };
+    gridPos: { x: number; y: number; w: number; h: number };
+    targets: { refId: string; expr: string }[];
+  }
+  const dashboard = JSON.parse(
+    readFileSync(new URL('../../docs/grafana/wheremachines.json', import.meta.url), 'utf8'),
+  ) as {
+    uid: string;
+    title: string;
+    schemaVersion: number;
+    templating: { list: { name: string; type: string; query: unknown }[] };
+    panels: Panel[];
+  };
+
+  it('is a dashboard Grafana imports: a uid, panels with ids, positions and Prometheus queries', () => {
+    expect(dashboard.uid).toMatch(/^[a-z0-9-]{1,40}$/);
+    expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
+    const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]));
+    expect(vars.get('datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(dashboard.panels.length).toBeGreaterThanOrEqual(8);
+    for (const p of dashboard.panels) {
+      expect(p.datasource.uid, p.title).toBe('${datasource}');
+      expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
+      expect(p.targets.length, p.title).toBeGreaterThan(0);
+    }
+    const titles = dashboard.panels.map((p) => p.title).join(' | ');
+    for (const want of [
+      /launches by region/i,
+      /click → ready/i,
+      /API errors/i,
+      /capacity/i,
+      /SSE/i,
+    ])
+      expect(titles).toMatch(want);
+    expect(JSON.stringify(dashboard.panels)).toContain('wm_event_store_lag_seconds_bucket');
+  });
+
+  it('queries only metrics the app serves, with the labels they have', async () => {
+    const served = await scrape(`${priv}/metrics`);
+    // wm_nats_connected exists only with NATS (checked where the app runs on NATS).
+    const natsOnly = new Set(['wm_nats_connected']);
+    const suffixes = ['_bucket', '_count', '_sum'];
+    for (const p of dashboard.panels) {
+      for (const t of p.targets) {
+        const names = [...t.expr.matchAll(/\b(wm_[a-z_]+)(\{[^}]*\})?/g)];
+        expect(names.length, t.expr).toBeGreaterThan(0);
+        for (const [, name, selector] of names) {
+          if (natsOnly.has(name!)) continue;
+          const base = suffixes.find(
+            (s) => name!.endsWith(s) && served.get(name!.slice(0, -s.length))?.type === 'histogram',
+          );
+          const family = served.get(base ? name!.slice(0, -base.length) : name!);
+          expect(family, `${p.title}: ${name}`).toBeDefined();
+          // Every label a selector or a "by (…)" names is one the family carries.
+          const labels = new Set(family!.samples.flatMap((s) => Object.keys(s.labels)));
+          const named = [
+            ...[...(selector ?? '').matchAll(/([a-z_]+)\s*(=~|!=|=)/g)].map((m) => m[1]!),
+          ];
+          for (const l of named)
+            if (family!.samples.length) expect(labels, `${name} ${l}`).toContain(l);
+        }
+      }
+    }
   });
 });
 

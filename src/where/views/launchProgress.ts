@@ -4,7 +4,7 @@
  */
 import { cityName } from '../../shared/regions.js';
 import { FAILURE_WORDS, type LaunchView } from '../wire.js';
-import { formatElapsed, parseTime } from '../web/format.js';
+import { formatElapsed, parseTime } from '../ui/format.js';
 import { markup, safeUrl, type SafeHtml } from './html.js';
 import { renderDocument } from './layout.js';
 

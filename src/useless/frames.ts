@@ -17,7 +17,7 @@ interface Piece {
   readonly lines: readonly string[];
 }
 
-/** A piece written as art: trailing spaces trimmed (so editors cannot damage it), leading ones kept. */
+/** A piece written as art: leading spaces place it; blank lines above it are left out for `row`. */
 function piece(row: number, raw: string): Piece {
   const lines = raw.replace(/^\n/, '').replace(/\n$/, '').split('\n');
   if (row + lines.length > FRAME_LINES) throw new Error(`piece at row ${row} runs off the frame`);
@@ -50,6 +50,7 @@ const BOX = piece(
 `,
 );
 
+/** The shut lid covers the opening. */
 const LID_SHUT = piece(
   RIM,
   String.raw`
@@ -57,6 +58,7 @@ const LID_SHUT = piece(
 `,
 );
 
+/** The lamp on the box, lit while the switch is on (and a moment after). */
 const LAMP_LIT = piece(
   RIM + 2,
   String.raw`
@@ -64,6 +66,7 @@ const LAMP_LIT = piece(
 `,
 );
 
+// The switch's lever, leaning right (on) or left (off).
 const SWITCH_ON = piece(
   14,
   String.raw`
@@ -82,11 +85,14 @@ const SWITCH_OFF = piece(
 `,
 );
 
+/** The column the arm's upright stands in, inside the opening. */
+const UPRIGHT_COLUMN = 59;
+
 /** The arm's upright, its head on `top` and its shaft down to the rim. */
 function upright(top: number, head: readonly string[]): Piece {
   const lines = [...head];
   while (top + lines.length < RIM) lines.push('|::|');
-  return { row: top, lines: lines.map((l) => ' '.repeat(59) + l) };
+  return { row: top, lines: lines.map((l) => ' '.repeat(UPRIGHT_COLUMN) + l) };
 }
 
 const CUP = ['.--.', '|()|'];
@@ -216,7 +222,7 @@ const LID_ALMOST_SHUT = piece(
 );
 
 // The forearm, drawn over the top of the upright's shaft; `<#` is its finger.
-const FOREARM_OUT = piece(
+const FOREARM_REACHING = piece(
   8,
   String.raw`
                                                      =======
@@ -292,8 +298,8 @@ function frame(...pieces: readonly Piece[]): string {
   return grid.map((cells) => cells.join('')).join('\n');
 }
 
-const ARM_UP = [upright(9, KNUCKLE), LID_UPRIGHT, FOREARM_OUT];
-const ARM_OUT = [upright(8, KNUCKLE), LID_BACK];
+const ARM_UP = [upright(9, KNUCKLE), LID_UPRIGHT, FOREARM_REACHING];
+const ARM_REACHING = [upright(8, KNUCKLE), LID_BACK];
 
 export const FRAMES: readonly string[] = [
   frame(LID_SHUT, SWITCH_ON, LAMP_LIT), // 00: closed, switch on
@@ -301,10 +307,10 @@ export const FRAMES: readonly string[] = [
   frame(SWITCH_ON, LAMP_LIT, upright(16, CUP), LID_OPENS), // 02: lid opens, arm peeks out
   frame(SWITCH_ON, LAMP_LIT, upright(12, CUP), LID_WIDE), // 03: lid wide, arm rises
   frame(SWITCH_ON, LAMP_LIT, ...ARM_UP), // 04: arm up, forearm out
-  frame(SWITCH_ON, LAMP_LIT, ...ARM_OUT, FOREARM_REACHES), // 05: reaching for the switch
-  frame(SWITCH_OFF, LAMP_LIT, ...ARM_OUT, FOREARM_PRESSES), // 06: press: the switch flips off
-  frame(SWITCH_OFF, ...ARM_OUT, FOREARM_LIFTS), // 07: lights off, finger lifts
-  frame(SWITCH_OFF, ...ARM_OUT, FOREARM_PULLS), // 08: arm pulls back
+  frame(SWITCH_ON, LAMP_LIT, ...ARM_REACHING, FOREARM_REACHES), // 05: reaching for the switch
+  frame(SWITCH_OFF, LAMP_LIT, ...ARM_REACHING, FOREARM_PRESSES), // 06: press: the switch flips off
+  frame(SWITCH_OFF, ...ARM_REACHING, FOREARM_LIFTS), // 07: lights off, finger lifts
+  frame(SWITCH_OFF, ...ARM_REACHING, FOREARM_PULLS), // 08: arm pulls back
   frame(SWITCH_OFF, ...ARM_UP), // 09: forearm folds in
   frame(SWITCH_OFF, upright(12, CUP), LID_SINKS), // 10: arm sinks
   frame(SWITCH_OFF, upright(16, CUP), LID_LOWERS), // 11: arm inside, lid lowering

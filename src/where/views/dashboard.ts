@@ -5,14 +5,17 @@
  */
 import { REGIONS, findRegion } from '../../shared/regions.js';
 import type { FleetMachine, FleetSnapshot } from '../wire.js';
-import { machineLink, type PageConfig, type Timing } from '../web/config.js';
+import { machineLink, type PageConfig, type Timing } from '../ui/config.js';
 import {
   capacityText,
   formatAge,
   formatCountdown,
+  machineAge,
+  NO_MACHINE_ROWS_TEXT,
   parseTime,
   regionCounts,
-} from '../web/format.js';
+} from '../ui/format.js';
+import { idleLaunchButton } from '../ui/launchButton.view.js';
 import { markup, safeUrl, type SafeHtml } from './html.js';
 import { pageConfig, renderEdgeSentence, renderRegionChips, type PageAssets } from './landing.js';
 import { renderDocument } from './layout.js';
@@ -64,11 +67,10 @@ function cityOrCode(code: string): string {
 /** One row of the live machine list; the browser builds the same cells with text nodes. */
 export function renderMachineRow(m: FleetMachine, machineUrl: string, nowMs: number): SafeHtml {
   const href = safeUrl(machineLink(machineUrl, m.machineId) ?? '');
-  const created = parseTime(m.createdAt);
   const id = href
     ? markup`<a href="${href}"><code>${m.machineId}</code></a>`
     : markup`<code>${m.machineId}</code>`;
-  return markup`<tr data-machine="${m.machineId}"><td>${id}</td><td>${cityOrCode(m.region)} <code>${m.region}</code></td><td><span class="badge" data-status="${m.status}">${m.status}</span></td><td>${m.source}</td><td class="age" data-created="${m.createdAt}">${created === undefined ? '?' : formatAge(nowMs - created)}</td></tr>`;
+  return markup`<tr data-machine="${m.machineId}"><td>${id}</td><td>${cityOrCode(m.region)} <code>${m.region}</code></td><td><span class="badge" data-status="${m.status}">${m.status}</span></td><td>${m.source}</td><td class="age" data-created="${m.createdAt}">${machineAge(m.createdAt, nowMs)}</td></tr>`;
 }
 
 /** All rows, oldest first, or one row saying there are none. */
@@ -78,7 +80,7 @@ export function renderMachineRows(
   nowMs: number,
 ): SafeHtml {
   if (machines.length === 0)
-    return markup`<tr class="empty"><td colspan="5">No machines right now.</td></tr>`;
+    return markup`<tr class="empty"><td colspan="5">${NO_MACHINE_ROWS_TEXT}</td></tr>`;
   const sorted = [...machines].sort((a, b) =>
     a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0,
   );
@@ -114,12 +116,14 @@ ${a.spawns !== undefined ? markup`<dt>Spawned</dt><dd>${a.spawns}${last !== unde
 </section>`;
 }
 
+const IDLE_TILE = idleLaunchButton('tile');
+
 function renderTile(code: string, city: string, count: number, launches: string): SafeHtml {
   return markup`<li class="tile panel" data-tile="${code}" data-live="${count > 0 ? 'true' : 'false'}">
 <div class="tile-head"><span class="tile-city">${city}</span><code>${code}</code></div>
 <span class="tile-count" data-count="${count}">${count} live</span>
-<form class="tile-form" method="post" action="${launches}" data-region="${code}"><input type="hidden" name="region" value="${code}"><button class="tile-button" type="submit" data-state="idle"><span class="tile-label">Launch</span><span class="visually-hidden"> a machine in ${city}</span></button></form>
-<p class="tile-note" data-note="${code}"></p>
+<form class="tile-form" method="post" action="${launches}" data-region="${code}"><input type="hidden" name="region" value="${code}"><button class="tile-button" type="submit" data-state="${IDLE_TILE.state}"><span class="tile-label">${IDLE_TILE.label}</span><span class="visually-hidden"> a machine in ${city}</span></button></form>
+<p class="tile-note" data-note="${code}">${IDLE_TILE.message}</p>
 </li>`;
 }
 

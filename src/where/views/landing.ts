@@ -4,14 +4,16 @@
  */
 import { findRegion, cityName } from '../../shared/regions.js';
 import { FAILURE_WORDS, type FleetSnapshot } from '../wire.js';
-import { DEFAULT_TIMING, type PageConfig, type Timing } from '../web/config.js';
+import { DEFAULT_TIMING, type PageConfig, type Timing } from '../ui/config.js';
 import {
   capacityText,
+  chipCount,
   formatElapsed,
   NO_MACHINES_TEXT,
   regionCounts,
   type RegionCount,
-} from '../web/format.js';
+} from '../ui/format.js';
+import { idleLaunchButton } from '../ui/launchButton.view.js';
 import { markup, type SafeHtml } from './html.js';
 import { renderDocument } from './layout.js';
 import { renderMap } from './map.js';
@@ -42,10 +44,10 @@ export function renderRegionChips(counts: readonly RegionCount[], id: string): S
   const items =
     counts.length === 0
       ? markup`<li class="chip none">${NO_MACHINES_TEXT}</li>`
-      : counts.map(
-          (c) =>
-            markup`<li class="chip" data-region="${c.code}">${findRegion(c.code)?.city ?? c.code} <span class="code">${c.code}</span>${c.count > 1 ? markup` <span class="count">×${c.count}</span>` : ''}</li>`,
-        );
+      : counts.map((c) => {
+          const count = chipCount(c.count);
+          return markup`<li class="chip" data-region="${c.code}">${findRegion(c.code)?.city ?? c.code} <span class="code">${c.code}</span>${count ? markup` <span class="count">${count}</span>` : ''}</li>`;
+        });
   return markup`<ul class="chips" id="${id}" aria-live="off">${items}</ul>`;
 }
 
@@ -81,6 +83,7 @@ export function renderLandingPage(model: LandingModel): string {
   const counts = regionCounts(model.fleet.machines.map((m) => m.region));
   const edge = findRegion(model.edgeRegion);
   const launches = model.endpoints?.launches ?? '/launches';
+  const button = idleLaunchButton('page');
   const body = markup`<div class="wrap">
 <header class="brand"><a href="/">WhereMachines</a></header>
 <main>
@@ -91,11 +94,11 @@ export function renderLandingPage(model: LandingModel): string {
 </section>
 <section class="console panel" aria-label="Launch">
 <form class="launch" id="launch-form" method="post" action="${launches}">
-<button class="big-button" id="launch-button" type="submit" data-state="idle" aria-describedby="launch-status"><span class="label" id="launch-label">Launch</span><span class="visually-hidden"> a Useless Machine${edge ? ` in ${edge.city}` : ''}</span></button>
+<button class="big-button" id="launch-button" type="submit" data-state="${button.state}" aria-describedby="launch-status"><span class="label" id="launch-label">${button.label}</span><span class="visually-hidden"> a Useless Machine${edge ? ` in ${edge.city}` : ''}</span></button>
 </form>
 <div class="readout">
 <span class="timer" id="launch-timer" role="timer" aria-label="Time since launch" data-started="false" data-running="false">${formatElapsed(0)}</span>
-<p class="status" id="launch-status" role="status" aria-live="polite">Press the button to start a machine.</p>
+<p class="status" id="launch-status" role="status" aria-live="polite">${button.message}</p>
 <a class="open-link" id="open-link" hidden>Not moving? Open your machine</a>
 </div>
 <noscript><p class="noscript">Without JavaScript the button still works: you will see a simple progress page instead of the live timer.</p></noscript>

@@ -3,8 +3,8 @@
  * status, refreshed every second with a meta refresh, and on to the machine once it is ready.
  */
 import { cityName } from '../../shared/regions.js';
-import { FAILURE_WORDS, type LaunchView } from '../wire.js';
-import { formatElapsed, parseTime } from '../web/format.js';
+import { FAILURE_WORDS, type LaunchStatus, type LaunchView } from '../wire.js';
+import { formatElapsed, parseTime } from '../ui/format.js';
 import { markup, safeUrl, type SafeHtml } from './html.js';
 import { renderDocument } from './layout.js';
 
@@ -55,7 +55,7 @@ export function renderLaunchProgressPage(model: LaunchProgressModel): string {
     refresh = String(Math.max(1, Math.round(model.refreshSeconds ?? 1)));
     heading = 'Starting your machine…';
     const id = v.machineId ? markup`Machine <code>${v.machineId}</code>` : 'Your machine';
-    const words: Record<string, SafeHtml> = {
+    const words: Partial<Record<LaunchStatus, SafeHtml>> = {
       requested: markup`Asking for a machine in ${cityName(v.region)}.`,
       created: markup`${id} was created in ${cityName(v.region)} and is booting.`,
       started: markup`${id} is running and about to say hello.`,

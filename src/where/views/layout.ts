@@ -5,7 +5,7 @@
  */
 import { jsonIsland, markup, raw, type SafeHtml } from './html.js';
 import { PAGE_CSS } from './styles.js';
-import { CONFIG_ELEMENT_ID, type PageConfig } from '../web/config.js';
+import { CONFIG_ELEMENT_ID, type PageConfig } from '../ui/config.js';
 
 export interface DocumentParts {
   readonly title: string;

@@ -8,7 +8,7 @@ import type { GeoPermissibleObjects } from 'd3-geo';
 import { feature } from 'topojson-client';
 import type { GeometryCollection, Topology } from 'topojson-specification';
 import { REGIONS } from '../../shared/regions.js';
-import { markerTitle } from '../web/format.js';
+import { markerTitle } from '../ui/format.js';
 import { markup, raw, type SafeHtml } from './html.js';
 
 /** The map's user-space width; height is cropped just below Tierra del Fuego (no Antarctica). */

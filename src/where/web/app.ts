@@ -3,10 +3,10 @@
  * and runs the launch button (fetch + launch SSE + timer + redirect). Everything else is HTML.
  */
 import { renderChips } from './chips.js';
-import { CONFIG_ELEMENT_ID, parseConfig } from './config.js';
+import { CONFIG_ELEMENT_ID, parseConfig } from '../ui/config.js';
 import { createFleetStore, sameRegionSummary, selectRegionSummary } from './fleet.store.js';
 import { connectFleet } from './fleetStream.js';
-import { capacityText } from './format.js';
+import { capacityText } from '../ui/format.js';
 import { mountLaunchButton } from './launchButton.js';
 import { bindMap } from './mapView.js';
 

@@ -2,7 +2,7 @@
  * DOM twin of the server's region chips: rebuilds the "running in" list from region counts with
  * text nodes only (never innerHTML), so no region string can become markup.
  */
-import { NO_MACHINES_TEXT, type RegionCount } from './format.js';
+import { chipCount, NO_MACHINES_TEXT, type RegionCount } from '../ui/format.js';
 
 export function renderChips(
   list: Element | null,
@@ -26,10 +26,11 @@ export function renderChips(
     code.className = 'code';
     code.textContent = c.code;
     li.append(`${cityOf(c.code)} `, code);
-    if (c.count > 1) {
+    const count = chipCount(c.count);
+    if (count) {
       const n = doc.createElement('span');
       n.className = 'count';
-      n.textContent = `×${c.count}`;
+      n.textContent = count;
       li.append(' ', n);
     }
     items.push(li);

@@ -3,7 +3,7 @@
  * the fleet stream; every region tile runs its own launch button chart (no redirect).
  */
 import { renderChips } from './chips.js';
-import { CONFIG_ELEMENT_ID, parseConfig } from './config.js';
+import { CONFIG_ELEMENT_ID, parseConfig } from '../ui/config.js';
 import {
   createFleetStore,
   sameRegionSummary,
@@ -11,7 +11,7 @@ import {
   selectRegionSummary,
 } from './fleet.store.js';
 import { connectFleet } from './fleetStream.js';
-import { capacityText, formatCountdown, parseTime } from './format.js';
+import { capacityText, formatCountdown, parseTime } from '../ui/format.js';
 import { mountLaunchButton } from './launchButton.js';
 import { refreshAges, renderMachineTable } from './machineTable.js';
 import { bindMap } from './mapView.js';

@@ -4,7 +4,7 @@
  */
 import { createStore } from '@xstate/store';
 import type { CapacityView, FleetMachine, FleetSnapshot, MachineGone } from '../wire.js';
-import { parseTime, regionCounts, type RegionCount } from './format.js';
+import { parseTime, regionCounts, type RegionCount } from '../ui/format.js';
 
 export interface FleetContext {
   readonly machines: Readonly<Record<string, FleetMachine>>;

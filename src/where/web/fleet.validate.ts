@@ -134,29 +134,24 @@ function json(text: unknown): unknown {
   }
 }
 
+type FleetEvent = FleetMessage['event'];
+type FleetData<E extends FleetEvent> = Extract<FleetMessage, { event: E }>['data'];
+
+/** The guard of each fleet SSE event: its keys are the events the browser listens for. */
+const FLEET_GUARDS: { readonly [E in FleetEvent]: (v: unknown) => FleetData<E> | undefined } = {
+  fleet: asFleetSnapshot,
+  machine: asFleetMachine,
+  machineGone: asMachineGone,
+  capacity: asCapacity,
+};
+
+export const FLEET_EVENTS = Object.keys(FLEET_GUARDS) as readonly FleetEvent[];
+
 /** One fleet SSE message (event name + data text) → a typed message, or undefined if malformed. */
 export function parseFleetMessage(event: string, data: unknown): FleetMessage | undefined {
-  const v = json(data);
-  switch (event) {
-    case 'fleet': {
-      const d = asFleetSnapshot(v);
-      return d && { event, data: d };
-    }
-    case 'machine': {
-      const d = asFleetMachine(v);
-      return d && { event, data: d };
-    }
-    case 'machineGone': {
-      const d = asMachineGone(v);
-      return d && { event, data: d };
-    }
-    case 'capacity': {
-      const d = asCapacity(v);
-      return d && { event, data: d };
-    }
-    default:
-      return undefined;
-  }
+  if (!Object.hasOwn(FLEET_GUARDS, event)) return undefined;
+  const d = FLEET_GUARDS[event as FleetEvent](json(data));
+  return d && ({ event, data: d } as FleetMessage);
 }
 
 /** One `launch` SSE message's data → a launch view, or undefined if malformed. */

@@ -2,8 +2,9 @@
  * Feeds the fleet store from `GET /events`. EventSource reconnects by itself after a network
  * drop; when the server refuses the stream outright it is CLOSED for good, so we retry with backoff.
  */
+import type { FleetMessage } from '../wire.js';
 import type { FleetStore } from './fleet.store.js';
-import { parseFleetMessage } from './fleet.validate.js';
+import { FLEET_EVENTS, parseFleetMessage } from './fleet.validate.js';
 
 export type StreamState = 'connecting' | 'open' | 'retrying';
 
@@ -13,7 +14,13 @@ export interface FleetStreamOptions {
   readonly retryMs?: number;
 }
 
-const EVENTS = ['fleet', 'machine', 'machineGone', 'capacity'] as const;
+/** One message as the store event it becomes; arrival times let the store read the clock offset. */
+function feed(store: FleetStore, msg: FleetMessage, receivedAt: number): void {
+  if (msg.event === 'fleet') store.trigger.fleet({ snapshot: msg.data, receivedAt });
+  else if (msg.event === 'machine') store.trigger.machine({ machine: msg.data });
+  else if (msg.event === 'machineGone') store.trigger.machineGone({ gone: msg.data, receivedAt });
+  else store.trigger.capacity({ capacity: msg.data });
+}
 
 /** Connects and returns a function that disconnects (and cancels any pending retry). */
 export function connectFleet(
@@ -29,22 +36,7 @@ export function connectFleet(
   const onMessage = (e: Event) => {
     const m = e as MessageEvent;
     const msg = parseFleetMessage(m.type, m.data);
-    if (!msg) return; // malformed: ignored, never thrown
-    const receivedAt = Date.now();
-    switch (msg.event) {
-      case 'fleet':
-        store.trigger.fleet({ snapshot: msg.data, receivedAt });
-        break;
-      case 'machine':
-        store.trigger.machine({ machine: msg.data });
-        break;
-      case 'machineGone':
-        store.trigger.machineGone({ gone: msg.data, receivedAt });
-        break;
-      case 'capacity':
-        store.trigger.capacity({ capacity: msg.data });
-        break;
-    }
+    if (msg) feed(store, msg, Date.now()); // malformed: ignored, never thrown
   };
 
   const open = () => {
@@ -52,7 +44,7 @@ export function connectFleet(
     opts.onState?.('connecting');
     const source = new EventSource(url);
     es = source;
-    for (const name of EVENTS) source.addEventListener(name, onMessage);
+    for (const name of FLEET_EVENTS) source.addEventListener(name, onMessage);
     source.addEventListener('open', () => {
       delay = opts.retryMs ?? 2_000;
       opts.onState?.('open');

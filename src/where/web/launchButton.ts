@@ -3,16 +3,16 @@
  * EventSource, the redirect) and renders each snapshot into the button, status line and timer.
  */
 import { createActor } from 'xstate';
-import type { PageConfig } from './config.js';
-import { formatElapsed } from './format.js';
+import type { PageConfig } from '../ui/config.js';
+import { formatElapsed } from '../ui/format.js';
 import { asLaunchAccepted, errorMessage, parseLaunchMessage } from './fleet.validate.js';
-import { launchButtonMachine, type LaunchButtonEvent } from './launchButton.machine.js';
+import { launchButtonMachine, type LaunchButtonEvent } from '../ui/launchButton.machine.js';
 import {
   elapsedMs,
   viewLaunchButton,
   type ButtonMode,
   type LaunchButtonView,
-} from './launchButton.view.js';
+} from '../ui/launchButton.view.js';
 
 export interface LaunchButtonDom {
   readonly form: HTMLFormElement;

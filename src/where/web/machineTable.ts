@@ -3,8 +3,8 @@
  * the age column against the server's clock (client clock + the offset the fleet stream measured).
  */
 import type { FleetMachine } from '../wire.js';
-import { machineLink } from './config.js';
-import { formatAge, parseTime } from './format.js';
+import { machineLink } from '../ui/config.js';
+import { machineAge, NO_MACHINE_ROWS_TEXT } from '../ui/format.js';
 
 function safeHref(url: string | undefined): string | undefined {
   if (!url) return undefined;
@@ -38,7 +38,7 @@ export function renderMachineTable(
   if (machines.length === 0) {
     const tr = doc.createElement('tr');
     tr.className = 'empty';
-    const td = cell(doc, 'No machines right now.');
+    const td = cell(doc, NO_MACHINE_ROWS_TEXT);
     td.colSpan = 5;
     tr.append(td);
     tbody.replaceChildren(tr);
@@ -77,8 +77,7 @@ export function renderMachineTable(
 
 export function refreshAges(root: ParentNode | null, serverNow: number): void {
   for (const td of root?.querySelectorAll<HTMLElement>('td.age[data-created]') ?? []) {
-    const created = parseTime(td.dataset.created);
-    const text = created === undefined ? '?' : formatAge(serverNow - created);
+    const text = machineAge(td.dataset.created, serverNow);
     if (td.textContent !== text) td.textContent = text;
   }
 }

@@ -2,7 +2,7 @@
  * Keeps the server-rendered map in step with the fleet: toggles the `live` and `own` classes on
  * region markers, refreshes their accessible names, and shows a marker's code on tap.
  */
-import { markerTitle, type RegionCount } from './format.js';
+import { markerTitle, type RegionCount } from '../ui/format.js';
 
 export interface MapView {
   /** Regions with machines (others are cleared). Codes not on the map are ignored. */

@@ -1,6 +1,7 @@
 /**
  * Pure text formatting shared by the server views and the browser bundle (no DOM, no clock):
- * elapsed times, ages, machine counts and the list of regions with machines.
+ * elapsed times, ages, machine counts, the list of regions with machines, and the words both
+ * renderings of a chip or a table row use, so the server's HTML and the script's DOM agree.
  */
 
 /** `m:ss.t`, e.g. 3 412 ms → `0:03.4`. Negative or non-finite input shows `0:00.0`. */
@@ -77,4 +78,19 @@ export function capacityText(
   return `${cap.live} of ${cap.limit} machine ${cap.limit === 1 ? 'slot' : 'slots'} in use`;
 }
 
+/** The region chips when no region has a machine. */
 export const NO_MACHINES_TEXT = 'none right now';
+
+/** A region chip's count: `×3` for several machines, nothing for one. */
+export function chipCount(count: number): string | undefined {
+  return count > 1 ? `×${count}` : undefined;
+}
+
+/** The machine table's only row when there are none. */
+export const NO_MACHINE_ROWS_TEXT = 'No machines right now.';
+
+/** A machine's age at `nowMs` for its table cell, or `?` when its creation time does not parse. */
+export function machineAge(createdAt: string | undefined, nowMs: number): string {
+  const created = parseTime(createdAt);
+  return created === undefined ? '?' : formatAge(nowMs - created);
+}

@@ -1,6 +1,7 @@
 /**
  * What the launch button looks like and says in each state: a pure function of the chart's
- * snapshot, shared by the landing page (one big button) and the dashboard (a button per region).
+ * snapshot, for the landing page (one big button) and the dashboard (a button per region). The
+ * server renders the idle button from it, so the page and the script never disagree on the words.
  */
 import {
   buttonState,
@@ -27,9 +28,11 @@ export interface LaunchButtonView {
   readonly link: string | undefined;
 }
 
+/** What the words depend on: the chart's snapshot, or just `redirect` before the chart exists. */
 interface SnapshotLike {
   readonly value: unknown;
-  readonly context: LaunchButtonContext;
+  readonly context: Pick<LaunchButtonContext, 'redirect'> &
+    Partial<Pick<LaunchButtonContext, 'machineId' | 'machineRegion' | 'url' | 'timer' | 'failure'>>;
 }
 
 /** Elapsed launch time at client time `now`, or undefined before the first launch message. */
@@ -46,6 +49,11 @@ const ALIVE: ReadonlySet<LaunchButtonState> = new Set([
   'ready',
   'redirecting',
 ]);
+
+/** The button before anyone presses it, as the server renders it. */
+export function idleLaunchButton(mode: ButtonMode): LaunchButtonView {
+  return viewLaunchButton({ value: 'idle', context: { redirect: mode === 'page' } }, mode);
+}
 
 export function viewLaunchButton(
   snapshot: SnapshotLike,

@@ -143,7 +143,7 @@ const refusalPage = (reply: FastifyReply, message: string, status: number) =>
 
 /**
  * Starting a launch: where it goes, the per-address limits and cooldown on the visitor's button,
- * and the accounting of refusals. `guard(source)` is the route options that check the origin
+ * and the accounting of refusals. `guard(source)` gives the route options that check the origin
  * before the body and answer every refusal (a form gets the progress page saying why).
  */
 function launchStarts(s: WhereServices) {
@@ -151,7 +151,10 @@ function launchStarts(s: WhereServices) {
   const launchesPerIp = new SlidingWindowLimiter(cfg.limits.launchesPerMinute, 60_000);
   const cooldown = new Cooldown(cfg.limits.cooldownMs);
   const checkOrigin = sameOrigin(cfg.publicUrl);
-  /** Requests that got as far as asking for a launch: only their refusals count as refused launches. */
+  /**
+   * Requests that got past the listener's own hooks (request limit, operator token): only their
+   * refusals are refused launches, counted and shown on the progress page.
+   */
   const asked = new WeakSet<FastifyRequest>();
 
   /** The visitor's button: the cooldown, then the per-address launch limit. */

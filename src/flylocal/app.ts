@@ -19,6 +19,13 @@ import { silentLogger, type Logger } from '../shared/log.js';
 import { EmulatorError, type FlyLocalEmulator } from './emulator.js';
 import { faultConfigSchema, type EmulatedAction } from './faults.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The Machines API action a route emulates: rate limits and faults are counted per action. */
+    action?: EmulatedAction;
+  }
+}
+
 export interface FlyLocalAppOptions {
   /** The bearer token every API call must carry. */
   readonly token: string;

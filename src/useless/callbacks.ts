@@ -5,11 +5,28 @@
 import { SIGNATURE_HEADER, signBody, type MachineStatusBody } from '../shared/callbackAuth.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { Clock } from '../ports/clock.js';
+import type { Clock, Timers } from '../ports/clock.js';
 
 export type Fetch = typeof globalThis.fetch;
 /** Resolves after `ms`, or early (without error) when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+/** A Sleep built on the Timers port, so tests can drive time; aborting resolves it early. */
+export function timersSleep(clock: Clock, timers: Timers): Sleep {
+  let n = 0;
+  return (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const key = `sleep:${n++}`;
+      const finish = (): void => {
+        timers.clear(key);
+        signal?.removeEventListener('abort', finish);
+        resolve();
+      };
+      signal?.addEventListener('abort', finish, { once: true });
+      timers.set(key, clock.now() + ms, finish);
+    });
+}
 
 export interface CallbackTuning {
   /** One POST may take this long before it counts as "did not answer". */

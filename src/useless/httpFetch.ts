@@ -5,6 +5,7 @@
  * status, text() and json().
  */
 import { request } from 'node:http';
+import { readText } from '../shared/readText.js';
 import type { Fetch } from './callbacks.js';
 
 export const httpFetch: Fetch = ((input: string | URL, init: RequestInit = {}) =>
@@ -25,11 +26,7 @@ export const httpFetch: Fetch = ((input: string | URL, init: RequestInit = {}) =
       url,
       { method: init.method ?? 'GET', headers, signal: init.signal ?? undefined },
       (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+        readText(res).then((text) => {
           const status = res.statusCode ?? 0;
           resolve({
             status,
@@ -37,7 +34,7 @@ export const httpFetch: Fetch = ((input: string | URL, init: RequestInit = {}) =
             text: async () => text,
             json: async () => JSON.parse(text) as unknown,
           } as Response);
-        });
+        }, reject);
       },
     );
     req.on('error', reject);

@@ -13,36 +13,43 @@ import {
   type LaunchStatus,
 } from '../../machines/vocabulary.js';
 
-/** What a launch looks like to a visitor, one message per change on `GET /launches/:id/events`. */
 export const launchStatus = z.enum(LAUNCH_STATUSES);
 export type { LaunchStatus };
 
 export const failureReason = z.enum(FAILURE_REASONS);
 export type { FailureReason };
 
+/**
+ * What a launch looks like to a visitor: `GET /launches/:id`, and one message per change on
+ * `GET /launches/:id/events`. Keys in the order the launches service builds a view, since a reply
+ * schema writes them in its own order.
+ */
 export const launchView = z.object({
   launchId: z.string(),
   status: launchStatus,
   region: z.string(),
   source: z.enum(LAUNCH_SOURCES),
+  /** Server time of the fact that produced this status (ISO). */
+  at: z.string(),
+  requestedAt: z.string(),
+  /** Stream version: the SSE id, for Last-Event-ID resume. */
+  version: z.number().int(),
   machineId: z.string().optional(),
   /** Where the browser goes when `status` is `ready`. */
   url: z.string().optional(),
   reason: failureReason.optional(),
   /** Human words for the failure, safe to show. */
   message: z.string().optional(),
-  /** Server time of the fact that produced this status (ISO). */
-  at: z.string(),
-  requestedAt: z.string(),
-  /** Stream version: the SSE id, for Last-Event-ID resume. */
-  version: z.number().int(),
 });
 export type LaunchView = z.infer<typeof launchView>;
 
-/** `POST /launches` body. `region` is optional: the visitor's edge region (Fly-Region) is the default. */
+/**
+ * `POST /launches` (and `/dash/launches`) body, JSON or a form. `region` is optional: the visitor's
+ * edge region (Fly-Region) is the default. No body at all is the same as `{}`.
+ */
 export const launchRequestBody = z
   .strictObject({ region: z.string().max(16).optional() })
-  .optional();
+  .nullish();
 
 export const launchAccepted = z.object({
   launchId: z.string(),
@@ -53,14 +60,8 @@ export const launchAccepted = z.object({
 });
 export type LaunchAccepted = z.infer<typeof launchAccepted>;
 
-/** Every error body: Fastify's shape with a stable `code`. */
-export const errorBody = z.object({
-  statusCode: z.number().int(),
-  code: z.string(),
-  error: z.string(),
-  message: z.string(),
-});
-export type ErrorBody = z.infer<typeof errorBody>;
+/** Every error body: Fastify's shape with a stable `code` (one schema for all our listeners). */
+export { errorBodySchema, type ErrorBody } from '../shared/errorBody.js';
 
 /** One live Useless Machine on the map (fleet stream). */
 export const fleetMachine = z.object({
@@ -95,8 +96,6 @@ export type FleetMessage =
   | { event: 'machine'; data: FleetMachine }
   | { event: 'machineGone'; data: MachineGone }
   | { event: 'capacity'; data: CapacityView };
-
-export type LaunchMessage = { event: 'launch'; id: string; data: LaunchView };
 
 /** Words a visitor reads for each failure reason. */
 export const FAILURE_WORDS: Record<FailureReason, string> = {

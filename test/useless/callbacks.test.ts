@@ -8,10 +8,10 @@ import {
 } from '../../src/shared/callbackAuth.js';
 import { silentLogger } from '../../src/shared/log.js';
 import type { Clock } from '../../src/ports/clock.js';
-import { timersSleep } from '../../src/useless/app.js';
 import {
   deliverStatus,
   isRetryableStatus,
+  timersSleep,
   type CallbackDeps,
   type Fetch,
 } from '../../src/useless/callbacks.js';

@@ -4,13 +4,17 @@
  * and a live feed of transitions. Nothing secret is in a chart's context; keys that look secret are
  * redacted anyway.
  */
-import type { FastifyPluginAsync } from 'fastify';
-import type { ActorRecord } from '../runtime/actorRuntime.js';
-import { AppError } from '../shared/errors.js';
-import type { WhereServices } from './app.js';
-import { requireToken, wantsHtml } from './http.js';
-import { frame, type SseRegistry } from './sse.js';
-import { escapeHtml } from './views/html.js';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { STREAM_NAME_PATTERN } from '../../../machines/vocabulary.js';
+import type { ActorRecord } from '../../runtime/actorRuntime.js';
+import { AppError } from '../../shared/errors.js';
+import { schemaErrors } from '../../shared/zodRoutes.js';
+import type { WhereServices } from '../app.js';
+import { requireToken, wantsHtml } from '../http.js';
+import { frame, type SseRegistry } from '../sse.js';
+import { escapeHtml } from '../views/html.js';
+import { errorBodySchema } from '../wire.js';
 
 // Key names that could hold a secret; `key` alone is a timer's name and stays readable.
 const SECRETISH = /token|secret|password|authorization|apikey|callbackkey|credential/i;
@@ -26,7 +30,7 @@ function redact(value: unknown, depth = 0): unknown {
   );
 }
 
-export function describeActor(r: ActorRecord, timers: ReadonlyMap<string, number>) {
+function describeActor(r: ActorRecord, timers: ReadonlyMap<string, number>) {
   return {
     id: r.stream,
     kind: r.kind,
@@ -41,7 +45,14 @@ export function describeActor(r: ActorRecord, timers: ReadonlyMap<string, number
   };
 }
 
-export const debugRoutes: FastifyPluginAsync<{
+const actorParams = z.object({ id: z.string().regex(STREAM_NAME_PATTERN) });
+/** One actor (live, or replayed from its stream) and its stored history, redacted. */
+const actorDetail = z.looseObject({ actor: z.unknown(), history: z.array(z.unknown()) });
+const BAD_ACTOR_ID = schemaErrors({
+  params: ['BAD_ACTOR_ID', 'actor ids look like launch.<id>, vm.<id> or autospawner.main'],
+});
+
+export const debugRoutes: FastifyPluginAsyncZod<{
   services: WhereServices;
   sse: SseRegistry;
 }> = async (app, { services: s, sse }) => {
@@ -79,13 +90,12 @@ export const debugRoutes: FastifyPluginAsync<{
       );
   });
 
-  app.get<{ Params: { id: string } }>('/debug/actors/:id', async (req) => {
+  const onActor = {
+    schema: { params: actorParams, response: { 200: actorDetail, '4xx': errorBodySchema } },
+    schemaErrorFormatter: BAD_ACTOR_ID,
+  };
+  app.get('/debug/actors/:id', onActor, async (req) => {
     const id = req.params.id;
-    if (!/^(launch|vm|autospawner)\.[A-Za-z0-9_-]{1,64}$/.test(id))
-      throw new AppError(
-        'BAD_ACTOR_ID',
-        'actor ids look like launch.<id>, vm.<id> or autospawner.main',
-      );
     const history = await s.runtime.history(id);
     const r = s.runtime.actor(id);
     // No history left: retention archived it (its finished copy may linger in memory a while),

@@ -29,7 +29,7 @@ import type { AutospawnDriver } from './services/autospawn.js';
 import type { Cluster } from './services/cluster.js';
 import type { Reconciler } from './services/reconciler.js';
 import type { Retention } from './services/retention.js';
-import { SlidingWindowLimiter, Cooldown, clientIp } from './services/rateLimit.js';
+import { SlidingWindowLimiter, Cooldown, clientIpOf } from './services/rateLimit.js';
 import { renderLandingPage } from './views/landing.js';
 import { renderAutospawner, renderDashboard } from './views/dashboard.js';
 import { renderLaunchProgressPage } from './views/launchProgress.js';
@@ -112,8 +112,7 @@ export async function buildPublicApp(s: WhereServices): Promise<FastifyInstance>
     },
   );
 
-  const ipOf = (req: FastifyRequest) =>
-    clientIp(req.socket.remoteAddress, req.headers['fly-client-ip'], cfg.limits.trustedProxies);
+  const ipOf = clientIpOf(cfg.limits.trustedProxies, logger);
   const requests = new SlidingWindowLimiter(cfg.limits.requestsPerMinute, 60_000);
   const launchesPerIp = new SlidingWindowLimiter(cfg.limits.launchesPerMinute, 60_000);
   const cooldown = new Cooldown(cfg.limits.cooldownMs);

@@ -5,7 +5,12 @@
  */
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TrustedPeers, clientIp, parseTrustEntry } from '../../src/where/services/rateLimit.js';
+import {
+  TrustedPeers,
+  clientIp,
+  clientIpOf,
+  parseTrustEntry,
+} from '../../src/where/services/rateLimit.js';
 import { parseEnv, ConfigError } from '../../src/shared/env.js';
 import { whereEnv } from '../../src/where/config.js';
 import { whereRig, type WhereRig } from '../support/whereRig.js';
@@ -44,16 +49,21 @@ describe("fly.toml's trust list", () => {
   });
 
   it('keys a forged header by the peer, a proxied one by the client, and reports each forger once', () => {
-    const seen: string[] = [];
-    const report = (p: string) => seen.push(p);
+    const warned: object[] = [];
+    const keyOf = clientIpOf(FLY_TRUST.split(','), { warn: (o) => warned.push(o) });
+    const req = (peer: string, ip?: string) => ({
+      socket: { remoteAddress: peer },
+      headers: ip === undefined ? {} : { 'fly-client-ip': ip },
+    });
     const other = 'fdaa:0:1a2b:a7b:9c:1d2e:3f4a:2';
-    expect(clientIp(other, '198.51.100.1', peers, report)).toBe(other);
-    expect(clientIp(other, '198.51.100.2', peers, report)).toBe(other);
-    expect(clientIp('::ffff:172.16.0.9', '198.51.100.1', peers, report)).toBe('198.51.100.1');
+    expect(keyOf(req(other, '198.51.100.1'))).toBe(other);
+    expect(keyOf(req(other, '198.51.100.2'))).toBe(other);
+    expect(keyOf(req('::ffff:172.16.0.9', '198.51.100.1'))).toBe('198.51.100.1');
     // A trusted peer with a header that is not an address is keyed by itself.
-    expect(clientIp('::ffff:172.16.0.9', 'not-an-ip', peers, report)).toBe('::ffff:172.16.0.9');
-    expect(clientIp(other, undefined, peers, report)).toBe(other);
-    expect(seen).toEqual([other]);
+    expect(keyOf(req('::ffff:172.16.0.9', 'not-an-ip'))).toBe('::ffff:172.16.0.9');
+    expect(keyOf(req(other))).toBe(other);
+    expect(warned).toEqual([{ peer: other }]);
+    expect(clientIp(other, '198.51.100.3', peers)).toBe(other);
   });
 
   it('is checked at start: an entry that is neither an address nor a CIDR block stops the app', () => {

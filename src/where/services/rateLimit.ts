@@ -129,47 +129,31 @@ export function parseTrustEntry(
   return { address, family: family === 4 ? 'ipv4' : 'ipv6', prefix };
 }
 
-/** Parsed trust lists, by the configuration array they came from (parsed once, not per request). */
-const parsedLists = new WeakMap<readonly string[], TrustedPeers>();
-/** Peers already reported for sending the header untrusted: one report each, and a bounded memory. */
-const reported = new Set<string>();
-
 /**
  * The client address: Fly-Client-IP when the request came through a proxy we trust (Fly's, or the
- * local edge proxy), else the socket peer. A header sent by anyone else changes nothing: it is
- * reported once per peer through `onUntrusted` (another app forging it, or a proxy address the trust
- * list misses, which would put every visitor under the proxy's one key).
+ * local edge proxy), else the socket peer. A header sent by anyone else changes nothing; such a
+ * request is reported through `onUntrusted`.
  */
 export function clientIp(
   peer: string | undefined,
   header: string | string[] | undefined,
-  trusted: readonly string[] | TrustedPeers,
+  trusted: TrustedPeers,
   onUntrusted?: (peer: string) => void,
 ): string {
   const p = peer ?? 'unknown';
   const h = Array.isArray(header) ? header[0] : header;
   if (!h) return p;
-  let peers: TrustedPeers | undefined;
-  if (trusted instanceof TrustedPeers) peers = trusted;
-  else {
-    peers = parsedLists.get(trusted);
-    if (!peers) parsedLists.set(trusted, (peers = new TrustedPeers(trusted)));
-  }
-  if (peers.has(peer)) {
+  if (trusted.has(peer)) {
     const v = h.trim();
     if (isIP(v) !== 0) return v;
-  } else if (onUntrusted && !reported.has(p)) {
-    if (reported.size >= 1000) reported.clear();
-    reported.add(p);
-    onUntrusted(p);
-  }
+  } else onUntrusted?.(p);
   return p;
 }
 
 /**
- * The public listener's key for a request (see clientIp), with a forged or untrusted header
- * reported once per peer at warn: another app forging it, or Fly's proxy arriving from an address
- * the trust list misses, which would put every visitor under the proxy's one key.
+ * The public listener's key for a request (see clientIp). A forged or untrusted header is logged at
+ * warn once per peer (a bounded memory): another app forging it, or Fly's proxy arriving from an
+ * address the trust list misses, which would put every visitor under the proxy's one key.
  */
 export function clientIpOf(
   trusted: readonly string[],
@@ -179,8 +163,13 @@ export function clientIpOf(
   headers: Record<string, string | string[] | undefined>;
 }) => string {
   const peers = new TrustedPeers(trusted);
-  const onUntrusted = (peer: string) =>
+  const reported = new Set<string>();
+  const onUntrusted = (peer: string) => {
+    if (reported.has(peer)) return;
+    if (reported.size >= 1000) reported.clear();
+    reported.add(peer);
     log.warn({ peer }, 'Fly-Client-IP from a peer not in WM_TRUSTED_PROXIES: keyed by the peer');
+  };
   return (req) =>
     clientIp(req.socket.remoteAddress, req.headers['fly-client-ip'], peers, onUntrusted);
 }

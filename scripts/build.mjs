@@ -3,7 +3,9 @@
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 
-const programs = ['where', 'flylocal', 'devstack'].filter((p) => existsSync(`src/${p}/main.ts`));
+const programs = ['where', 'flylocal', 'devstack', 'migrate'].filter((p) =>
+  existsSync(`src/${p}/main.ts`),
+);
 
 await build({
   entryPoints: Object.fromEntries(programs.map((p) => [p, `src/${p}/main.ts`])),

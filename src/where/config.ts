@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { envBool, envInt, envList } from '../shared/env.js';
 import { REGION_CODES } from '../shared/regions.js';
+import { parseTrustEntry } from './services/rateLimit.js';
 
 const region = z
   .string()
@@ -105,8 +106,15 @@ export const whereEnv = z
     WM_MAX_STREAMS: envInt(1, 1_000_000).default(15_000),
     /** After a launch is accepted, the same visitor waits this long before the next one. */
     WM_COOLDOWN_MS: envInt(0).default(20_000),
-    /** Peers whose Fly-Client-IP header we believe; `*` trusts every peer (behind Fly's proxy). */
-    WM_TRUSTED_PROXIES: envList.default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
+    /**
+     * Peers whose Fly-Client-IP header we believe: addresses and CIDR blocks (`*`: every peer). The
+     * default is the local edge proxy (loopback); fly.toml names Fly's proxy, 172.16.0.0/12 (ADR 0020).
+     */
+    WM_TRUSTED_PROXIES: envList
+      .refine((list) => list.every((e) => e === '*' || parseTrustEntry(e) !== undefined), {
+        message: 'each entry must be *, an IP address or a CIDR block such as 172.16.0.0/12',
+      })
+      .default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
 
     WM_AUTOSPAWN: envBool.default(true),
     WM_AUTOSPAWN_INTERVAL_MS: envInt(1000).default(2 * 60 * 60_000),

@@ -6,15 +6,20 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Clock } from '../../ports/clock.js';
 import { AppError } from '../../shared/errors.js';
 import type { WhereConfig } from '../config.js';
-import { SlidingWindowLimiter, clientIp } from '../services/rateLimit.js';
+import { SlidingWindowLimiter, clientIpOf } from '../services/rateLimit.js';
 
-/** The client address limits count by (Fly-Client-IP only from a proxy we trust). */
+// One reader per app configuration: it parses the trust list once and remembers which untrusted
+// peers it already warned about.
+const readers = new WeakMap<WhereConfig, ReturnType<typeof clientIpOf>>();
+
+/** The client address limits count by (Fly-Client-IP only from Fly's proxy, ADR 0020). */
 export function clientAddress(cfg: WhereConfig, req: FastifyRequest): string {
-  return clientIp(
-    req.socket.remoteAddress,
-    req.headers['fly-client-ip'],
-    cfg.limits.trustedProxies,
-  );
+  let read = readers.get(cfg);
+  if (!read) {
+    read = clientIpOf(cfg.limits.trustedProxies, req.log);
+    readers.set(cfg, read);
+  }
+  return read(req);
 }
 
 /** An `onRequest` hook on the whole listener, ahead of every route (and of not-found). */

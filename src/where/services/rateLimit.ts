@@ -3,6 +3,8 @@
  * cooldown after each accepted launch. Both live in memory: a restart forgets them (ADR 0011). Memory is bounded (least recently seen keys are dropped):
  * per-IP limits stop a reloading visitor; the global cap on machines stops everything else.
  */
+import { BlockList, isIP } from 'node:net';
+
 export class SlidingWindowLimiter {
   private readonly hits = new Map<string, number[]>();
 
@@ -76,19 +78,98 @@ export class Cooldown {
 }
 
 /**
+ * The peers whose Fly-Client-IP header is believed: `*` (every peer), single addresses, and CIDR
+ * blocks (`172.16.0.0/12`, `fdaa::/16`). An IPv4 peer on a dual-stack socket shows as
+ * `::ffff:a.b.c.d` and is compared as the IPv4 address it is. On Fly the proxy reaches the app over
+ * the machine's IPv4 link from 172.16.0.0/12, while other apps of the organization reach it over
+ * 6PN from fdaa::/16, so trusting the IPv4 block believes the proxy and nobody else (ADR 0020).
+ */
+export class TrustedPeers {
+  private readonly any: boolean;
+  private readonly blocks = new BlockList();
+
+  constructor(entries: readonly string[]) {
+    this.any = entries.includes('*');
+    for (const entry of entries) {
+      if (entry === '*') continue;
+      const parsed = parseTrustEntry(entry);
+      if (!parsed) throw new RangeError(`not an address or CIDR block: ${JSON.stringify(entry)}`);
+      if (parsed.prefix === undefined) this.blocks.addAddress(parsed.address, parsed.family);
+      else this.blocks.addSubnet(parsed.address, parsed.prefix, parsed.family);
+    }
+  }
+
+  has(peer: string | undefined): boolean {
+    if (this.any) return true;
+    if (peer === undefined) return false;
+    const address = unmapIPv4(peer);
+    const family = isIP(address);
+    if (family === 0) return false;
+    return this.blocks.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  }
+}
+
+/** `::ffff:a.b.c.d` (an IPv4 peer of a dual-stack socket) as `a.b.c.d`; anything else unchanged. */
+function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  return m ? m[1]! : address;
+}
+
+/** One entry of WM_TRUSTED_PROXIES: an address or `address/prefix`; undefined if it is neither. */
+export function parseTrustEntry(
+  entry: string,
+): { address: string; family: 'ipv4' | 'ipv6'; prefix: number | undefined } | undefined {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(entry.trim());
+  if (!m) return undefined;
+  const address = unmapIPv4(m[1]!);
+  const family = isIP(address);
+  if (family === 0) return undefined;
+  const prefix = m[2] === undefined ? undefined : Number(m[2]);
+  if (prefix !== undefined && prefix > (family === 4 ? 32 : 128)) return undefined;
+  return { address, family: family === 4 ? 'ipv4' : 'ipv6', prefix };
+}
+
+/**
  * The client address: Fly-Client-IP when the request came through a proxy we trust (Fly's, or the
- * local edge proxy), else the socket peer. A header sent by anyone else changes nothing.
+ * local edge proxy), else the socket peer. A header sent by anyone else changes nothing; such a
+ * request is reported through `onUntrusted`.
  */
 export function clientIp(
   peer: string | undefined,
   header: string | string[] | undefined,
-  trusted: readonly string[],
+  trusted: TrustedPeers,
+  onUntrusted?: (peer: string) => void,
 ): string {
   const p = peer ?? 'unknown';
   const h = Array.isArray(header) ? header[0] : header;
-  if (h && (trusted.includes('*') || trusted.includes(p))) {
+  if (!h) return p;
+  if (trusted.has(peer)) {
     const v = h.trim();
-    if (/^[0-9a-fA-F:.]{2,45}$/.test(v)) return v;
-  }
+    if (isIP(v) !== 0) return v;
+  } else onUntrusted?.(p);
   return p;
+}
+
+/**
+ * The public listener's key for a request (see clientIp). A forged or untrusted header is logged at
+ * warn once per peer (a bounded memory): another app forging it, or Fly's proxy arriving from an
+ * address the trust list misses, which would put every visitor under the proxy's one key.
+ */
+export function clientIpOf(
+  trusted: readonly string[],
+  log: { warn(obj: object, msg: string): void },
+): (req: {
+  socket: { remoteAddress?: string | undefined };
+  headers: Record<string, string | string[] | undefined>;
+}) => string {
+  const peers = new TrustedPeers(trusted);
+  const reported = new Set<string>();
+  const onUntrusted = (peer: string) => {
+    if (reported.has(peer)) return;
+    if (reported.size >= 1000) reported.clear();
+    reported.add(peer);
+    log.warn({ peer }, 'Fly-Client-IP from a peer not in WM_TRUSTED_PROXIES: keyed by the peer');
+  };
+  return (req) =>
+    clientIp(req.socket.remoteAddress, req.headers['fly-client-ip'], peers, onUntrusted);
 }

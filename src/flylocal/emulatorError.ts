@@ -1,4 +1,6 @@
 /** A failure of an emulated Machines API call, with Fly's status code and `{"error": ...}` text. */
+import type { ZodError } from 'zod';
+
 export class EmulatorError extends Error {
   constructor(
     readonly status: number,
@@ -15,3 +17,14 @@ export const notFound = (): EmulatorError => new EmulatorError(404, 'not_found: 
 
 export const shuttingDown = (): EmulatorError =>
   new EmulatorError(503, 'unavailable: flylocal is shutting down');
+
+/** A zod failure as Fly's `invalid_argument` text: the first few issues with their paths. */
+export function zodIssues(err: ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`)
+    .join('; ');
+}
+
+export const invalidArgument = (err: ZodError): EmulatorError =>
+  new EmulatorError(400, `invalid_argument: ${zodIssues(err)}`);

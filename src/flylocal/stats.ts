@@ -44,9 +44,16 @@ interface MetricSource {
   read(): Iterable<[Labels, number]>;
 }
 
-function split(key: string, sep: string): [string, string] {
-  const i = key.indexOf(sep);
-  return [key.slice(0, i), key.slice(i + sep.length)];
+/** Series from counts kept under `<first><sep><second>` keys, e.g. "create 200". */
+function splitKeys(
+  counts: Iterable<[string, number]>,
+  sep: string,
+  [first, second]: readonly [string, string],
+): [Labels, number][] {
+  return [...counts].map(([key, n]) => {
+    const i = key.indexOf(sep);
+    return [{ [first]: key.slice(0, i), [second]: key.slice(i + sep.length) }, n];
+  });
 }
 
 function* machinesByState(emulator: FlyLocalEmulator): Iterable<[Labels, number]> {
@@ -62,11 +69,7 @@ function sources(emulator: FlyLocalEmulator, stats: HttpStats): MetricSource[] {
       name: 'flylocal_api_requests_total',
       help: 'Machines API calls the emulator answered, by action and status.',
       labelNames: ['action', 'status'],
-      read: () =>
-        Object.entries(stats.responses).map(([key, n]) => {
-          const [action, status] = split(key, ' ');
-          return [{ action, status }, n];
-        }),
+      read: () => splitKeys(Object.entries(stats.responses), ' ', ['action', 'status']),
     },
     {
       kind: 'counter',
@@ -80,11 +83,7 @@ function sources(emulator: FlyLocalEmulator, stats: HttpStats): MetricSource[] {
       name: 'flylocal_faults_injected_total',
       help: 'Faults injected into API calls, by action and fault.',
       labelNames: ['action', 'fault'],
-      read: () =>
-        [...emulator.faults.injected].map(([key, n]) => {
-          const [action, fault] = split(key, ':');
-          return [{ action, fault }, n];
-        }),
+      read: () => splitKeys(emulator.faults.injected, ':', ['action', 'fault']),
     },
     {
       kind: 'gauge',

@@ -1,6 +1,10 @@
-/** A failure of an emulated Machines API call, with Fly's status code and `{"error": ...}` text. */
+/**
+ * The emulator's failures as Fly answers them: a status code and the `{"error": ...}` text, and
+ * the few that several places raise (not found, shutting down, a body that does not parse).
+ */
 import type { ZodError } from 'zod';
 
+/** A failure of an emulated Machines API call, with Fly's status code and error text. */
 export class EmulatorError extends Error {
   constructor(
     readonly status: number,

@@ -230,16 +230,23 @@ export function processesWithEnv(marker: string): { pid: number; machineId?: str
     const vars = env.split('\0');
     if (!vars.includes(marker)) continue;
     // A zombie (dead, not yet reaped) is not a live VM.
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-    } catch {
-      continue;
-    }
+    if (isZombie(Number(e)) !== false) continue;
     const mid = vars.find((v) => v.startsWith('FLY_MACHINE_ID='))?.slice('FLY_MACHINE_ID='.length);
     out.push({ pid: Number(e), ...(mid ? { machineId: mid } : {}) });
   }
   return out;
+}
+
+/** Is this process a zombie (dead, not yet reaped)? Undefined when /proc cannot tell. */
+function isZombie(pid: number): boolean | undefined {
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; S = Z for a zombie.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const at = stat.lastIndexOf(')') + 2;
+    return stat.slice(at, at + 1) === 'Z';
+  } catch {
+    return undefined;
+  }
 }
 
 /** Is this pid a live (non-zombie) process? */
@@ -249,10 +256,5 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
+  return isZombie(pid) !== true;
 }

@@ -171,39 +171,42 @@ async function stop(code = 0): Promise<void> {
 }
 const rank = (name: string) => (name.startsWith('where') ? 0 : name === 'flylocal' ? 1 : 2);
 
+/** `--regions` without NATS_URL: a nats-server of the stack's own, on a free port and a temp store. */
+async function startOwnNats(): Promise<string> {
+  const port = await freePort();
+  const store = mkdtempSync(join(tmpdir(), 'wm-nats-'));
+  cleanups.push(() => rmSync(store, { recursive: true, force: true }));
+  run(
+    'nats-server',
+    'nats-server',
+    ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store],
+    {},
+  ).on('error', () => {
+    process.stderr.write(
+      'devstack: --regions needs NATS: install nats-server (apt-get install nats-server) or set NATS_URL\n',
+    );
+    void stop(2);
+  });
+  await waitFor(
+    'nats-server',
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = new Socket();
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+        s.connect(port, '127.0.0.1');
+      }),
+  );
+  return `nats://127.0.0.1:${port}`;
+}
+
 async function main(): Promise<void> {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
   mkdirSync(dataDir, { recursive: true });
 
-  let natsUrl = process.env.NATS_URL;
-  if (multi && !natsUrl) {
-    const port = await freePort();
-    const store = mkdtempSync(join(tmpdir(), 'wm-nats-'));
-    cleanups.push(() => rmSync(store, { recursive: true, force: true }));
-    run(
-      'nats-server',
-      'nats-server',
-      ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store],
-      {},
-    ).on('error', () => {
-      process.stderr.write(
-        'devstack: --regions needs NATS: install nats-server (apt-get install nats-server) or set NATS_URL\n',
-      );
-      void stop(2);
-    });
-    natsUrl = `nats://127.0.0.1:${port}`;
-    await waitFor(
-      'nats-server',
-      () =>
-        new Promise<boolean>((resolve) => {
-          const s = new Socket();
-          s.once('connect', () => (s.destroy(), resolve(true)));
-          s.once('error', () => resolve(false));
-          s.connect(port, '127.0.0.1');
-        }),
-    );
-  }
+  // An empty NATS_URL counts as unset.
+  const natsUrl = process.env.NATS_URL || (multi ? await startOwnNats() : undefined);
 
   const flyToken = `flylocal-${randomBytes(12).toString('hex')}`;
   const flyPort = Number(process.env.FLYLOCAL_PORT ?? 4280);

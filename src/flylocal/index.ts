@@ -3,7 +3,8 @@
  * machine directory (for the edge proxy) and a close() that leaves no process behind.
  */
 import { randomBytes } from 'node:crypto';
-import { buildFlyLocalApp, type FlyLocalAppOptions, type HttpStats } from './app.js';
+import { buildFlyLocalApp, type FlyLocalAppOptions } from './app.js';
+import type { HttpStats } from './stats.js';
 import { FlyLocalEmulator, type EmulatorOptions, type MachineDirectory } from './emulator.js';
 
 export { FlyLocalEmulator, EmulatorError } from './emulator.js';
@@ -14,7 +15,7 @@ export type {
   MachineSnapshot,
 } from './emulator.js';
 export type { FaultConfig, ActionFaults, FaultKind, EmulatedAction } from './faults.js';
-export { HttpStats } from './app.js';
+export { HttpStats } from './stats.js';
 
 export const FLYLOCAL_DEFAULT_PORT = 4280;
 

@@ -12,44 +12,53 @@ export interface Region {
   readonly lat: number;
 }
 
-// Whole-degree coordinates are enough for a dot on a world map.
-export const REGIONS: readonly Region[] = [
-  { code: 'ams', city: 'Amsterdam', name: 'Amsterdam, Netherlands', lon: 5, lat: 52 },
-  { code: 'iad', city: 'Ashburn', name: 'Ashburn, Virginia (US)', lon: -77, lat: 39 },
-  { code: 'atl', city: 'Atlanta', name: 'Atlanta, Georgia (US)', lon: -84, lat: 34 },
-  { code: 'bog', city: 'Bogotá', name: 'Bogotá, Colombia', lon: -74, lat: 5 },
-  { code: 'bos', city: 'Boston', name: 'Boston, Massachusetts (US)', lon: -71, lat: 42 },
-  { code: 'otp', city: 'Bucharest', name: 'Bucharest, Romania', lon: 26, lat: 45 },
-  { code: 'ord', city: 'Chicago', name: 'Chicago, Illinois (US)', lon: -88, lat: 42 },
-  { code: 'dfw', city: 'Dallas', name: 'Dallas, Texas (US)', lon: -97, lat: 33 },
-  { code: 'den', city: 'Denver', name: 'Denver, Colorado (US)', lon: -105, lat: 40 },
-  { code: 'eze', city: 'Ezeiza', name: 'Ezeiza, Argentina', lon: -59, lat: -35 },
-  { code: 'fra', city: 'Frankfurt', name: 'Frankfurt, Germany', lon: 9, lat: 50 },
-  { code: 'gdl', city: 'Guadalajara', name: 'Guadalajara, Mexico', lon: -103, lat: 21 },
-  { code: 'hkg', city: 'Hong Kong', name: 'Hong Kong, Hong Kong', lon: 114, lat: 22 },
-  { code: 'jnb', city: 'Johannesburg', name: 'Johannesburg, South Africa', lon: 28, lat: -26 },
-  { code: 'lhr', city: 'London', name: 'London, United Kingdom', lon: 0, lat: 51 },
-  { code: 'lax', city: 'Los Angeles', name: 'Los Angeles, California (US)', lon: -118, lat: 34 },
-  { code: 'mad', city: 'Madrid', name: 'Madrid, Spain', lon: -4, lat: 40 },
-  { code: 'mia', city: 'Miami', name: 'Miami, Florida (US)', lon: -80, lat: 26 },
-  { code: 'yul', city: 'Montreal', name: 'Montreal, Canada', lon: -74, lat: 45 },
-  { code: 'bom', city: 'Mumbai', name: 'Mumbai, India', lon: 73, lat: 19 },
-  { code: 'cdg', city: 'Paris', name: 'Paris, France', lon: 3, lat: 49 },
-  { code: 'phx', city: 'Phoenix', name: 'Phoenix, Arizona (US)', lon: -112, lat: 33 },
-  { code: 'qro', city: 'Querétaro', name: 'Querétaro, Mexico', lon: -100, lat: 21 },
-  { code: 'gig', city: 'Rio de Janeiro', name: 'Rio de Janeiro, Brazil', lon: -43, lat: -23 },
-  { code: 'sjc', city: 'San Jose', name: 'San Jose, California (US)', lon: -122, lat: 37 },
-  { code: 'scl', city: 'Santiago', name: 'Santiago, Chile', lon: -71, lat: -33 },
-  { code: 'gru', city: 'Sao Paulo', name: 'Sao Paulo, Brazil', lon: -46, lat: -23 },
-  { code: 'sea', city: 'Seattle', name: 'Seattle, Washington (US)', lon: -122, lat: 47 },
-  { code: 'ewr', city: 'Secaucus', name: 'Secaucus, NJ (US)', lon: -74, lat: 41 },
-  { code: 'sin', city: 'Singapore', name: 'Singapore, Singapore', lon: 104, lat: 1 },
-  { code: 'arn', city: 'Stockholm', name: 'Stockholm, Sweden', lon: 18, lat: 60 },
-  { code: 'syd', city: 'Sydney', name: 'Sydney, Australia', lon: 151, lat: -34 },
-  { code: 'nrt', city: 'Tokyo', name: 'Tokyo, Japan', lon: 140, lat: 36 },
-  { code: 'yyz', city: 'Toronto', name: 'Toronto, Canada', lon: -80, lat: 44 },
-  { code: 'waw', city: 'Warsaw', name: 'Warsaw, Poland', lon: 21, lat: 52 },
-];
+// code | city | name | lon | lat. Whole-degree coordinates are enough for a dot on a world map.
+const TABLE = `
+ams | Amsterdam      | Amsterdam, Netherlands       |    5 |  52
+iad | Ashburn        | Ashburn, Virginia (US)       |  -77 |  39
+atl | Atlanta        | Atlanta, Georgia (US)        |  -84 |  34
+bog | Bogotá         | Bogotá, Colombia             |  -74 |   5
+bos | Boston         | Boston, Massachusetts (US)   |  -71 |  42
+otp | Bucharest      | Bucharest, Romania           |   26 |  45
+ord | Chicago        | Chicago, Illinois (US)       |  -88 |  42
+dfw | Dallas         | Dallas, Texas (US)           |  -97 |  33
+den | Denver         | Denver, Colorado (US)        | -105 |  40
+eze | Ezeiza         | Ezeiza, Argentina            |  -59 | -35
+fra | Frankfurt      | Frankfurt, Germany           |    9 |  50
+gdl | Guadalajara    | Guadalajara, Mexico          | -103 |  21
+hkg | Hong Kong      | Hong Kong, Hong Kong         |  114 |  22
+jnb | Johannesburg   | Johannesburg, South Africa   |   28 | -26
+lhr | London         | London, United Kingdom       |    0 |  51
+lax | Los Angeles    | Los Angeles, California (US) | -118 |  34
+mad | Madrid         | Madrid, Spain                |   -4 |  40
+mia | Miami          | Miami, Florida (US)          |  -80 |  26
+yul | Montreal       | Montreal, Canada             |  -74 |  45
+bom | Mumbai         | Mumbai, India                |   73 |  19
+cdg | Paris          | Paris, France                |    3 |  49
+phx | Phoenix        | Phoenix, Arizona (US)        | -112 |  33
+qro | Querétaro      | Querétaro, Mexico            | -100 |  21
+gig | Rio de Janeiro | Rio de Janeiro, Brazil       |  -43 | -23
+sjc | San Jose       | San Jose, California (US)    | -122 |  37
+scl | Santiago       | Santiago, Chile              |  -71 | -33
+gru | Sao Paulo      | Sao Paulo, Brazil            |  -46 | -23
+sea | Seattle        | Seattle, Washington (US)     | -122 |  47
+ewr | Secaucus       | Secaucus, NJ (US)            |  -74 |  41
+sin | Singapore      | Singapore, Singapore         |  104 |   1
+arn | Stockholm      | Stockholm, Sweden            |   18 |  60
+syd | Sydney         | Sydney, Australia            |  151 | -34
+nrt | Tokyo          | Tokyo, Japan                 |  140 |  36
+yyz | Toronto        | Toronto, Canada              |  -80 |  44
+waw | Warsaw         | Warsaw, Poland               |   21 |  52
+`;
+
+function parseRow(row: string): Region {
+  const [code, city, name, lon, lat] = row.split('|').map((cell) => cell.trim());
+  if (!code || !city || !name || lon === undefined || lat === undefined)
+    throw new Error(`regions: bad row "${row}"`);
+  return { code, city, name, lon: Number(lon), lat: Number(lat) };
+}
+
+export const REGIONS: readonly Region[] = TABLE.trim().split('\n').map(parseRow);
 
 const byCode = new Map(REGIONS.map((r) => [r.code, r]));
 

@@ -1,0 +1,156 @@
+/**
+ * Carrying one request to an instance and its answer back: the body is kept while it fits the
+ * replay limit (past it, streamed and no longer replayable), the response head is flushed at once
+ * and its body piped (an event stream stays open), and either side going away ends the other.
+ */
+import {
+  request as httpRequest,
+  type Agent,
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
+import { errorMessage } from '../shared/errors.js';
+import { relayedHeaders } from './edgeHeaders.js';
+import type { EdgeInstance } from './edgeRouting.js';
+
+export type Body =
+  | { kind: 'none' }
+  | { kind: 'buffered'; data: Buffer }
+  | { kind: 'stream'; prefix: Buffer[] }
+  | { kind: 'aborted' };
+
+/**
+ * Read the request body while it fits in `limit` (so it can be replayed). Past the limit, stop
+ * reading and hand over what was read: the rest is streamed to the first instance and cannot be replayed.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Body> {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0;
+  if (!hasBody) return Promise.resolve({ kind: 'none' });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        cleanup();
+        resolve({ kind: 'stream', prefix: chunks });
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve({ kind: 'buffered', data: Buffer.concat(chunks) });
+    };
+    const onAbort = (): void => {
+      cleanup();
+      resolve({ kind: 'aborted' });
+    };
+    const onClose = (): void => {
+      if (!req.complete) onAbort();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
+}
+
+/** The proxy's connections to instances: one keep-alive agent, and every request still out. */
+export interface UpstreamPool {
+  readonly agent: Agent;
+  readonly inFlight: Set<ClientRequest>;
+}
+
+export type Attempt =
+  { ok: true; upstream: IncomingMessage; request: ClientRequest } | { ok: false; error: string };
+
+function bodyHeaders(req: IncomingMessage, body: Body): OutgoingHttpHeaders {
+  if (body.kind === 'buffered') return { 'content-length': body.data.length };
+  if (body.kind !== 'stream') return {};
+  return req.headers['content-length']
+    ? { 'content-length': req.headers['content-length'] }
+    : { 'transfer-encoding': 'chunked' };
+}
+
+/** Send one attempt to `target`; resolves with the response head, or an error. */
+export function sendToInstance(
+  pool: UpstreamPool,
+  req: IncomingMessage,
+  res: ServerResponse,
+  to: { target: EdgeInstance; path: string; headers: OutgoingHttpHeaders; body: Body },
+): Promise<Attempt> {
+  return new Promise((resolve) => {
+    let url: URL;
+    try {
+      url = new URL(to.target.url);
+    } catch {
+      resolve({ ok: false, error: `instance ${to.target.id} has a bad address: ${to.target.url}` });
+      return;
+    }
+    const up = httpRequest({
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port,
+      method: req.method,
+      path: to.path,
+      headers: { ...to.headers, ...bodyHeaders(req, to.body) },
+      agent: pool.agent,
+    });
+    pool.inFlight.add(up);
+    // The client gave up before the instance answered: stop waiting on its behalf.
+    const onClientGone = (): void => void up.destroy();
+    res.once('close', onClientGone);
+    up.on('close', () => {
+      pool.inFlight.delete(up);
+      res.off('close', onClientGone);
+    });
+    up.once('response', (upstream) => {
+      res.off('close', onClientGone);
+      resolve({ ok: true, upstream, request: up });
+    });
+    up.once('error', (err) => resolve({ ok: false, error: errorMessage(err) }));
+    const body = to.body;
+    if (body.kind === 'buffered') up.end(body.data);
+    else if (body.kind === 'stream') {
+      for (const c of body.prefix) up.write(c);
+      req.pipe(up);
+      req.resume();
+    } else up.end();
+  });
+}
+
+/** Stream the instance's answer to the client: head first, then the body as it comes (SSE too). */
+export function relayResponse(
+  sent: { upstream: IncomingMessage; request: ClientRequest },
+  res: ServerResponse,
+  setCookie: string | undefined,
+): void {
+  const { upstream, request: upReq } = sent;
+  res.writeHead(
+    upstream.statusCode ?? 502,
+    upstream.statusMessage,
+    relayedHeaders(upstream, setCookie),
+  );
+  // Send the head now: an event stream's first event may be a long time coming.
+  res.flushHeaders();
+  upstream.pipe(res);
+  // The instance went away mid-response: the client must see a broken response, not a short one.
+  upstream.on('close', () => {
+    if (!upstream.complete) res.destroy();
+  });
+  // The visitor left (or the stream ended): release the instance's side too.
+  res.on('close', () => {
+    if (!upstream.complete) upReq.destroy();
+  });
+}

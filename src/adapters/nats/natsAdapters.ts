@@ -1,16 +1,14 @@
 /**
  * One call for a composition root: connect to NATS once and open every NATS adapter on that
- * connection (event store, bus, capacity ledger, leases, presence); close() releases them all.
+ * connection (event store, capacity ledger, leases, presence); close() releases them all.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { EventBus } from '../../ports/eventBus.js';
 import type { EventStore } from '../../ports/eventStore.js';
 import type { CapacityLedger } from '../../ports/capacity.js';
 import type { Leases, Presence } from '../../ports/coordination.js';
 import type { Logger } from '../../shared/log.js';
 import { connectNats } from './connection.js';
 import { JetStreamEventStore, type JetStreamEventStoreOptions } from './jetStreamEventStore.js';
-import { NatsEventBus } from './natsEventBus.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from './natsKv.js';
 
 export interface NatsAdaptersOptions {
@@ -32,7 +30,6 @@ export interface NatsAdaptersOptions {
 export interface NatsAdapters {
   readonly nc: NatsConnection;
   readonly store: EventStore;
-  readonly bus: EventBus;
   readonly ledger: CapacityLedger;
   readonly leases: Leases;
   readonly presence: Presence;
@@ -58,7 +55,6 @@ export async function openNatsAdapters(opts: NatsAdaptersOptions): Promise<NatsA
       },
       ...(opts.retention ? { retention: opts.retention } : {}),
     });
-    const bus = new NatsEventBus(nc, { logger: opts.logger });
     const [ledger, leases, presence] = await Promise.all([
       NatsCapacityLedger.open(nc, kv),
       NatsLeases.open(nc, kv),
@@ -67,13 +63,11 @@ export async function openNatsAdapters(opts: NatsAdaptersOptions): Promise<NatsA
     return {
       nc,
       store,
-      bus,
       ledger,
       leases,
       presence,
       async close() {
         await store.close();
-        await bus.close();
         if (!nc.isClosed()) await nc.drain();
       },
     };

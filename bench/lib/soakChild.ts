@@ -25,7 +25,7 @@ import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
-import { buildPorts, fileStoreOptions } from '../../src/where/ports.js';
+import { buildPorts, fileStoreOptions } from '../../src/where/wiring.js';
 import type { RetentionRun } from '../../src/where/services/retention.js';
 import { createWhere, type WherePorts } from '../../src/where/system.js';
 import { changeWaiters, INSTANCE, REGION, runLaunch } from './runtimeRig.js';

@@ -13,8 +13,13 @@ import Fastify, {
 } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
-import { createMachineRequest, stopRequest, WAIT_STATES, durationMs } from '../fly/schemas.js';
-import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../fly/tokenBucket.js';
+import {
+  createMachineRequest,
+  stopRequest,
+  WAIT_STATES,
+  durationMs,
+} from '../adapters/fly/schemas.js';
+import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../adapters/fly/tokenBucket.js';
 import { silentLogger, type Logger } from '../shared/log.js';
 import { EmulatorError, type FlyLocalEmulator } from './emulator.js';
 import { faultConfigSchema, type EmulatedAction } from './faults.js';

@@ -12,7 +12,7 @@ import {
   type CreateMachineRequest,
   type MachineConfigIn,
   type SignalName,
-} from '../fly/schemas.js';
+} from '../adapters/fly/schemas.js';
 import type { Logger } from '../shared/log.js';
 import { findRegion } from '../shared/regions.js';
 import {

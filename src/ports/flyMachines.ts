@@ -1,7 +1,7 @@
 /**
- * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by src/fly (against
- * the real API or the local emulator) and by a scriptable fake for tests; both pass
- * test/contract/flyMachines.contract.ts.
+ * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by
+ * src/adapters/fly/client.ts (against the real API or the local emulator) and by a scriptable fake
+ * for tests (src/adapters/fly/fakeFlyMachines.ts); both pass test/contract/flyMachines.contract.ts.
  */
 
 /** Fly's machine states; unknown future states arrive as plain strings. */

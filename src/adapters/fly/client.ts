@@ -4,7 +4,7 @@
  * per-action token buckets keep us inside Fly's published rate limits.
  */
 import type { z } from 'zod';
-import type { Clock } from '../ports/clock.js';
+import type { Clock } from '../../ports/clock.js';
 import {
   FlyApiError,
   CREATE_WITHDRAWN,
@@ -13,8 +13,8 @@ import {
   type FlyMachine,
   type FlyMachines,
   type WaitState,
-} from '../ports/flyMachines.js';
-import type { Logger } from '../shared/log.js';
+} from '../../ports/flyMachines.js';
+import type { Logger } from '../../shared/log.js';
 import { backoffMs, DEFAULT_BACKOFF, parseRetryAfterMs, type BackoffPolicy } from './backoff.js';
 import {
   errorBodySchema,
@@ -58,7 +58,7 @@ export interface FlyMachinesHttpOptions {
   /** API root including the version, e.g. `https://api.machines.dev/v1` or `http://127.0.0.1:4280/v1`. */
   readonly baseUrl: string;
   readonly token: string;
-  /** The Fly app machines are created in (`FLY_VM_APP`). */
+  /** The Fly app machines are created in (`WM_VM_APP`). */
   readonly app: string;
   readonly fetch?: typeof globalThis.fetch;
   readonly clock?: Clock;

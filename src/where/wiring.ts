@@ -15,7 +15,7 @@ import { UlidIds } from '../adapters/system/ulidIds.js';
 import { connectNats, ensureStream, eventStreamConfig } from '../adapters/nats/connection.js';
 import { JetStreamEventStore } from '../adapters/nats/jetStreamEventStore.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../adapters/nats/natsKv.js';
-import { FlyMachinesHttp, type FlyCallObserver } from '../fly/client.js';
+import { FlyMachinesHttp, type FlyCallObserver } from '../adapters/fly/client.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../shared/log.js';
 import type { WhereConfig } from './config.js';

@@ -18,7 +18,7 @@ describe.skipIf(!HAVE_NATS)('openNatsAdapters', () => {
         url: `${server.url}, ${server.url}`,
         name: 'where-test',
         logger,
-        stream: 'WM_WIRED',
+        stream: { name: 'WM_WIRED' },
       });
       const s = aStream('launch');
       expect(await nats.store.append(s, [ev(s)], { expectedVersion: 0 })).toMatchObject({

@@ -4,7 +4,8 @@
  * instance. Fly's API (or the local emulator) either way. Nothing else differs.
  */
 import { join } from 'node:path';
-import { FlyMachinesHttp, type FlyCallObserver } from '../adapters/fly/client.js';
+import { FlyMachinesHttp } from '../adapters/fly/client.js';
+import type { FlyCallObserver } from '../adapters/fly/request.js';
 import { FileEventStore, type FileEventStoreOptions } from '../adapters/file/fileEventStore.js';
 import {
   MemoryCapacityLedger,

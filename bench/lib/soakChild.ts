@@ -12,20 +12,13 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordination.js';
-import {
-  connectNats,
-  ensureStream,
-  eventStreamConfig,
-  type NatsConnection,
-} from '../../src/adapters/nats/connection.js';
-import { JetStreamEventStore } from '../../src/adapters/nats/jetStreamEventStore.js';
-import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../../src/adapters/nats/natsKv.js';
+import { eventStreamConfig, type NatsConnection } from '../../src/adapters/nats/connection.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
-import { buildPorts, fileStoreOptions } from '../../src/where/ports.js';
+import { buildPorts, openNatsPorts } from '../../src/where/wiring.js';
 import type { RetentionRun } from '../../src/where/services/retention.js';
 import { createWhere, type WherePorts } from '../../src/where/system.js';
 import { changeWaiters, INSTANCE, REGION, runLaunch } from './runtimeRig.js';
@@ -119,53 +112,6 @@ export function soakConfig(task: Pick<SoakTask, 'dataDir' | 'natsUrl' | 'env'>):
   );
 }
 
-/**
- * The NATS branch of `buildPorts`, line for line, except the purge grace: a soak compresses days
- * into minutes, and with production's 10 min nothing would leave the live stream during a run.
- */
-async function natsPorts(
-  cfg: WhereConfig,
-  purgeGraceMs: number,
-): Promise<{ ports: Omit<WherePorts, 'fly'>; nc: NatsConnection }> {
-  const log = silentLogger();
-  const clock = systemClock;
-  const nats = cfg.nats!;
-  const nc = await connectNats({
-    servers: nats.url.split(','),
-    name: `where-${cfg.instance}`,
-    logger: log,
-    waitOnFirstConnect: true,
-  });
-  const stream = { name: nats.stream, replicas: nats.replicas, archive: nats.archive };
-  await ensureStream(nc, eventStreamConfig(stream), { logger: log });
-  const { retention, now } = fileStoreOptions(cfg, clock, log);
-  const store = await JetStreamEventStore.open(nc, {
-    logger: log,
-    stream,
-    purgeGraceMs,
-    ...(retention ? { retention } : {}),
-    ...(now ? { now } : {}),
-  });
-  const kv = { logger: log, replicas: nats.replicas };
-  return {
-    nc,
-    ports: {
-      clock,
-      timers: new SystemTimers(clock),
-      ids: new UlidIds(),
-      log,
-      store,
-      ledger: await NatsCapacityLedger.open(nc, kv),
-      leases: await NatsLeases.open(nc, kv),
-      presence: await NatsPresence.open(nc, kv),
-      close: async () => {
-        await store.close();
-        await nc.drain();
-      },
-    },
-  };
-}
-
 async function disk(task: SoakTask, cfg: WhereConfig, nc?: NatsConnection): Promise<Disk> {
   if (task.store === 'file') {
     let archive = 0;
@@ -222,9 +168,20 @@ async function run(task: SoakTask): Promise<SoakReport> {
       if (!(ports.ledger instanceof MemoryCapacityLedger))
         throw new Error('expected the file-store assembly');
     } else {
-      const built = await natsPorts(cfg, task.purgeGraceMs);
+      // Production's NATS wiring but for the purge grace: a soak compresses days into minutes,
+      // and with production's 10 min nothing would leave the live stream during a run.
+      const built = await openNatsPorts(cfg, silentLogger(), systemClock, {
+        purgeGraceMs: task.purgeGraceMs,
+      });
       nc = built.nc;
-      ports = { ...built.ports, fly };
+      ports = {
+        ...built.ports,
+        clock: systemClock,
+        timers: new SystemTimers(systemClock),
+        ids: new UlidIds(),
+        log: silentLogger(),
+        fly,
+      };
     }
     const opened = performance.now();
     // ---- boot: the whole app (cluster, runtime.boot over the live store, services).

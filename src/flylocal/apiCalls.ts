@@ -4,7 +4,7 @@
  * a malformed body), each counted in the HTTP stats.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../fly/tokenBucket.js';
+import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../adapters/fly/tokenBucket.js';
 import type { EmulatedAction, Faults } from './faults.js';
 import type { HttpStats } from './stats.js';
 

@@ -3,7 +3,7 @@
  * destroy, wait) over the machine store, with the lifecycle in lifecycle.ts and one real child
  * process per running machine. HTTP lives in app.ts; this file knows nothing of it.
  */
-import type { CreateMachineRequest, SignalName } from '../fly/schemas.js';
+import type { CreateMachineRequest, SignalName } from '../adapters/fly/schemas.js';
 import type { Logger } from '../shared/log.js';
 import { findRegion } from '../shared/regions.js';
 import { AddressPool, defaultAddressMode, type AddressMode } from './addresses.js';

@@ -3,7 +3,7 @@
  * start, the restart policy when it exits, stop signals with a kill after the stop timeout, and
  * the way to stopped, auto_destroy and destroyed.
  */
-import { durationMs, type SignalName } from '../fly/schemas.js';
+import { durationMs, type SignalName } from '../adapters/fly/schemas.js';
 import type { Logger } from '../shared/log.js';
 import type { AddressPool } from './addresses.js';
 import type { Faults } from './faults.js';

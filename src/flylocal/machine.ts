@@ -4,7 +4,7 @@
  */
 import { fastUlid as ulid } from '../adapters/system/ulidIds.js';
 import type { FlyMachine, FlyMachineState } from '../ports/flyMachines.js';
-import type { MachineConfigIn } from '../fly/schemas.js';
+import type { MachineConfigIn } from '../adapters/fly/schemas.js';
 import type { AddressPool, MachineAddress } from './addresses.js';
 import type { Prng } from './prng.js';
 import { RingBuffer, type ExitInfo, type LogLine, type VmProcess } from './supervisor.js';

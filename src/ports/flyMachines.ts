@@ -1,7 +1,7 @@
 /**
- * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by src/fly (against
- * the real API or the local emulator) and by a scriptable fake for tests; both pass
- * test/contract/flyMachines.contract.ts.
+ * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by
+ * src/adapters/fly/client.ts (against the real API or the local emulator) and by a scriptable fake
+ * for tests (src/adapters/fly/fakeFlyMachines.ts); both pass test/contract/flyMachines.contract.ts.
  */
 
 /** Fly's machine states; unknown future states arrive as plain strings. */
@@ -20,13 +20,26 @@ export type FlyMachineState =
   | 'launch_failed'
   | (string & {});
 
-export interface FlyMachine {
+/** Who a machine is and where it runs: the fields every view of a machine starts with. */
+export interface FlyMachineIdentity {
   readonly id: string;
   readonly name: string;
   readonly state: FlyMachineState;
   readonly region: string;
   readonly instanceId: string;
   readonly privateIp: string | undefined;
+}
+
+/** A machine record's identity fields, with its private address (the fake's and emulator's views). */
+export function machineIdentity(
+  m: Omit<FlyMachineIdentity, 'privateIp'>,
+  privateIp: string | undefined,
+): FlyMachineIdentity {
+  const { id, name, state, region, instanceId } = m;
+  return { id, name, state, region, instanceId, privateIp };
+}
+
+export interface FlyMachine extends FlyMachineIdentity {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly metadata: Readonly<Record<string, string>>;
@@ -60,6 +73,9 @@ export interface CreateOptions {
 /** The message of a create withdrawn by its caller before it was sent (nothing was made). */
 export const CREATE_WITHDRAWN = 'not sent: the caller withdrew the create before it was sent';
 
+/** The port's calls by name, as FlyApiError.op names them. */
+export type FlyAction = 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy';
+
 export interface FlyMachines {
   create(input: CreateMachineInput, opts?: CreateOptions): Promise<FlyMachine>;
   /** Throws FlyApiError with status 404 when the machine does not exist. */
@@ -83,6 +99,17 @@ export interface FlyMachines {
   destroy(machineId: string, opts?: { force?: boolean }): Promise<void>;
 }
 
+/**
+ * Whether the same call, made again unchanged, may succeed after it failed with this HTTP status (0:
+ * no response arrived): a lost answer, a rate limit (429) or a failure on Fly's side (5xx) may pass
+ * next time; any other status is Fly's answer about the call itself (400, 404, 409, 412, a malformed
+ * 2xx), which repeating it does not change. The HTTP client and the fake both set
+ * FlyApiError.retryable with it.
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status === 0 || status === 429 || status >= 500;
+}
+
 /** The one error every FlyMachines implementation throws for a failed call. */
 export class FlyApiError extends Error {
   readonly code = 'FLY_API';
@@ -92,6 +119,10 @@ export class FlyApiError extends Error {
     readonly status: number,
     /** Fly's error text, e.g. "not_found: machine not found". Never contains the token. */
     readonly flyMessage: string,
+    /**
+     * The same call may succeed if made again: isRetryableStatus(status), except a create its
+     * caller withdrew before it was sent (CREATE_WITHDRAWN), which is not a failure to repeat.
+     */
     readonly retryable: boolean,
     readonly requestId: string | undefined,
     options?: { cause?: unknown },

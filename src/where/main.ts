@@ -6,7 +6,7 @@ import { loadEnvOrExit } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { toConfig, whereEnv } from './config.js';
-import { buildPorts } from './ports.js';
+import { buildPorts } from './wiring.js';
 import { createWhere } from './system.js';
 import { WhereMetrics } from './metrics.js';
 

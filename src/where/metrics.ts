@@ -14,7 +14,7 @@ import {
 } from 'prom-client';
 import type { EventStore } from '../ports/eventStore.js';
 import type { ActorChange, ActorRuntime } from '../runtime/actorRuntime.js';
-import type { FlyCallObserver } from '../fly/client.js';
+import type { FlyCallObserver } from '../adapters/fly/request.js';
 import { isRegionCode } from '../shared/regions.js';
 import type { ReconcileReport } from './services/reconciler.js';
 

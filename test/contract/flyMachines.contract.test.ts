@@ -4,7 +4,7 @@
  * never in CI: it creates real machines, destroys them afterwards, and costs a few cents).
  */
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { FlyMachinesHttp } from '../../src/fly/client.js';
+import { FlyMachinesHttp } from '../../src/adapters/fly/client.js';
 import type { CreateMachineInput } from '../../src/ports/flyMachines.js';
 import { clientFor, fixtureInput, startTestFlyLocal } from '../support/flyLocalHarness.js';
 import { flyMachinesContract } from './flyMachines.contract.js';

@@ -1,19 +1,17 @@
 /**
  * Runs every port contract against the NATS adapters on a real nats-server (our own, on a free port):
- * the JetStream event store (durable: reopen = a new connection), the core-NATS bus across two
- * connections, and the KV ledger, leases and presence with a second connection as the rival.
+ * the JetStream event store (durable: reopen = a new connection), and the KV ledger, leases and
+ * presence with a second connection as the rival.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../src/adapters/nats/connection.js';
 import { JetStreamEventStore } from '../../src/adapters/nats/jetStreamEventStore.js';
-import { NatsEventBus } from '../../src/adapters/nats/natsEventBus.js';
 import { NatsCapacityLedger, NatsLeases, NatsPresence } from '../../src/adapters/nats/natsKv.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { NatsServer } from '../support/natsServer.js';
 import { NATS_SERVER, needs } from '../support/require.js';
 import { eventStoreContract, type StoreHarness } from './eventStore.contract.js';
-import { eventBusContract } from './eventBus.contract.js';
 import { capacityContract, leasesContract, presenceContract } from './coordination.contract.js';
 
 const HAVE_NATS = needs('nats-server', NATS_SERVER);
@@ -55,11 +53,6 @@ describe.skipIf(!HAVE_NATS)('NATS adapters against a real nats-server', () => {
     },
     { durable: true },
   );
-
-  eventBusContract('nats', async () => ({
-    bus: new NatsEventBus(await conn('bus'), { logger, ownsConnection: true }),
-    other: new NatsEventBus(await conn('bus-other'), { logger, ownsConnection: true }),
-  }));
 
   capacityContract('nats kv', async () => {
     const key = `ledger-${n++}`; // a fresh cap per test: holds from other tests must not count

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FlyMachinesHttp, type FlyMachinesHttpOptions } from '../../src/fly/client.js';
+import { FlyMachinesHttp, type FlyMachinesHttpOptions } from '../../src/adapters/fly/client.js';
 import { FlyApiError, type CreateMachineInput } from '../../src/ports/flyMachines.js';
 import { machineJson, scriptedFetch, VirtualTime, type Scripted } from './support.js';
 

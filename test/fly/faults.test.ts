@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FlyMachinesHttpOptions } from '../../src/fly/client.js';
+import type { FlyMachinesHttpOptions } from '../../src/adapters/fly/client.js';
 import type { FaultConfig, FlyLocalHandle } from '../../src/flylocal/index.js';
 import { FlyApiError } from '../../src/ports/flyMachines.js';
 import { clientFor, fixtureInput, startTestFlyLocal } from '../support/flyLocalHarness.js';

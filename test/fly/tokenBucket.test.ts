@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, parseRetryAfterMs } from '../../src/fly/backoff.js';
-import { TokenBucket } from '../../src/fly/tokenBucket.js';
+import { backoffMs, parseRetryAfterMs } from '../../src/adapters/fly/backoff.js';
+import { TokenBucket } from '../../src/adapters/fly/tokenBucket.js';
 
 /** Largest number of sends in any closed window of `windowMs` ending at a send. */
 function worstWindow(times: number[], windowMs: number): number {

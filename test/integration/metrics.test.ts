@@ -15,7 +15,7 @@ import {
 } from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { FlyMachinesHttp } from '../../src/fly/client.js';
+import { FlyMachinesHttp } from '../../src/adapters/fly/client.js';
 import { startFlyLocal, type FlyLocalHandle } from '../../src/flylocal/index.js';
 import { silentLogger } from '../../src/shared/log.js';
 import type { WhereConfig } from '../../src/where/config.js';

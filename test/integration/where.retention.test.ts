@@ -21,7 +21,7 @@ import type { CompactionSummary } from '../../src/ports/eventStore.js';
 import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
 import { ConfigError } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
-import { fileStoreOptions } from '../../src/where/ports.js';
+import { fileStoreOptions } from '../../src/where/wiring.js';
 import { Retention, describeWindow } from '../../src/where/services/retention.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
 import { testConfig } from '../support/whereRig.js';

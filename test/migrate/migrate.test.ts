@@ -1,6 +1,6 @@
 /**
  * The file store → JetStream migration on a real history: the landing app on its file store (the
- * ports buildPorts makes, the Fly fake) drives thousands of launches to their end, retention archives
+ * ports buildPorts (src/where/wiring.ts) makes, the Fly fake) drives thousands of launches to their end, retention archives
  * the older ones to segments, and a few launches are left in flight. The history is then moved to a
  * nats-server of our own: nothing lost or doubled, a second run (through `npm run migrate`'s entry
  * point) copies nothing, a history that disagrees with JetStream exits non-zero, and a landing app
@@ -23,7 +23,7 @@ import { migrateFileToJetStream } from '../../src/migrate/copy.js';
 import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
-import { buildPorts } from '../../src/where/ports.js';
+import { buildPorts } from '../../src/where/wiring.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
 import { INSTANCE, REGION, changeWaiters, runLaunch } from '../../bench/lib/runtimeRig.js';
 import { anEvent } from '../support/events.js';

@@ -11,20 +11,16 @@ const HAVE_NATS = needs('nats-server', NATS_SERVER);
 const T0 = Date.UTC(2026, 0, 1);
 
 describe.skipIf(!HAVE_NATS)('openNatsAdapters', () => {
-  it('opens store, bus, ledger, leases and presence on one connection and closes them together', async () => {
+  it('opens store, ledger, leases and presence on one connection and closes them together', async () => {
     const server = await NatsServer.start();
     try {
       const nats = await openNatsAdapters({
         url: `${server.url}, ${server.url}`,
         name: 'where-test',
         logger,
-        stream: 'WM_WIRED',
+        stream: { name: 'WM_WIRED' },
       });
       const s = aStream('launch');
-      const got: unknown[] = [];
-      nats.bus.subscribe('wm.presence.fra.>', (p) => got.push(p));
-      await nats.nc.flush();
-      nats.bus.publish('wm.presence.fra.i1', { visitors: 2 });
       expect(await nats.store.append(s, [ev(s)], { expectedVersion: 0 })).toMatchObject({
         version: 1,
       });
@@ -32,7 +28,6 @@ describe.skipIf(!HAVE_NATS)('openNatsAdapters', () => {
       expect(await nats.leases.acquire('autospawner', 'i1', 1000, T0)).toBe(true);
       await nats.presence.report('i1', 2, 1000, T0);
       expect(await nats.presence.total(T0)).toBe(2);
-      await expect.poll(() => got, { timeout: 10_000 }).toEqual([{ visitors: 2 }]);
 
       await nats.close();
       expect(nats.nc.isClosed()).toBe(true);

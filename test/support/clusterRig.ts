@@ -4,7 +4,6 @@
  * Fly API). Each instance listens on free ports, as in production each machine would.
  */
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { openNatsAdapters } from '../../src/adapters/nats/natsAdapters.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
@@ -12,6 +11,7 @@ import { silentLogger } from '../../src/shared/log.js';
 import type { WhereConfig } from '../../src/where/config.js';
 import { testConfig } from './whereRig.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
+import { openNatsPorts } from '../../src/where/wiring.js';
 import { NatsServer } from './natsServer.js';
 
 export interface Region {
@@ -53,21 +53,11 @@ export async function clusterRig(
       ...env,
     });
     const log = silentLogger();
-    const adapters = await openNatsAdapters({ url: nats.url, name: cfg.instance, logger: log });
+    // The NATS adapters as production opens them for this configuration.
+    const { ports } = await openNatsPorts(cfg, log);
     const system = await createWhere(
       cfg,
-      {
-        store: adapters.store,
-        ledger: adapters.ledger,
-        leases: adapters.leases,
-        presence: adapters.presence,
-        fly,
-        clock: systemClock,
-        timers: new SystemTimers(),
-        ids: new UlidIds(),
-        log,
-        close: () => adapters.close(),
-      },
+      { ...ports, fly, clock: systemClock, timers: new SystemTimers(), ids: new UlidIds(), log },
       { beatMs: 250 },
     );
     const urls = await system.start();

@@ -3,7 +3,7 @@
  * client for it, and make create inputs. Every start is paired with `close()` by the caller.
  */
 import { execFileSync } from 'node:child_process';
-import { FlyMachinesHttp, type FlyMachinesHttpOptions } from '../../src/fly/client.js';
+import { FlyMachinesHttp, type FlyMachinesHttpOptions } from '../../src/adapters/fly/client.js';
 import {
   startFlyLocal,
   type FlyLocalHandle,

@@ -7,11 +7,11 @@
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { openNatsAdapters } from '../../src/adapters/nats/natsAdapters.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { createWhere, type WhereSystem } from '../../src/where/system.js';
+import { openNatsPorts } from '../../src/where/wiring.js';
 import { freePorts, NatsServer } from './natsServer.js';
 import { TcpCut } from './tcpCut.js';
 import { testConfig } from './whereRig.js';
@@ -143,18 +143,11 @@ export async function runPartition(o: PartitionOptions): Promise<PartitionResult
         WM_REQUESTS_PER_MINUTE: '1000000',
       });
       const log = silentLogger();
-      const adapters = await openNatsAdapters({ url: server.url, name: cfg.instance, logger: log });
+      // The NATS adapters as production opens them for this configuration.
+      const { ports } = await openNatsPorts(cfg, log);
       const system = await createWhere(
         cfg,
-        {
-          ...adapters,
-          fly,
-          clock: systemClock,
-          timers: new SystemTimers(),
-          ids: new UlidIds(),
-          log,
-          close: () => adapters.close(),
-        },
+        { ...ports, fly, clock: systemClock, timers: new SystemTimers(), ids: new UlidIds(), log },
         { beatMs: 250 },
       );
       const urls = await system.start();

@@ -9,7 +9,7 @@ import { FileEventStore } from '../../src/adapters/file/fileEventStore.js';
 import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { FlyMachinesHttp } from '../../src/fly/client.js';
+import { FlyMachinesHttp } from '../../src/adapters/fly/client.js';
 import { ActorRuntime } from '../../src/runtime/actorRuntime.js';
 import { createEffectRunner, METADATA } from '../../src/runtime/effects.js';
 import { silentLogger } from '../../src/shared/log.js';

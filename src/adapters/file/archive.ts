@@ -3,8 +3,9 @@
  * compaction, never loaded) and, per segment, the hashes of the stream names it took
  * (`events.archive.<g>.names`), which are all the store remembers of archived streams.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { rmQuiet } from './durable.js';
 import { nameHash, sortedHas } from './recordTable.js';
 
 export interface ArchiveFile {
@@ -62,28 +63,6 @@ export function decodeHashes(buf: Buffer): Float64Array {
   return out.sort();
 }
 
-/** Writes a whole file and flushes it to disk before returning. */
-export function writeFileSynced(file: string, data: Buffer): void {
-  const fd = openSync(file, 'w');
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Makes renames and creations in a directory durable. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * The names of archived streams, as sorted blocks of 48-bit hashes (8 bytes a name), newest last.
  * Bounded: past `max` names the oldest blocks are forgotten and those streams read as unknown.
@@ -128,5 +107,47 @@ export class ArchivedNames {
       forgotten = gone.upTo;
     }
     return forgotten;
+  }
+}
+
+/**
+ * Settles the archive at open against the log's generation: segments of a compaction that never
+ * committed (generation above the log's) still have their events in the log, so they go; the
+ * names of committed ones are remembered in `names`, newest first, up to its bound.
+ */
+export function settleArchive(
+  path: string,
+  generation: number,
+  names: ArchivedNames,
+  rememberStreams: number,
+): void {
+  const files = listArchive(path);
+  for (const f of files) if (f.tmp || f.generation > generation) unlinkSync(f.file);
+  const committed = files.filter((f) => !f.tmp && f.kind === 'names' && f.generation <= generation);
+  const keep: { generation: number; hashes: Float64Array }[] = [];
+  let total = 0;
+  for (const f of committed.reverse()) {
+    if (total >= rememberStreams) {
+      unlinkSync(f.file);
+      continue;
+    }
+    const hashes = decodeHashes(readFileSync(f.file));
+    total += hashes.length;
+    keep.unshift({ generation: f.generation, hashes });
+  }
+  for (const k of keep) names.add(k.generation, k.hashes);
+}
+
+/** Deletes archive segments beyond `keepSegments`, and names files no longer remembered. */
+export function rotateArchive(
+  path: string,
+  keepSegments: number,
+  forgotten: number | undefined,
+): void {
+  const files = listArchive(path).filter((f) => !f.tmp);
+  const segments = files.filter((f) => f.kind === 'log');
+  for (const f of segments.slice(0, Math.max(0, segments.length - keepSegments))) rmQuiet(f.file);
+  if (forgotten !== undefined) {
+    for (const f of files) if (f.kind === 'names' && f.generation <= forgotten) rmQuiet(f.file);
   }
 }

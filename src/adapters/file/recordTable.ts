@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import type { ClosedStreamMark } from '../retention.js';
+import type { CompactionMarker, RecordHead } from './records.js';
 
 export class RecordTable {
   offsets = new Float64Array(1024);
@@ -36,6 +38,17 @@ export class RecordTable {
     return lo;
   }
 
+  /**
+   * Where a batch starting at record `i` ends (exclusive, at most `end`): as many records as fit in
+   * `maxBytes` of the log, and at least one, so a batch is read with a single read.
+   */
+  batchEnd(i: number, end: number, maxBytes: number): number {
+    const start = this.offsets[i]!;
+    let j = i + 1;
+    while (j < end && this.offsets[j]! + this.lengths[j]! - start <= maxBytes) j++;
+    return j;
+  }
+
   private grow(): void {
     const n = this.offsets.length * 2;
     const f = <T extends Float64Array | Uint32Array | Int32Array>(a: T, b: T): T => {
@@ -55,6 +68,71 @@ export class StreamEntry {
     public recs: number[],
     public closedAt: number,
   ) {}
+}
+
+/**
+ * Everything the store knows of its live log without reading it: the records, each stream's
+ * records, the ids stored (as hashes), the last position handed out and the archive generation the
+ * log was last compacted to (0: never).
+ */
+export class LogIndex {
+  table = new RecordTable();
+  streams = new Map<string, StreamEntry>();
+  /** idHash of every stored event: most appends of a new id stop here without touching disk. */
+  ids = new Set<number>();
+  lastPosition = 0;
+  generation = 0;
+
+  /** Index one record that lies at `offset` (`length` bytes) in the log. */
+  add(head: RecordHead, offset: number, length: number): void {
+    const i = this.table.push(offset, length, head.position, idHash(head.id));
+    this.ids.add(this.table.idHashes[i]!);
+    let s = this.streams.get(head.stream);
+    if (s) s.recs.push(i);
+    else this.streams.set(head.stream, (s = new StreamEntry([i], NaN)));
+    s.closedAt = head.closesAt;
+    // A closed stream rarely grows again: give back the array's spare room.
+    if (!Number.isNaN(head.closesAt)) s.recs = s.recs.slice();
+    if (head.position > this.lastPosition) this.lastPosition = head.position;
+  }
+
+  /** What a compaction's marker says: the generation it committed and the last position then. */
+  mark(marker: CompactionMarker): void {
+    this.generation = Math.max(this.generation, marker.generation);
+    this.lastPosition = Math.max(this.lastPosition, marker.lastPosition);
+  }
+
+  /** The closed streams, as retention weighs them (log order breaks ties). */
+  closedStreams(): ClosedStreamMark<string>[] {
+    const closed: ClosedStreamMark<string>[] = [];
+    for (const [name, s] of this.streams) {
+      if (!Number.isNaN(s.closedAt))
+        closed.push({ key: name, closedAt: s.closedAt, order: s.recs.at(-1)! });
+    }
+    return closed;
+  }
+
+  /**
+   * After a compaction wrote the log anew: the new table, the dropped streams gone, each kept
+   * stream's records renumbered into the new table.
+   */
+  replace(
+    table: RecordTable,
+    dropped: ReadonlySet<string>,
+    renumber: (i: number) => number,
+    generation: number,
+  ): void {
+    const streams = new Map<string, StreamEntry>();
+    for (const [name, s] of this.streams) {
+      if (dropped.has(name)) continue;
+      s.recs = s.recs.map(renumber);
+      streams.set(name, s);
+    }
+    this.streams = streams;
+    this.table = table;
+    this.ids = new Set(table.idHashes.subarray(0, table.count));
+    this.generation = generation;
+  }
 }
 
 /** The id pre-filter hash: a small integer, so a Set of them holds no strings. */

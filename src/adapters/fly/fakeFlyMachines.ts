@@ -8,27 +8,18 @@ import type { Clock, Timers } from '../../ports/clock.js';
 import {
   CREATE_WITHDRAWN,
   FlyApiError,
+  machineIdentity,
   type CreateMachineInput,
   type CreateOptions,
+  type FlyAction,
   type FlyMachine,
   type FlyMachines,
   type FlyMachineState,
   type WaitState,
 } from '../../ports/flyMachines.js';
 import { systemClock, SystemTimers } from '../system/systemClock.js';
-
-export type FlyOp = 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy';
-
-export interface ScriptedFailure {
-  /** HTTP status to report; 0 = no response (network error or timeout). */
-  readonly status: number;
-  readonly message?: string;
-  /** Default: true for 0, 429 and 5xx. */
-  readonly retryable?: boolean;
-  readonly requestId?: string;
-  /** Do the work, then fail: a create whose machine exists although the caller saw an error. */
-  readonly commit?: boolean;
-}
+import { FakeScript, scriptedError, type ScriptedFailure } from './fakeScript.js';
+import { clampWaitSeconds } from './wire.js';
 
 /** How a created machine behaves once started. */
 export interface MachineBehaviour {
@@ -49,7 +40,7 @@ export interface FakeFlyOptions {
 }
 
 export interface FakeCall {
-  readonly op: FlyOp;
+  readonly op: FlyAction;
   readonly machineId?: string;
   readonly input?: CreateMachineInput;
   readonly failed?: number;
@@ -72,20 +63,11 @@ interface FakeMachine {
 
 const RUNNING: readonly string[] = ['starting', 'started'];
 
-function defaultMessage(status: number): string {
-  if (status === 0) return 'network error (scripted)';
-  if (status === 404) return 'not_found: machine not found';
-  if (status === 429) return 'rate_limited: too many requests (scripted)';
-  if (status === 412) return 'insufficient_capacity: no capacity (scripted)';
-  return `scripted failure ${status}`;
-}
-
 export class FakeFlyMachines implements FlyMachines {
   /** Every call made, in order. */
   readonly calls: FakeCall[] = [];
   private readonly machines = new Map<string, FakeMachine>();
-  private readonly failures = new Map<FlyOp, ScriptedFailure[]>();
-  private readonly gates = new Map<FlyOp, Promise<void>[]>();
+  private readonly script = new FakeScript();
   private readonly waiters = new Set<() => void>();
   private behaviourFor: (input: CreateMachineInput) => MachineBehaviour | undefined = () =>
     undefined;
@@ -105,10 +87,8 @@ export class FakeFlyMachines implements FlyMachines {
   // ---- scripting -------------------------------------------------------------------------------
 
   /** The next `times` calls of `op` fail like this (queued after any already scripted). */
-  failNext(op: FlyOp, failure: ScriptedFailure, times = 1): this {
-    const q = this.failures.get(op) ?? [];
-    for (let i = 0; i < times; i++) q.push(failure);
-    this.failures.set(op, q);
+  failNext(op: FlyAction, failure: ScriptedFailure, times = 1): this {
+    this.script.failNext(op, failure, times);
     return this;
   }
 
@@ -117,13 +97,8 @@ export class FakeFlyMachines implements FlyMachines {
    * function is called: a request stuck in a client-side queue (a rate-limit wait) or a slow
    * answer, while the world moves on.
    */
-  holdNext(op: FlyOp): () => void {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const q = this.gates.get(op) ?? [];
-    q.push(gate);
-    this.gates.set(op, q);
-    return release;
+  holdNext(op: FlyAction): () => void {
+    return this.script.holdNext(op);
   }
 
   /** Decide per create how the new machine behaves (e.g. `{ exitCode: 1 }` for one that crashes). */
@@ -197,20 +172,20 @@ export class FakeFlyMachines implements FlyMachines {
     return this.machines.get(id)?.restarts ?? 0;
   }
 
-  count(op: FlyOp): number {
+  count(op: FlyAction): number {
     return this.calls.filter((c) => c.op === op).length;
   }
 
   // ---- FlyMachines -----------------------------------------------------------------------------
 
   async create(input: CreateMachineInput, opts: CreateOptions = {}): Promise<FlyMachine> {
-    const gate = this.gates.get('create')?.shift();
+    const gate = this.script.gate('create');
     if (gate) await gate;
     if (opts.proceed && !opts.proceed()) {
       this.calls.push({ op: 'create', input, failed: 0 });
       throw new FlyApiError('create', 0, CREATE_WITHDRAWN, false, undefined);
     }
-    const failure = this.takeFailure('create');
+    const failure = this.script.take('create');
     if (failure && !failure.commit)
       throw this.record({ op: 'create', input, failed: failure.status }, failure);
     if (
@@ -262,7 +237,7 @@ export class FakeFlyMachines implements FlyMachines {
   async list(
     filter: { metadata?: Readonly<Record<string, string>>; includeDeleted?: boolean } = {},
   ): Promise<FlyMachine[]> {
-    const gate = this.gates.get('list')?.shift();
+    const gate = this.script.gate('list');
     if (gate) await gate;
     this.check('list');
     return this.ledger()
@@ -276,8 +251,7 @@ export class FakeFlyMachines implements FlyMachines {
     opts: { timeoutS?: number; instanceId?: string } = {},
   ): Promise<boolean> {
     // A scripted 408 is Fly's wait timeout: the HTTP client answers false, so does the fake.
-    if (this.failures.get('wait')?.[0]?.status === 408) {
-      this.failures.get('wait')?.shift();
+    if (this.script.takeIf('wait', 408)) {
       this.calls.push({ op: 'wait', machineId, failed: 408 });
       return false;
     }
@@ -295,7 +269,7 @@ export class FakeFlyMachines implements FlyMachines {
     const reached = (): boolean =>
       m.state === state || (state === 'stopped' && m.state === 'destroyed');
     if (reached()) return true;
-    const timeoutS = Math.min(60, Math.max(1, Math.round(opts.timeoutS ?? 60)));
+    const timeoutS = clampWaitSeconds(opts.timeoutS);
     const key = `fake-wait-${machineId}-${++this.seq}`;
     return new Promise<boolean>((resolve) => {
       const finish = (value: boolean): void => {
@@ -330,8 +304,7 @@ export class FakeFlyMachines implements FlyMachines {
 
   async destroy(machineId: string, opts: { force?: boolean } = {}): Promise<void> {
     // A scripted 404 is "already gone", which destroy treats as success, as the HTTP client does.
-    if (this.failures.get('destroy')?.[0]?.status === 404) {
-      this.failures.get('destroy')?.shift();
+    if (this.script.takeIf('destroy', 404)) {
       this.calls.push({ op: 'destroy', machineId, failed: 404 });
       return;
     }
@@ -377,8 +350,8 @@ export class FakeFlyMachines implements FlyMachines {
   }
 
   /** Record the call and throw a scripted failure if one is queued. */
-  private check(op: FlyOp, machineId?: string): void {
-    const failure = this.takeFailure(op);
+  private check(op: FlyAction, machineId?: string): void {
+    const failure = this.script.take(op);
     if (failure)
       throw this.record(
         { op, ...(machineId ? { machineId } : {}), failed: failure.status },
@@ -387,20 +360,9 @@ export class FakeFlyMachines implements FlyMachines {
     this.calls.push({ op, ...(machineId ? { machineId } : {}) });
   }
 
-  private takeFailure(op: FlyOp): ScriptedFailure | undefined {
-    return this.failures.get(op)?.shift();
-  }
-
   private record(call: FakeCall, f: ScriptedFailure): FlyApiError {
     this.calls.push(call);
-    const retryable = f.retryable ?? (f.status === 0 || f.status === 429 || f.status >= 500);
-    return new FlyApiError(
-      call.op,
-      f.status,
-      f.message ?? defaultMessage(f.status),
-      retryable,
-      f.requestId,
-    );
+    return scriptedError(call.op, f);
   }
 
   private mustFind(op: string, id: string): FakeMachine {
@@ -411,12 +373,7 @@ export class FakeFlyMachines implements FlyMachines {
 
   private view(m: FakeMachine): FlyMachine {
     return {
-      id: m.id,
-      name: m.name,
-      state: m.state,
-      region: m.region,
-      instanceId: m.instanceId,
-      privateIp: m.privateIp,
+      ...machineIdentity(m, m.privateIp),
       createdAt: new Date(m.createdAt).toISOString(),
       updatedAt: new Date(m.updatedAt).toISOString(),
       metadata: { ...m.input.metadata },

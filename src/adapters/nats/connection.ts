@@ -74,36 +74,31 @@ async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
   }
 }
 
+/** The line each connection status is logged with; ping, cluster updates and forced reconnects get none. */
+const STATUS_LINES: Partial<Record<Status['type'], ['debug' | 'info' | 'warn' | 'error', string]>> =
+  {
+    disconnect: ['warn', 'nats disconnected'],
+    reconnecting: ['debug', 'nats reconnecting'],
+    reconnect: ['info', 'nats reconnected'],
+    error: ['error', 'nats error'],
+    staleConnection: ['warn', 'nats connection stale'],
+    slowConsumer: ['warn', 'nats slow consumer'],
+    ldm: ['info', 'nats server entering lame duck mode'],
+    close: ['info', 'nats connection closed'],
+  };
+
 function logOne(s: Status, log: Logger): void {
-  switch (s.type) {
-    case 'disconnect':
-      log.warn({ server: s.server }, 'nats disconnected');
-      break;
-    case 'reconnecting':
-      log.debug('nats reconnecting');
-      break;
-    case 'reconnect':
-      log.info({ server: s.server }, 'nats reconnected');
-      break;
-    case 'error':
-      log.error({ err: errorMessage(s.error) }, 'nats error');
-      break;
-    case 'staleConnection':
-      log.warn('nats connection stale');
-      break;
-    case 'slowConsumer':
-      log.warn({ pending: s.pending, subject: s.sub.getSubject() }, 'nats slow consumer');
-      break;
-    case 'ldm':
-      log.info({ server: s.server }, 'nats server entering lame duck mode');
-      break;
-    case 'close':
-      log.info('nats connection closed');
-      break;
-    default:
-      // ping, cluster updates, forced reconnects: not worth a line.
-      break;
-  }
+  const line = STATUS_LINES[s.type];
+  if (!line) return;
+  const fields =
+    s.type === 'error'
+      ? { err: errorMessage(s.error) }
+      : s.type === 'slowConsumer'
+        ? { pending: s.pending, subject: s.sub.getSubject() }
+        : 'server' in s
+          ? { server: s.server }
+          : {};
+  log[line[0]](fields, line[1]);
 }
 
 /**

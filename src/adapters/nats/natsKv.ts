@@ -11,7 +11,7 @@ import type { CapacityHold, CapacityLedger, ReserveResult } from '../../ports/ca
 import type { Leases, Presence } from '../../ports/coordination.js';
 import { errorMessage, StoreUnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { retryTransient, sleep } from './retry.js';
+import { isWrongLastSequence, retryTransient, sleep } from './retry.js';
 
 export const DEFAULT_BUCKETS = {
   capacity: 'WM_CAPACITY',
@@ -68,6 +68,21 @@ export async function openBucket(
   });
 }
 
+/** The adapter's bucket: its own name or the default, with the adapter's replicas and timeouts. */
+function openAdapterBucket(
+  nc: NatsConnection,
+  opts: NatsKvOptions,
+  defaultName: string,
+  ttlMs?: number,
+): Promise<KV> {
+  return openBucket(nc, opts.bucket ?? defaultName, {
+    replicas: opts.replicas,
+    timeoutMs: opts.unavailableAfterMs,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    ...(ttlMs === undefined ? {} : { ttlMs }),
+  });
+}
+
 function create(
   nc: NatsConnection,
   name: string,
@@ -96,10 +111,6 @@ export function keyFor(name: string): string {
 
 export function nameForKey(key: string): string {
   return key.startsWith('=') ? Buffer.from(key.slice(1), 'base64url').toString('utf8') : key;
-}
-
-function isCasConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164);
 }
 
 /** A JSON value of a KV entry checked against a schema; a deleted key or a bad value is undefined. */
@@ -164,7 +175,7 @@ abstract class KvAdapter {
       );
       return true;
     } catch (err) {
-      if (isCasConflict(err)) return false;
+      if (isWrongLastSequence(err)) return false;
       throw err;
     }
   }
@@ -174,7 +185,7 @@ abstract class KvAdapter {
       await this.io(`delete ${key}`, () => this.kv.delete(key, { previousSeq: entry.revision }));
       return true;
     } catch (err) {
-      if (isCasConflict(err)) return false;
+      if (isWrongLastSequence(err)) return false;
       throw err;
     }
   }
@@ -205,11 +216,7 @@ export class NatsCapacityLedger extends KvAdapter implements CapacityLedger {
     nc: NatsConnection,
     opts: NatsKvOptions & { key?: string },
   ): Promise<NatsCapacityLedger> {
-    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.capacity, {
-      replicas: opts.replicas,
-      timeoutMs: opts.unavailableAfterMs,
-      requestTimeoutMs: opts.requestTimeoutMs,
-    });
+    const kv = await openAdapterBucket(nc, opts, DEFAULT_BUCKETS.capacity);
     return new NatsCapacityLedger(kv, nc, opts);
   }
 
@@ -282,11 +289,7 @@ export class NatsLeases extends KvAdapter implements Leases {
   }
 
   static async open(nc: NatsConnection, opts: NatsKvOptions): Promise<NatsLeases> {
-    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.leases, {
-      replicas: opts.replicas,
-      timeoutMs: opts.unavailableAfterMs,
-      requestTimeoutMs: opts.requestTimeoutMs,
-    });
+    const kv = await openAdapterBucket(nc, opts, DEFAULT_BUCKETS.leases);
     return new NatsLeases(kv, nc, opts);
   }
 
@@ -333,12 +336,12 @@ export class NatsPresence extends KvAdapter implements Presence {
     nc: NatsConnection,
     opts: NatsKvOptions & { maxAgeMs?: number },
   ): Promise<NatsPresence> {
-    const kv = await openBucket(nc, opts.bucket ?? DEFAULT_BUCKETS.presence, {
-      replicas: opts.replicas,
-      ttlMs: opts.maxAgeMs ?? 3_600_000,
-      timeoutMs: opts.unavailableAfterMs,
-      requestTimeoutMs: opts.requestTimeoutMs,
-    });
+    const kv = await openAdapterBucket(
+      nc,
+      opts,
+      DEFAULT_BUCKETS.presence,
+      opts.maxAgeMs ?? 3_600_000,
+    );
     return new NatsPresence(kv, nc, opts);
   }
 

@@ -39,6 +39,14 @@ export function asUnavailable(what: string, err: unknown): StoreUnavailableError
     : new StoreUnavailableError(`cannot ${what}: ${errorMessage(err)}`, { cause: err });
 }
 
+/**
+ * A write refused because the subject (or KV key) is no longer at the sequence it expected: another
+ * writer got there first (10071: wrong last sequence; 10164: the KV flavour of it).
+ */
+export function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164);
+}
+
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 

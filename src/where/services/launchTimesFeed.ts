@@ -72,6 +72,8 @@ export class LaunchTimesFeed {
   private lastSent = '';
   private dirty = false;
   private stopped = false;
+  /** A fleet message is due (changes until then go out with it). */
+  private broadcastArmed = false;
 
   constructor(private readonly deps: LaunchTimesDeps) {
     this.stopFeed = deps.runtime.onChange((c) => this.onChange(c));
@@ -191,8 +193,10 @@ export class LaunchTimesFeed {
 
   private scheduleBroadcast(): void {
     const { timers, clock } = this.deps;
-    if (this.stopped || timers.pending().has(BROADCAST_TIMER)) return;
+    if (this.stopped || this.broadcastArmed) return;
+    this.broadcastArmed = true;
     timers.set(BROADCAST_TIMER, clock.now() + LAUNCH_TIMES_EVERY_MS, () => {
+      this.broadcastArmed = false;
       const view = this.view();
       const key = JSON.stringify(view.regions);
       if (key === this.lastSent) return;

@@ -72,10 +72,30 @@ ${body}
 `;
 }
 
+/**
+ * The launch's own page on the landing app (its timeline of facts and how fast it was);
+ * `from=machine` keeps that page from forwarding the visitor straight back here.
+ */
+export function launchPageUrl(homeUrl: string, launchId: string): string | undefined {
+  try {
+    return new URL(`/launches/${encodeURIComponent(launchId)}?from=machine`, homeUrl).href;
+  } catch {
+    return undefined;
+  }
+}
+
+function launchLink(url: string | undefined): string {
+  return url
+    ? `<p id="launch-link" class="home"><a href="${escapeHtml(url)}">How this launch went, fact by fact</a></p>\n`
+    : '';
+}
+
 export interface MachinePageInput {
   machineId: string;
   city: string;
   homeUrl: string;
+  /** The launch's page on the landing app (launchPageUrl); absent: no link. */
+  launchUrl?: string | undefined;
   viewer?: PageData['viewer'];
   /** Whether the browser bundle exists; without it the page is the no-JS page for everyone. */
   withScript: boolean;
@@ -102,13 +122,18 @@ export function machinePage(input: MachinePageInput): string {
 <p id="home" class="home"${input.withScript ? ' hidden' : ''}><a href="${escapeHtml(input.homeUrl)}">${escapeHtml(texts.homeLink)}</a></p>
 </div>
 <pre id="art" role="img" aria-label="ASCII drawing: a box with a toggle switch on top">${escapeHtml(FRAMES[0] ?? '')}</pre>
-${input.withScript ? `<noscript><p class="home"><a href="${escapeHtml(input.homeUrl)}">${escapeHtml(texts.homeLink)}</a></p></noscript>` : ''}
+${launchLink(input.launchUrl)}${input.withScript ? `<noscript><p class="home"><a href="${escapeHtml(input.homeUrl)}">${escapeHtml(texts.homeLink)}</a></p></noscript>` : ''}
 </main>`;
   return shell(`Useless Machine ${input.machineId}`, body, script);
 }
 
 /** A machine that is already switching off: straight to the final state. */
-export function gonePage(input: { machineId: string; city: string; homeUrl: string }): string {
+export function gonePage(input: {
+  machineId: string;
+  city: string;
+  homeUrl: string;
+  launchUrl?: string | undefined;
+}): string {
   const texts = pageTexts(input.machineId, input.city);
   const last = FRAMES[FRAMES.length - 1] ?? '';
   const body = `<main id="machine" class="machine off">
@@ -118,7 +143,7 @@ export function gonePage(input: { machineId: string; city: string; homeUrl: stri
 <p id="home" class="home"><a href="${escapeHtml(input.homeUrl)}">${escapeHtml(texts.homeLink)}</a></p>
 </div>
 <pre id="art" role="img" aria-label="ASCII drawing: a closed box, its switch off">${escapeHtml(last)}</pre>
-</main>`;
+${launchLink(input.launchUrl)}</main>`;
   return shell('Useless Machine: gone', body);
 }
 

@@ -15,6 +15,7 @@ import { installErrorHandling } from './http.js';
 import { SseRegistry } from './sse.js';
 import type { Fleet } from './services/fleet.js';
 import type { Launches } from './services/launches.js';
+import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
 import type { Callbacks } from './services/callbacks.js';
 import type { AutospawnDriver } from './services/autospawn.js';
 import type { Cluster } from './services/cluster.js';
@@ -39,6 +40,8 @@ export interface WhereServices {
   cluster: Cluster;
   fleet: Fleet;
   launches: Launches;
+  /** Typical launch times per region, and each launch's timeline. */
+  launchTimes: LaunchTimesFeed;
   callbacks: Callbacks;
   autospawn: AutospawnDriver;
   reconciler: Reconciler;

@@ -27,6 +27,7 @@ import { Callbacks } from './services/callbacks.js';
 import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
 import { Launches } from './services/launches.js';
+import { LaunchTimesFeed, launchTimesPath } from './services/launchTimesFeed.js';
 import { Reconciler } from './services/reconciler.js';
 import { Retention } from './services/retention.js';
 
@@ -150,7 +151,32 @@ export async function createWhere(
     log: log.child({ part: 'retention' }),
     cfg: cfg.retention,
   });
-  const launches = new Launches({ runtime, clock, ids: ports.ids, cfg, retention });
+  // Before Launches: its change listener then finds each launch's timeline already folded.
+  const launchTimes = new LaunchTimesFeed({
+    runtime,
+    store: ports.store,
+    clock,
+    timers: ports.timers,
+    log: log.child({ part: 'launchTimes' }),
+    broadcast: (chunk) => fleet.broadcast(chunk),
+    // Saved beside the boot snapshot, as often (ADR 0015): a boot then reads only the tail.
+    file:
+      ports.snapshot && cfg.snapshotIntervalMs > 0
+        ? {
+            path: launchTimesPath(ports.snapshot.path),
+            store: ports.snapshot.store,
+            everyMs: cfg.snapshotIntervalMs,
+          }
+        : undefined,
+  });
+  const launches = new Launches({
+    runtime,
+    clock,
+    ids: ports.ids,
+    cfg,
+    retention,
+    times: launchTimes,
+  });
   const callbacks = new Callbacks({ runtime, launches, clock, secret: cfg.callback.secret });
   const reconciler = new Reconciler({
     fly: ports.fly,
@@ -195,6 +221,7 @@ export async function createWhere(
     cluster,
     fleet,
     launches,
+    launchTimes,
     callbacks,
     autospawn,
     reconciler,
@@ -227,6 +254,7 @@ export async function createWhere(
           restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
       });
       fleet.resync();
+      await launchTimes.boot();
       metrics.markLive();
       booted = true;
       await autospawn.configure();
@@ -257,6 +285,7 @@ export async function createWhere(
         ['retention', () => retention.stop()],
         ['fleet', () => fleet.close()],
         ['launch streams', () => launches.close()],
+        ['launch times', () => launchTimes.stop()],
         ['runtime', () => runtime.close()],
         ['metrics', () => metrics.close()],
         [

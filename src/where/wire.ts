@@ -19,6 +19,24 @@ export type { LaunchStatus };
 export const failureReason = z.enum(FAILURE_REASONS);
 export type { FailureReason };
 
+/** One step of a launch's history: the status it reached, the fact that moved it, and when. */
+export const launchTimelineStep = z.object({
+  step: launchStatus,
+  fact: z.string(),
+  at: z.string(),
+});
+export type LaunchTimelineStep = z.infer<typeof launchTimelineStep>;
+
+/** A ready launch's click→ready time, and how it compared with its region's launches that day. */
+export const launchReadyTime = z.object({
+  ms: z.number().int(),
+  /** Percentage of the region's other launches that UTC day that took longer (none: absent). */
+  fasterThanPct: z.number().int().min(0).max(100).optional(),
+  /** How many other launches it was compared with. */
+  of: z.number().int(),
+});
+export type LaunchReadyTime = z.infer<typeof launchReadyTime>;
+
 /**
  * What a launch looks like to a visitor: `GET /launches/:id`, and one message per change on
  * `GET /launches/:id/events`. Keys in the order the launches service builds a view, since a reply
@@ -40,6 +58,10 @@ export const launchView = z.object({
   reason: failureReason.optional(),
   /** Human words for the failure, safe to show. */
   message: z.string().optional(),
+  /** Its statuses so far, from its facts' times (absent when not at hand). */
+  timeline: z.array(launchTimelineStep).max(16).optional(),
+  /** Once ready: its click→ready time and how that compared. */
+  readyTime: launchReadyTime.optional(),
 });
 export type LaunchView = z.infer<typeof launchView>;
 
@@ -91,8 +113,22 @@ export type FleetSnapshot = z.infer<typeof fleetSnapshot>;
 export const machineGone = z.object({ machineId: z.string(), at: z.string() });
 export type MachineGone = z.infer<typeof machineGone>;
 
+/** A region's typical click→ready time: the median of its last `count` ready launches. */
+export const regionTimes = z.object({ medianMs: z.number().int(), count: z.number().int() });
+export type RegionTimesView = z.infer<typeof regionTimes>;
+/**
+ * Fleet SSE `launchTimes`: the typical launch time of every region that has one (sent on connect
+ * and, at most once a second, when it changes).
+ */
+export const launchTimesView = z.object({
+  regions: z.record(z.string(), regionTimes),
+  at: z.string(),
+});
+export type LaunchTimesView = z.infer<typeof launchTimesView>;
+
 export type FleetMessage =
   | { event: 'fleet'; data: FleetSnapshot }
+  | { event: 'launchTimes'; data: LaunchTimesView }
   | { event: 'machine'; data: FleetMachine }
   | { event: 'machineGone'; data: MachineGone }
   | { event: 'capacity'; data: CapacityView };

@@ -16,7 +16,7 @@ import { signBody, deriveLaunchKey, SIGNATURE_HEADER } from '../../src/shared/ca
 import { silentLogger } from '../../src/shared/log.js';
 import { parseEnv } from '../../src/shared/env.js';
 import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
-import { createWhere, type WhereSystem } from '../../src/where/system.js';
+import { createWhere, type WherePorts, type WhereSystem } from '../../src/where/system.js';
 
 export interface WhereRig {
   system: WhereSystem;
@@ -57,7 +57,7 @@ export function testConfig(env: Record<string, string> = {}): WhereConfig {
 
 export async function whereRig(
   env: Record<string, string> = {},
-  opts: { fly?: FakeFlyMachines; store?: EventStore } = {},
+  opts: { fly?: FakeFlyMachines; store?: EventStore; snapshot?: WherePorts['snapshot'] } = {},
 ): Promise<WhereRig> {
   const cfg = testConfig(env);
   const fly = opts.fly ?? new FakeFlyMachines();
@@ -76,6 +76,7 @@ export async function whereRig(
       timers: new SystemTimers(clock),
       ids: new UlidIds(),
       log: silentLogger(),
+      ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
     },
     { beatMs: 200 },
   );

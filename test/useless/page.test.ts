@@ -1,7 +1,7 @@
 /** The animation data, its pacing, and the server-rendered page (which must work without JS). */
 import { describe, expect, it } from 'vitest';
 import { FRAMES, FRAME_COLUMNS, FRAME_LINES } from '../../src/useless/frames.js';
-import { gonePage, machinePage, escapeHtml } from '../../src/useless/page.js';
+import { gonePage, launchPageUrl, machinePage, escapeHtml } from '../../src/useless/page.js';
 import {
   FIRST_DWELL_MS,
   HANG_FIRE_MS,
@@ -84,6 +84,24 @@ describe('machine page', () => {
     expect(html).toContain(
       '<script type="module" src="/machine/assets/machine.js?instance=m0self0000001"></script>',
     );
+  });
+
+  it('links back to its launch’s page on the landing app, with or without JS, gone or not', () => {
+    const launchUrl = launchPageUrl(input.homeUrl, '01JAAAAAAAAAAAAAAAAAAAAAAA');
+    expect(launchUrl).toBe(
+      'http://localhost:8080/launches/01JAAAAAAAAAAAAAAAAAAAAAAA?from=machine',
+    );
+    for (const html of [
+      machinePage({ ...input, launchUrl, withScript: false }),
+      machinePage({ ...input, launchUrl, withScript: true }),
+      gonePage({ ...input, launchUrl }),
+    ]) {
+      expect(html).toContain(
+        `<p id="launch-link" class="home"><a href="${escapeHtml(launchUrl!)}">How this launch went, fact by fact</a></p>`,
+      );
+    }
+    expect(machinePage({ ...input, withScript: false })).not.toContain('launch-link');
+    expect(launchPageUrl('not a url', 'x')).toBeUndefined();
   });
 
   it('the gone page shows the last frame and the way home', () => {

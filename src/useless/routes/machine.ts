@@ -7,7 +7,7 @@ import { cityName } from '../../shared/regions.js';
 import type { UselessConfig } from '../config.js';
 import { htmlReply, instanceQuery } from '../http.js';
 import type { MachineLife } from '../lifecycle.js';
-import { SCRIPT_PATH, gonePage, machinePage, noMachinePage } from '../page.js';
+import { SCRIPT_PATH, gonePage, launchPageUrl, machinePage, noMachinePage } from '../page.js';
 import type { Viewers } from '../viewers.js';
 
 export const machineRoutes: FastifyPluginAsyncZod<{
@@ -21,6 +21,7 @@ export const machineRoutes: FastifyPluginAsyncZod<{
 }> = async (app, { config, life, viewers, beatEveryMs, script }) => {
   const city = cityName(config.region);
   const { machineId, homeUrl } = config;
+  const launchUrl = launchPageUrl(homeUrl, config.launchId);
 
   app.get('/machine', { schema: { querystring: instanceQuery } }, async (req, reply) => {
     if (req.query.instance === undefined) {
@@ -28,7 +29,7 @@ export const machineRoutes: FastifyPluginAsyncZod<{
       return htmlReply(reply.code(404), noMachinePage({ homeUrl }));
     }
     if (life.switchingOff)
-      return htmlReply(reply.code(410), gonePage({ machineId, city, homeUrl }));
+      return htmlReply(reply.code(410), gonePage({ machineId, city, homeUrl, launchUrl }));
     // HEAD (link previews, probes) shows the page but does not count as someone watching.
     const viewerId = req.method === 'GET' ? viewers.register() : undefined;
     if (viewerId) life.reconsider();
@@ -38,6 +39,7 @@ export const machineRoutes: FastifyPluginAsyncZod<{
       machineId,
       city,
       homeUrl,
+      launchUrl,
       withScript: script !== undefined,
       ...(viewerId
         ? {

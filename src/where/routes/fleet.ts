@@ -1,6 +1,7 @@
 /**
  * The map: the landing page with every live machine, and its live feed (`GET /events`, SSE): one
- * `fleet` message with everything, then each change. Both ask the reconciler for a fresh look.
+ * `fleet` message with everything and one `launchTimes`, then each change. Both ask the
+ * reconciler for a fresh look.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../shared/errors.js';
@@ -23,6 +24,9 @@ export const fleetRoutes: FastifyPluginAsyncZod<{
       renderLandingPage({
         edgeRegion: edgeRegion(req),
         fleet: s.fleet.snapshot(),
+        launchTimes: s.launchTimes.view(),
+        // Where the button's launch goes without a choice (as in POST /launches).
+        launchRegion: edgeRegion(req) ?? s.cfg.region,
         assets: PAGE_ASSETS,
         nonce,
       }),
@@ -39,6 +43,7 @@ export const fleetRoutes: FastifyPluginAsyncZod<{
     }
     const client = sse.open(reply, () => s.fleet.detach(client));
     s.fleet.attach(client);
+    client.write(s.launchTimes.frame());
     s.reconciler.request();
     return reply;
   });

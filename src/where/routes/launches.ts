@@ -33,6 +33,8 @@ const eventsQuery = z.looseObject({ from: z.union([z.string(), z.array(z.string(
 
 const launchSchema = {
   params: launchParams,
+  /** `from=machine`: the visitor came back from the machine's page (no forwarding back to it). */
+  querystring: z.looseObject({ from: z.string().optional() }),
   response: { 200: launchView, '4xx': errorBodySchema },
 };
 const BAD_LAUNCH_ID = schemaErrors({
@@ -99,7 +101,13 @@ export const launchRoutes: FastifyPluginAsyncZod<{
       if (replayToOwner(req, reply, cur.owner)) return reply;
       if (wantsHtml(req))
         return sendPage(reply, (nonce) =>
-          renderLaunchProgressPage({ launch: cur.view, nonce, assets: PAGE_ASSETS }),
+          renderLaunchProgressPage({
+            launch: cur.view,
+            nonce,
+            assets: PAGE_ASSETS,
+            typical: s.launchTimes.stats.typical(cur.view.region),
+            stay: req.query.from === 'machine',
+          }),
         );
       return reply.header('cache-control', 'no-store').send(cur.view);
     },

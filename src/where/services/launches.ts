@@ -3,7 +3,7 @@
  * and each launch's status stream — history first (resumable with Last-Event-ID), then live
  * changes, ending at a final status.
  */
-import type { ActorChange, ActorRuntime } from '../../runtime/actorRuntime.js';
+import type { ActorChange, ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Ids } from '../../ports/ids.js';
 import type { LaunchSource } from '../../../machines/facts.js';
@@ -13,6 +13,7 @@ import type { LaunchView } from '../wire.js';
 import { frame, type SseClient } from '../sse.js';
 import type { Retention } from './retention.js';
 import { toLaunchView } from './views.js';
+import type { LaunchTimesFeed } from './launchTimesFeed.js';
 import { launchStream } from '../../../machines/vocabulary.js';
 
 const FINAL = new Set(['failed', 'done']);
@@ -42,6 +43,8 @@ export class Launches {
       cfg: Pick<WhereConfig, 'instance' | 'readyTimeoutMs' | 'ttl' | 'vm'>;
       /** Tells an archived launch (410 Gone) from one never seen (404). */
       retention?: Pick<Retention, 'status' | 'goneMessage'>;
+      /** Adds each view's timeline and ready time (launchTimesFeed.ts). */
+      times?: Pick<LaunchTimesFeed, 'extend' | 'load'>;
     },
   ) {
     this.stopFeed = deps.runtime.onChange((c) => this.onChange(c));
@@ -70,7 +73,7 @@ export class Launches {
       DECISION_WAIT_MS,
     );
     const rec = decided ?? runtime.actor(stream);
-    const view = rec && toLaunchView(cfg, rec.snapshot, rec.version);
+    const view = rec && this.view(rec.snapshot, rec.version);
     if (!view) throw new AppError('LAUNCH_LOST', 'the launch could not be read back');
     if (view.status === 'failed' && view.reason === 'capacity') {
       throw new AppError('CAPACITY', view.message ?? 'every machine slot is taken', {
@@ -85,18 +88,19 @@ export class Launches {
    * undefined when it never existed. Throws AppError LAUNCH_GONE (410) when retention archived it.
    */
   async current(launchId: string): Promise<{ view: LaunchView; owner: string } | undefined> {
+    await this.deps.times?.load(launchId);
     const rec = this.deps.runtime.actor(launchStream(launchId));
     if (rec) {
       // A finished launch stays in memory a while; retention may have archived it meanwhile.
       if (rec.snapshot.status !== 'active') await this.refuseIfArchived(launchId);
-      const view = toLaunchView(this.deps.cfg, rec.snapshot, rec.version);
+      const view = this.view(rec.snapshot, rec.version);
       return view && { view, owner: (rec.snapshot.context as { owner: string }).owner };
     }
     const steps = await this.deps.runtime.replay(launchStream(launchId));
     const last = steps.at(-1);
     // Nothing to read: archived by retention (410), or never stored (undefined: 404).
     if (!last) return this.refuseIfArchived(launchId);
-    const view = toLaunchView(this.deps.cfg, last.snapshot, last.event.version);
+    const view = this.view(last.snapshot, last.event.version);
     return view && { view, owner: (last.snapshot.context as { owner: string }).owner };
   }
 
@@ -110,8 +114,9 @@ export class Launches {
   async changes(launchId: string): Promise<LaunchView[]> {
     const out: LaunchView[] = [];
     let last = '';
+    await this.deps.times?.load(launchId);
     for (const s of await this.deps.runtime.replay(launchStream(launchId))) {
-      const v = toLaunchView(this.deps.cfg, s.snapshot, s.event.version);
+      const v = this.view(s.snapshot, s.event.version);
       if (!v || viewKey(v) === last) continue;
       last = viewKey(v);
       out.push(v);
@@ -174,12 +179,18 @@ export class Launches {
     if (c.record.kind !== 'launch') return;
     const set = this.watchers.get(c.record.stream);
     if (!set) return;
-    const v = toLaunchView(this.deps.cfg, c.record.snapshot, c.record.version);
+    const v = this.view(c.record.snapshot, c.record.version);
     if (!v) return;
     for (const w of [...set]) {
       if (w.pending) w.pending.push(v);
       else this.send(c.record.stream, w, v);
     }
+  }
+
+  /** A snapshot's view, with what the launch times add to it. */
+  private view(snapshot: ActorRecord['snapshot'], version: number): LaunchView | undefined {
+    const v = toLaunchView(this.deps.cfg, snapshot, version);
+    return v && this.deps.times ? this.deps.times.extend(v) : v;
   }
 
   private send(stream: string, w: Watcher, v: LaunchView): void {

@@ -3,6 +3,8 @@
  * elapsed times, ages, machine counts, the list of regions with machines, and the words both
  * renderings of a chip or a table row use, so the server's HTML and the script's DOM agree.
  */
+import type { RegionTimesView } from '../wire.js';
+import { typicalText } from './launchTimes.js';
 
 /** `m:ss.t`, e.g. 3 412 ms → `0:03.4`. Negative or non-finite input shows `0:00.0`. */
 export function formatElapsed(ms: number): string {
@@ -52,11 +54,15 @@ export function parseTime(iso: string | undefined): number | undefined {
   return Number.isNaN(t) ? undefined : t;
 }
 
-/** A region marker's accessible name: `Frankfurt (fra) · your edge region · 2 Useless Machines running`. */
+/**
+ * A region marker's accessible name: `Frankfurt (fra) · your edge region · 2 Useless Machines
+ * running · typical 2.4 s (last 50)` (the last part once the region has timed launches).
+ */
 export function markerTitle(
   point: { readonly city: string; readonly code: string },
   count: number,
   edge: boolean,
+  times?: RegionTimesView,
 ): string {
   const parts = [`${point.city} (${point.code})`];
   if (edge) parts.push('your edge region');
@@ -67,6 +73,7 @@ export function markerTitle(
         ? '1 Useless Machine running'
         : `${count} Useless Machines running`,
   );
+  if (times) parts.push(typicalText(times));
   return parts.join(' · ');
 }
 

@@ -3,7 +3,7 @@
  * JavaScript), a status line with a timer, where the visitor is, where machines run, and the map.
  */
 import { findRegion, cityName } from '../../shared/regions.js';
-import { FAILURE_WORDS, type FleetSnapshot } from '../wire.js';
+import { FAILURE_WORDS, type FleetSnapshot, type LaunchTimesView } from '../wire.js';
 import { DEFAULT_TIMING, type PageConfig, type Timing } from '../ui/config.js';
 import {
   capacityText,
@@ -17,6 +17,7 @@ import { idleLaunchButton } from '../ui/launchButton.view.js';
 import { markup, type SafeHtml } from './html.js';
 import { renderDocument } from './layout.js';
 import { renderMap } from './map.js';
+import { renderLaunchTimesPanel } from './launchTimes.js';
 
 export interface PageAssets {
   /** URL of the page's ES module (the built `dist/web/app.js` or `dash.js`). */
@@ -37,6 +38,10 @@ export interface LandingModel {
   readonly endpoints?: Partial<PageConfig['endpoints']>;
   /** Button reset and redirect delays (defaults 5 s, 20 s, 0.5 s); tests shorten them. */
   readonly timing?: Partial<Timing>;
+  /** Typical launch times per region (the page keeps them live over `/events`). */
+  readonly launchTimes?: LaunchTimesView | undefined;
+  /** Where the button's launch goes when the visitor does not choose (the edge, else ours). */
+  readonly launchRegion?: string | undefined;
 }
 
 /** Machine-region chips (shared with the dashboard): "Frankfurt fra ×2", or "none right now". */
@@ -100,6 +105,7 @@ export function renderLandingPage(model: LandingModel): string {
 <span class="timer" id="launch-timer" role="timer" aria-label="Time since launch" data-started="false" data-running="false">${formatElapsed(0)}</span>
 <p class="status" id="launch-status" role="status" aria-live="polite">${button.message}</p>
 <a class="open-link" id="open-link" hidden>Not moving? Open your machine</a>
+${renderLaunchTimesPanel(model.launchRegion, model.launchTimes)}
 </div>
 <noscript><p class="noscript">Without JavaScript the button still works: you will see a simple progress page instead of the live timer.</p></noscript>
 </section>
@@ -110,7 +116,7 @@ export function renderLandingPage(model: LandingModel): string {
 </ul>
 </div>
 <figure class="map-panel panel" aria-labelledby="map-caption">
-${renderMap({ edgeRegion: model.edgeRegion, machines: model.fleet.machines, label: 'World map of Fly.io regions' })}
+${renderMap({ edgeRegion: model.edgeRegion, machines: model.fleet.machines, label: 'World map of Fly.io regions', times: model.launchTimes?.regions })}
 <figcaption class="legend" id="map-caption"><span><i class="k-region"></i>Fly.io region</span><span><i class="k-edge"></i>Your edge region</span><span><i class="k-live"></i>Has Useless Machines</span><span><i class="k-own"></i>Your machine</span></figcaption>
 </figure>
 </main>

@@ -3,10 +3,16 @@
  * status, refreshed every second with a meta refresh, and on to the machine once it is ready.
  */
 import { cityName } from '../../shared/regions.js';
-import { FAILURE_WORDS, type LaunchStatus, type LaunchView } from '../wire.js';
+import {
+  FAILURE_WORDS,
+  type LaunchStatus,
+  type LaunchView,
+  type RegionTimesView,
+} from '../wire.js';
 import { formatElapsed, parseTime } from '../ui/format.js';
 import { markup, safeUrl, type SafeHtml } from './html.js';
 import { renderDocument } from './layout.js';
+import { renderLaunchTimes } from './launchTimes.js';
 
 export interface LaunchProgressModel {
   /** The launch as it stands; absent when the launch was refused before it existed. */
@@ -17,6 +23,10 @@ export interface LaunchProgressModel {
   readonly refreshSeconds?: number;
   /** Where "back" goes (default `/`). */
   readonly homeUrl?: string;
+  /** The launch region's typical time (shown under the launch's own timeline). */
+  readonly typical?: RegionTimesView | undefined;
+  /** The visitor came back from the machine: a ready launch links to it instead of forwarding. */
+  readonly stay?: boolean;
   readonly nonce?: string | undefined;
   readonly assets?: { readonly css?: string | undefined };
 }
@@ -39,7 +49,9 @@ export function renderLaunchProgressPage(model: LaunchProgressModel): string {
   } else if (v.status === 'ready') {
     const url = v.url ? safeUrl(v.url) : undefined;
     heading = 'Your machine is ready';
-    if (url) {
+    if (url && model.stay) {
+      detail = markup`<p>It took ${elapsed(v)}. <a href="${url}">Back to your machine</a></p>`;
+    } else if (url) {
       refresh = `0; url=${url}`;
       detail = markup`<p>It took ${elapsed(v)}. <a href="${url}">Open your machine</a> if nothing happens.</p>`;
     } else {
@@ -65,6 +77,7 @@ export function renderLaunchProgressPage(model: LaunchProgressModel): string {
   const body = markup`<main class="progress panel">
 <h1>${heading}</h1>
 <div role="status">${detail}</div>
+${v ? renderLaunchTimes(v, model.typical) : ''}
 <p><a href="${home}">Back to the start</a></p>
 </main>`;
   return renderDocument({

@@ -9,6 +9,7 @@ import { feature } from 'topojson-client';
 import type { GeometryCollection, Topology } from 'topojson-specification';
 import { REGIONS } from '../../shared/regions.js';
 import { markerTitle } from '../ui/format.js';
+import type { RegionTimesView } from '../wire.js';
 import { markup, raw, type SafeHtml } from './html.js';
 
 /** The map's user-space width; height is cropped just below Tierra del Fuego (no Antarctica). */
@@ -143,6 +144,8 @@ export interface MapModel {
   readonly ownRegions?: readonly string[];
   /** Accessible name of the map. */
   readonly label?: string;
+  /** Typical launch times by region code: named in each marker's title. */
+  readonly times?: Readonly<Record<string, RegionTimesView>>;
 }
 
 /** Counts machines per region code (any string, table or not). */
@@ -152,11 +155,17 @@ export function countByRegion(machines: readonly MapMachine[]): Map<string, numb
   return counts;
 }
 
-function marker(point: RegionPoint, count: number, edge: boolean, own: boolean): SafeHtml {
+function marker(
+  point: RegionPoint,
+  count: number,
+  edge: boolean,
+  own: boolean,
+  times: RegionTimesView | undefined,
+): SafeHtml {
   const classes = ['region', edge && 'edge', count > 0 && 'live', own && 'own']
     .filter(Boolean)
     .join(' ');
-  return markup`<g class="${classes}" id="region-${point.code}" data-region="${point.code}" data-city="${point.city}" data-x="${point.x}" data-y="${point.y}" transform="translate(${point.x} ${point.y})" tabindex="0" role="img"><title>${markerTitle(point, count, edge)}</title><circle class="hit" r="13"/><circle class="halo" r="9"/><circle class="pulse" r="9"/>${edge ? raw('<circle class="ring" r="12"/>') : ''}<circle class="dot" r="3.5"/><text class="code" y="-17">${point.code}</text></g>`;
+  return markup`<g class="${classes}" id="region-${point.code}" data-region="${point.code}" data-city="${point.city}" data-x="${point.x}" data-y="${point.y}" data-count="${count}" transform="translate(${point.x} ${point.y})" tabindex="0" role="img"><title>${markerTitle(point, count, edge, times)}</title><circle class="hit" r="13"/><circle class="halo" r="9"/><circle class="pulse" r="9"/>${edge ? raw('<circle class="ring" r="12"/>') : ''}<circle class="dot" r="3.5"/><text class="code" y="-17">${point.code}</text></g>`;
 }
 
 /**
@@ -167,13 +176,15 @@ export function renderMap(model: MapModel): SafeHtml {
   const geo = getGeography();
   const counts = countByRegion(model.machines);
   const own = new Set(model.ownRegions ?? []);
+  const times = (code: string) =>
+    model.times && Object.hasOwn(model.times, code) ? model.times[code] : undefined;
   const edgePoint = model.edgeRegion ? regionPoint(model.edgeRegion) : undefined;
   // The edge region is drawn last so its ring and label sit on top of its neighbours.
   const ordered = [...REGION_POINTS].sort(
     (a, b) => Number(a === edgePoint) - Number(b === edgePoint),
   );
   const markers = ordered.map((p) =>
-    marker(p, counts.get(p.code) ?? 0, p === edgePoint, own.has(p.code)),
+    marker(p, counts.get(p.code) ?? 0, p === edgePoint, own.has(p.code), times(p.code)),
   );
   const edgeLabel = edgePoint
     ? markup`<text class="edge-label" x="${edgePoint.x}" y="${edgePoint.y + 34}" aria-hidden="true">${edgePoint.city}</text>`

@@ -94,6 +94,13 @@ h1 em { font-style: normal; color: var(--accent); }
 .status[data-state="failed"] { color: var(--bad); }
 .open-link { font-weight: 600; }
 .noscript { font-size: .9rem; color: var(--muted); }
+/* Launch times: what to expect where, and one launch's facts in order */
+.times { margin: 0; font-size: .92rem; color: var(--muted); }
+.compare { margin: 0; font-weight: 600; }
+.timeline { display: flex; flex-wrap: wrap; justify-content: center; gap: .15rem .4rem; margin: 0; padding: 0;
+  list-style: none; font: .85rem/1.4 var(--mono); }
+.timeline li + li::before { content: "→ "; color: var(--muted); }
+.timeline time { color: var(--muted); }
 
 /* Chips: regions with machines */
 .chips { display: flex; flex-wrap: wrap; gap: .35rem; margin: .35rem 0 0; padding: 0; list-style: none; }

@@ -9,15 +9,31 @@ import { connectFleet } from './fleetStream.js';
 import { capacityText } from '../ui/format.js';
 import { mountLaunchButton } from './launchButton.js';
 import { bindMap } from './mapView.js';
+import { bindLaunchPanel } from './launchPanel.js';
 
 const config = parseConfig(document.getElementById(CONFIG_ELEMENT_ID)?.textContent);
 const map = bindMap(document.getElementById('region-map'));
 const store = createFleetStore();
+const panel = bindLaunchPanel(
+  {
+    typical: document.getElementById('launch-typical'),
+    timeline: document.getElementById('launch-timeline'),
+    compare: document.getElementById('launch-compare'),
+  },
+  map.cityOf,
+);
 
 store.select(selectRegionSummary, sameRegionSummary).subscribe(({ counts }) => {
   map.setCounts(counts);
   renderChips(document.getElementById('fleet-regions'), counts, map.cityOf);
 });
+store
+  .select((c) => c.launchTimes)
+  .subscribe((times) => {
+    if (!times) return;
+    map.setTimes(times);
+    panel.setTimes(times);
+  });
 store
   .select((c) => c.capacity)
   .subscribe((cap) => {
@@ -47,7 +63,11 @@ if (form instanceof HTMLFormElement && button instanceof HTMLButtonElement) {
       config,
       mode: 'page',
       cityOf: map.cityOf,
-      onOwnRegion: (region) => map.setOwn(region ? [region] : []),
+      onOwnRegion: (region) => {
+        map.setOwn(region ? [region] : []);
+        if (region) panel.setRegion(region);
+      },
+      onLaunchView: panel.showLaunch,
       announce: (_message, view) => {
         document.getElementById('launch-status')?.setAttribute('data-state', view.state);
       },

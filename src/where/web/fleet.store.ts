@@ -3,7 +3,14 @@
  * capacity, fed by the fleet SSE. Reducers are pure and total; selectors drive the DOM.
  */
 import { createStore } from '@xstate/store';
-import type { CapacityView, FleetMachine, FleetSnapshot, MachineGone } from '../wire.js';
+import type {
+  CapacityView,
+  FleetMachine,
+  FleetSnapshot,
+  LaunchTimesView,
+  MachineGone,
+  RegionTimesView,
+} from '../wire.js';
 import { parseTime, regionCounts, type RegionCount } from '../ui/format.js';
 
 export interface FleetContext {
@@ -13,6 +20,8 @@ export interface FleetContext {
   readonly clockOffsetMs: number;
   /** True once a full `fleet` snapshot has arrived. */
   readonly synced: boolean;
+  /** Typical launch times by region (the latest `launchTimes` message; undefined before one). */
+  readonly launchTimes?: Readonly<Record<string, RegionTimesView>> | undefined;
 }
 
 export const EMPTY_FLEET: FleetContext = {
@@ -34,6 +43,7 @@ export const fleetTransitions = {
     const machines: Record<string, FleetMachine> = {};
     for (const m of ev.snapshot.machines) machines[m.machineId] = m;
     return {
+      ...ctx,
       machines,
       capacity: ev.snapshot.capacity,
       clockOffsetMs: offset(ev.snapshot.at, ev.receivedAt, ctx.clockOffsetMs),
@@ -57,6 +67,10 @@ export const fleetTransitions = {
     const machines = { ...ctx.machines };
     delete machines[ev.gone.machineId];
     return { ...ctx, machines, clockOffsetMs };
+  },
+  /** Every region's typical time: replaces what was there. */
+  launchTimes(ctx: FleetContext, ev: { times: LaunchTimesView }): FleetContext {
+    return { ...ctx, launchTimes: ev.times.regions };
   },
   capacity(ctx: FleetContext, ev: { capacity: CapacityView }): FleetContext {
     const c = ctx.capacity;

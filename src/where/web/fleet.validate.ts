@@ -9,8 +9,12 @@ import type {
   FleetMessage,
   FleetSnapshot,
   LaunchAccepted,
+  LaunchReadyTime,
+  LaunchTimelineStep,
+  LaunchTimesView,
   LaunchView,
   MachineGone,
+  RegionTimesView,
 } from '../wire.js';
 import {
   FAILURE_REASONS,
@@ -18,6 +22,7 @@ import {
   LAUNCH_STATUSES,
   MACHINE_SOURCES,
   MACHINE_STATUSES,
+  REGION_PATTERN,
 } from '../../../machines/vocabulary.js';
 
 type Obj = Record<string, unknown>;
@@ -78,6 +83,51 @@ export function asMachineGone(v: unknown): MachineGone | undefined {
   return { machineId: v.machineId, at: v.at };
 }
 
+/** Bounds on what a launch-times message may hold (the server sends one entry per region). */
+const MAX_REGIONS = 64;
+const MAX_STEPS = 16;
+
+function asRegionTimes(v: unknown): RegionTimesView | undefined {
+  if (!isObj(v) || !isInt(v.medianMs) || !isInt(v.count)) return undefined;
+  return { medianMs: v.medianMs, count: v.count };
+}
+
+/** Malformed regions are dropped, the rest kept (as with machines in a snapshot). */
+export function asLaunchTimes(v: unknown): LaunchTimesView | undefined {
+  if (!isObj(v) || !isObj(v.regions) || !isStr(v.at)) return undefined;
+  const regions: Record<string, RegionTimesView> = {};
+  for (const [code, t] of Object.entries(v.regions).slice(0, MAX_REGIONS)) {
+    const ok = asRegionTimes(t);
+    // Region codes only: no key like __proto__ reaches the object.
+    if (ok && REGION_PATTERN.test(code)) regions[code] = ok;
+  }
+  return { regions, at: v.at };
+}
+
+function asTimeline(v: unknown): LaunchTimelineStep[] | undefined {
+  if (!Array.isArray(v) || v.length > MAX_STEPS) return undefined;
+  const out: LaunchTimelineStep[] = [];
+  for (const s of v as unknown[]) {
+    if (!isObj(s) || !isStr(s.fact) || !isStr(s.at)) return undefined;
+    if (!oneOf<LaunchTimelineStep['step']>(s.step, LAUNCH_STATUSES)) return undefined;
+    out.push({ step: s.step, fact: s.fact, at: s.at });
+  }
+  return out;
+}
+
+function asReadyTime(v: unknown): LaunchReadyTime | undefined {
+  if (!isObj(v) || !isInt(v.ms) || !isInt(v.of)) return undefined;
+  const pct = v.fasterThanPct;
+  if (pct !== undefined && !(isInt(pct) && pct >= 0 && pct <= 100)) return undefined;
+  return { ms: v.ms, ...(pct !== undefined ? { fasterThanPct: pct } : {}), of: v.of };
+}
+
+/** An optional part: absent is fine, present must be well-formed (else the view is refused). */
+function optional<T>(v: unknown, guard: (v: unknown) => T | undefined): T | undefined | false {
+  if (v === undefined) return undefined;
+  return guard(v) ?? false;
+}
+
 export function asLaunchView(v: unknown): LaunchView | undefined {
   if (!isObj(v)) return undefined;
   const {
@@ -99,6 +149,9 @@ export function asLaunchView(v: unknown): LaunchView | undefined {
   if (!oneOf<LaunchView['source']>(source, LAUNCH_SOURCES)) return undefined;
   if (!optStr(machineId) || !optStr(url) || !optStr(message)) return undefined;
   if (reason !== undefined && !oneOf(reason, FAILURE_REASONS)) return undefined;
+  const timeline = optional(v.timeline, asTimeline);
+  const readyTime = optional(v.readyTime, asReadyTime);
+  if (timeline === false || readyTime === false) return undefined;
   return {
     launchId,
     status,
@@ -111,6 +164,8 @@ export function asLaunchView(v: unknown): LaunchView | undefined {
     ...(isStr(url) ? { url } : {}),
     ...(reason !== undefined ? { reason: reason as LaunchView['reason'] & string } : {}),
     ...(isStr(message) ? { message } : {}),
+    ...(timeline ? { timeline } : {}),
+    ...(readyTime ? { readyTime } : {}),
   };
 }
 
@@ -143,6 +198,7 @@ const FLEET_GUARDS: { readonly [E in FleetEvent]: (v: unknown) => FleetData<E> |
   machine: asFleetMachine,
   machineGone: asMachineGone,
   capacity: asCapacity,
+  launchTimes: asLaunchTimes,
 };
 
 export const FLEET_EVENTS = Object.keys(FLEET_GUARDS) as readonly FleetEvent[];

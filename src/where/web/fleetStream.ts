@@ -19,6 +19,7 @@ function feed(store: FleetStore, msg: FleetMessage, receivedAt: number): void {
   if (msg.event === 'fleet') store.trigger.fleet({ snapshot: msg.data, receivedAt });
   else if (msg.event === 'machine') store.trigger.machine({ machine: msg.data });
   else if (msg.event === 'machineGone') store.trigger.machineGone({ gone: msg.data, receivedAt });
+  else if (msg.event === 'launchTimes') store.trigger.launchTimes({ times: msg.data });
   else store.trigger.capacity({ capacity: msg.data });
 }
 

@@ -4,6 +4,7 @@
  */
 import { createActor } from 'xstate';
 import type { PageConfig } from '../ui/config.js';
+import type { LaunchView } from '../wire.js';
 import { formatElapsed } from '../ui/format.js';
 import { asLaunchAccepted, errorMessage, parseLaunchMessage } from './fleet.validate.js';
 import { launchButtonMachine, type LaunchButtonEvent } from '../ui/launchButton.machine.js';
@@ -35,6 +36,8 @@ export interface LaunchButtonOptions {
   readonly onOwnRegion?: (region: string | undefined) => void;
   /** Called with every new status sentence (for a shared announcer). */
   readonly announce?: (message: string, view: LaunchButtonView) => void;
+  /** Every message of the launch's stream, as it arrives (the launch panel's timeline). */
+  readonly onLaunchView?: (view: LaunchView) => void;
   /** Where `ready` sends the browser; `location.assign` unless a test says otherwise. */
   readonly navigate?: (url: string) => void;
 }
@@ -94,7 +97,9 @@ export function mountLaunchButton(dom: LaunchButtonDom, opts: LaunchButtonOption
           stream = es;
           es.addEventListener('launch', (e) => {
             const view = parseLaunchMessage(e.data);
-            if (view) actor.send({ type: 'launch', view, receivedAt: now() });
+            if (!view) return;
+            actor.send({ type: 'launch', view, receivedAt: now() });
+            opts.onLaunchView?.(view);
           });
           // Network blips reconnect by themselves (with Last-Event-ID); a refused stream is final.
           es.addEventListener('error', () => {

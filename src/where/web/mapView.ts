@@ -1,12 +1,16 @@
 /**
  * Keeps the server-rendered map in step with the fleet: toggles the `live` and `own` classes on
- * region markers, refreshes their accessible names, and shows a marker's code on tap.
+ * region markers, refreshes their accessible names (machine counts, typical launch times), and
+ * shows a marker's code on tap.
  */
 import { markerTitle, type RegionCount } from '../ui/format.js';
+import type { RegionTimesView } from '../wire.js';
 
 export interface MapView {
   /** Regions with machines (others are cleared). Codes not on the map are ignored. */
   setCounts(this: void, counts: readonly RegionCount[]): void;
+  /** Typical launch times by region: named in the markers' titles. */
+  setTimes(this: void, times: Readonly<Record<string, RegionTimesView>>): void;
   /** Regions where this visitor's own machines live: they pulse. */
   setOwn(this: void, regions: Iterable<string>): void;
   /** The city of a region code, from the map's data; the code itself when unknown. */
@@ -15,6 +19,7 @@ export interface MapView {
 
 export function bindMap(svg: Element | null): MapView {
   const markers = new Map<string, SVGGElement>();
+  let times: Readonly<Record<string, RegionTimesView>> = {};
   for (const g of svg?.querySelectorAll<SVGGElement>('g.region[data-region]') ?? []) {
     const code = g.dataset.region;
     if (code) markers.set(code, g);
@@ -23,13 +28,15 @@ export function bindMap(svg: Element | null): MapView {
   const title = (g: SVGGElement, count: number) => {
     const code = g.dataset.region ?? '';
     const t = g.querySelector('title');
-    if (t)
-      t.textContent = markerTitle(
-        { code, city: g.dataset.city ?? code },
-        count,
-        g.classList.contains('edge'),
-      );
+    const text = markerTitle(
+      { code, city: g.dataset.city ?? code },
+      count,
+      g.classList.contains('edge'),
+      Object.hasOwn(times, code) ? times[code] : undefined,
+    );
+    if (t && t.textContent !== text) t.textContent = text;
   };
+  const countOf = (g: SVGGElement) => Number(g.dataset.count ?? 0) || 0;
 
   // Tap (or click) shows one marker's code at a time; tapping elsewhere on the map hides it.
   svg?.addEventListener('click', (e) => {
@@ -50,6 +57,10 @@ export function bindMap(svg: Element | null): MapView {
           title(g, n);
         }
       }
+    },
+    setTimes(next) {
+      times = next;
+      for (const g of markers.values()) title(g, countOf(g));
     },
     setOwn(regions) {
       const own = new Set(regions);

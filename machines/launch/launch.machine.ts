@@ -251,7 +251,7 @@ export const launchMachine = setup({
         'fly.createFailed': [
           {
             // A definite refusal: nothing was made.
-            guard: ({ event }) => !event.retryable,
+            guard: ({ event }) => !event.machineMayExist,
             target: 'failed',
             actions: ['touch', 'recordCreateFailure', ...disarmReady, releaseSlot],
           },
@@ -422,7 +422,8 @@ export const launchMachine = setup({
         'fly.createFailed': [
           {
             // A late, definite refusal (or a create withdrawn unsent): nothing exists to clean up.
-            guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
+            guard: ({ context, event }) =>
+              context.machineId === undefined && !event.machineMayExist,
             target: 'failed',
             actions: [...closeCleanup],
           },

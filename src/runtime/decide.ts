@@ -7,6 +7,8 @@
  */
 import {
   createActor,
+  initialTransition,
+  transition,
   type AnyMachineSnapshot,
   type AnyStateMachine,
   type EventObject,
@@ -20,6 +22,11 @@ export interface Decider {
 }
 
 export function decider(machine: AnyStateMachine): Decider {
+  if (process.env.WM_DECIDER === 'public')
+    return {
+      initial: () => initialTransition(machine) as Step,
+      next: (s, e) => transition(machine, s, e) as Step,
+    };
   let sink: { type: string; params?: unknown }[] = [];
   const self = createActor(machine);
   const scope = {

@@ -137,7 +137,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
             launchId: p.launchId,
             status: 0,
             message: clip(`machine ${gone.id} of this launch is already destroyed`),
-            retryable: false,
+            machineMayExist: false,
           },
         },
       ];
@@ -160,7 +160,12 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     const withdrawn = (): Fact[] => [
       {
         type: 'fly.createFailed',
-        data: { launchId: p.launchId, status: 0, message: CREATE_WITHDRAWN, retryable: false },
+        data: {
+          launchId: p.launchId,
+          status: 0,
+          message: CREATE_WITHDRAWN,
+          machineMayExist: false,
+        },
       },
     ];
     if (!wanted()) return withdrawn();
@@ -411,8 +416,7 @@ function failure(launchId: string, err: unknown, mayExist?: boolean): Fact<'fly.
       launchId,
       status: e?.status ?? 0,
       message: clip(e?.flyMessage ?? errorMessage(err)),
-      // Whether a machine may exist anyway (the chart then sweeps for it).
-      retryable: mayExist ?? (e ? outcomeUnknown(e) : true),
+      machineMayExist: mayExist ?? (e ? outcomeUnknown(e) : true),
     },
   };
 }

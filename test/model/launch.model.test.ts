@@ -45,14 +45,14 @@ describe('launch chart model', () => {
         (f) =>
           f.type === 'fly.machineCreated' ||
           f.type === 'vm.listening' ||
-          (f.type === 'fly.createFailed' && f.retryable),
+          (f.type === 'fly.createFailed' && f.machineMayExist),
       );
       const confirmedGone = fs.some(
         (f) =>
           f.type === 'fly.machineGone' ||
           f.type === 'fly.machineDestroyed' ||
           (f.type === 'fly.machineObserved' && f.state === 'destroyed') ||
-          (f.type === 'fly.createFailed' && !f.retryable) ||
+          (f.type === 'fly.createFailed' && !f.machineMayExist) ||
           (f.type === 'fly.noMachineFound' && f.settled),
       );
       const s = p.folded.snapshot;

@@ -155,7 +155,11 @@ describe('launch chart', () => {
       const r = fold(launchMachine, [
         requested,
         reserved,
-        ev('fly.createFailed', { launchId: L, status, message: 'no', retryable: false }, T0 + 100),
+        ev(
+          'fly.createFailed',
+          { launchId: L, status, message: 'no', machineMayExist: false },
+          T0 + 100,
+        ),
       ]);
       expect(r.snapshot.value).toBe('failed');
       expect(r.snapshot.context.reason).toBe(reason);
@@ -169,7 +173,7 @@ describe('launch chart', () => {
       reserved,
       ev(
         'fly.createFailed',
-        { launchId: L, status: 0, message: 'timeout', retryable: true },
+        { launchId: L, status: 0, message: 'timeout', machineMayExist: true },
         T0 + 100,
       ),
     ]);

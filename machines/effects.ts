@@ -25,9 +25,6 @@ export interface EffectParams {
   destroyMachine: { machineId?: string; launchId?: string };
   /** Start a launch on the autospawner's behalf (a `launch.requested` with source `auto`). */
   spawnLaunch: { launchId: string; region: string };
-  /** Arm a durable timer; its firing is the fact `clock.<key>Elapsed { key, due: at }`. */
-  scheduleTimer: { key: TimerKey; at: number };
-  cancelTimer: { key: TimerKey };
 }
 
 export type EffectType = keyof EffectParams;
@@ -42,8 +39,6 @@ export const EFFECT_TYPES: readonly EffectType[] = [
   'awaitMachine',
   'destroyMachine',
   'spawnLaunch',
-  'scheduleTimer',
-  'cancelTimer',
 ];
 
 /**
@@ -58,13 +53,16 @@ export const effectActions = {
   awaitMachine: (_: unknown, _p: EffectParams['awaitMachine']) => {},
   destroyMachine: (_: unknown, _p: EffectParams['destroyMachine']) => {},
   spawnLaunch: (_: unknown, _p: EffectParams['spawnLaunch']) => {},
-  scheduleTimer: (_: unknown, _p: EffectParams['scheduleTimer']) => {},
-  cancelTimer: (_: unknown, _p: EffectParams['cancelTimer']) => {},
 };
 
 export function isEffect(action: { type: string }): action is Effect {
   return (EFFECT_TYPES as readonly string[]).includes(action.type);
 }
 
-/** Durable timers live in context as absolute deadlines, so a restored actor can re-arm them. */
+/**
+ * A chart's deadlines: absolute times (epoch ms) per timer key, kept in its context and nowhere
+ * else. Arming is setting a key, disarming is removing it; the runtime keeps real timers in step
+ * with this table after every fact and at boot, and a timer's firing is the fact
+ * `clock.<key>Elapsed { key, due }` (a `due` that no longer matches the table is stale).
+ */
 export type TimerTable = Partial<Record<TimerKey, number>>;

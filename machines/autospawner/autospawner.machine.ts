@@ -59,12 +59,6 @@ const initialContext: AutospawnerContext = {
   timers: {},
 };
 
-const cancelAll = [
-  'clearTimers',
-  { type: 'cancelTimer', params: { key: 'spawn' } },
-  { type: 'cancelTimer', params: { key: 'inactivity' } },
-] as const;
-
 export const autospawnerMachine = setup({
   types: { context: {} as AutospawnerContext, events: {} as AutospawnerEvent },
   actions: {
@@ -172,31 +166,13 @@ export const autospawnerMachine = setup({
     },
     active: {
       tags: ['active'],
-      entry: [
-        'armFirstSpawn',
-        'armInactivity',
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
-        },
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
-        },
-      ],
+      entry: ['armFirstSpawn', 'armInactivity'],
       on: {
         'presence.changed': [
-          { guard: 'nobodyWatching', target: 'idle', actions: ['countVisitors', ...cancelAll] },
+          { guard: 'nobodyWatching', target: 'idle', actions: ['countVisitors', 'clearTimers'] },
           {
             // Still watched: only the inactivity safety moves; the spawn loop is untouched.
-            actions: [
-              'countVisitors',
-              'armInactivity',
-              {
-                type: 'scheduleTimer',
-                params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
-              },
-            ],
+            actions: ['countVisitors', 'armInactivity'],
           },
         ],
         'clock.spawnElapsed': {
@@ -210,25 +186,21 @@ export const autospawnerMachine = setup({
               }),
             },
             'spawned',
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
-            },
           ],
         },
         // Nobody has confirmed visitors for a long while (their source may have died): stop.
         'clock.inactivityElapsed': {
           guard: 'inactivityDue',
           target: 'idle',
-          actions: [assign({ visitors: 0 }), ...cancelAll],
+          actions: [assign({ visitors: 0 }), 'clearTimers'],
         },
         'autospawner.switched': {
           guard: 'switchedOff',
           target: 'off',
-          actions: [assign({ enabled: false }), ...cancelAll],
+          actions: [assign({ enabled: false }), 'clearTimers'],
         },
         'autospawner.configured': [
-          { guard: 'switchedOff', target: 'off', actions: ['configure', ...cancelAll] },
+          { guard: 'switchedOff', target: 'off', actions: ['configure', 'clearTimers'] },
           { actions: 'configure' },
         ],
       },

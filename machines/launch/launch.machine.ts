@@ -101,12 +101,7 @@ const releaseSlot = {
   type: 'releaseCapacity',
   params: ({ context }: { context: LaunchContext }) => ({ holder: context.launchId }),
 } as const;
-const disarmReady = ['cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }] as const;
-const closeCleanup = [
-  'cancelCleanup',
-  { type: 'cancelTimer', params: { key: 'cleanup' } },
-  releaseSlot,
-] as const;
+const closeCleanup = ['cancelCleanup', releaseSlot] as const;
 
 export const launchMachine = setup({
   types: {
@@ -179,10 +174,6 @@ export const launchMachine = setup({
                   context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
               }),
             },
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'ready', at: context.timers.ready! }),
-            },
           ],
         },
       },
@@ -211,7 +202,7 @@ export const launchMachine = setup({
               reason: 'capacity',
               detail: ({ event }) => `${event.live} of ${event.limit} machines are live`,
             }),
-            ...disarmReady,
+            'cancelReady',
           ],
         },
         'clock.readyElapsed': {
@@ -246,19 +237,19 @@ export const launchMachine = setup({
         // Ready before the create response: the VM's callback names its machine; go.
         'vm.listening': {
           target: 'redirect',
-          actions: ['touch', assign({ machineId: ({ event }) => event.machineId }), ...disarmReady],
+          actions: ['touch', assign({ machineId: ({ event }) => event.machineId }), 'cancelReady'],
         },
         'fly.createFailed': [
           {
             // A definite refusal: nothing was made.
             guard: ({ event }) => !event.machineMayExist,
             target: 'failed',
-            actions: ['touch', 'recordCreateFailure', ...disarmReady, releaseSlot],
+            actions: ['touch', 'recordCreateFailure', 'cancelReady', releaseSlot],
           },
           {
             // Unknown outcome (timeout, 5xx, 429 after retries): a machine may exist. Sweep.
             target: 'cleanup',
-            actions: ['touch', 'recordCreateFailure', ...disarmReady],
+            actions: ['touch', 'recordCreateFailure', 'cancelReady'],
           },
         ],
         'clock.readyElapsed': {
@@ -289,7 +280,7 @@ export const launchMachine = setup({
         'vm.listening': {
           guard: 'ourMachine',
           target: 'redirect',
-          actions: ['touch', ...disarmReady],
+          actions: ['touch', 'cancelReady'],
         },
         'clock.readyElapsed': {
           guard: 'readyDue',
@@ -302,22 +293,22 @@ export const launchMachine = setup({
             context.machineId === event.machineId &&
             (phaseOf(event.state) === 'stopping' || phaseOf(event.state) === 'destroyed'),
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady'],
         },
         'vm.stopping': {
           guard: 'ourMachineKnown',
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady'],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', releaseSlot],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', releaseSlot],
         },
       },
     },
@@ -365,10 +356,6 @@ export const launchMachine = setup({
         {
           type: 'destroyMachine',
           params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
-        },
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
         },
       ],
       on: {
@@ -471,10 +458,6 @@ export const launchMachine = setup({
                   machineId: context.machineId,
                   launchId: context.launchId,
                 }),
-              },
-              {
-                type: 'scheduleTimer',
-                params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
               },
             ],
           },

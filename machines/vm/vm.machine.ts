@@ -159,13 +159,6 @@ const firstEntry = [
   'observe',
   'armTtl',
   {
-    type: 'scheduleTimer',
-    params: ({ context }: { context: VmContext }) => ({
-      key: 'ttl' as const,
-      at: context.timers.ttl!,
-    }),
-  },
-  {
     type: 'holdCapacity',
     params: ({ context }: { context: VmContext }) => ({
       holder: holderOf(context),
@@ -259,10 +252,6 @@ export const vmMachine = setup({
           timers: ({ context, event }) => ({ ...context.timers, stop: event.at + STOP_GRACE_MS }),
         }),
         {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
-        },
-        {
           type: 'awaitMachine',
           params: ({ context }) => ({
             machineId: context.machineId,
@@ -296,10 +285,6 @@ export const vmMachine = setup({
                 launchId: context.launchId,
               }),
             },
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
-            },
           ],
         },
       },
@@ -309,8 +294,6 @@ export const vmMachine = setup({
       tags: ['destroyed'],
       entry: [
         assign({ updatedAt: ({ event }) => event.at, timers: {} }),
-        { type: 'cancelTimer', params: { key: 'ttl' } },
-        { type: 'cancelTimer', params: { key: 'stop' } },
         { type: 'releaseCapacity', params: ({ context }) => ({ holder: holderOf(context) }) },
       ],
     },

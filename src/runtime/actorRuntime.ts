@@ -73,10 +73,7 @@ export interface EffectContext {
 }
 
 /** Runs one effect; returns the facts that are its outcome (they re-enter the runtime). */
-export type EffectRunner = (
-  effect: Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>,
-  ctx: EffectContext,
-) => Promise<Fact[]>;
+export type EffectRunner = (effect: Effect, ctx: EffectContext) => Promise<Fact[]>;
 
 export interface RuntimeOptions {
   store: EventStore;
@@ -631,8 +628,6 @@ export class ActorRuntime {
     redrive: boolean,
   ): void {
     for (const effect of effects) {
-      // Timers follow the context (syncTimers); the intents are kept as the chart's record of them.
-      if (effect.type === 'scheduleTimer' || effect.type === 'cancelTimer') continue;
       const ctx: EffectContext = { stream: rec.stream, record: rec, cause, redrive };
       const run = (async () => {
         let facts: Fact[];

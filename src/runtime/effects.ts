@@ -53,8 +53,6 @@ export interface EffectDeps {
  */
 export type InFlightCreates = Map<string, Promise<Fact[]>>;
 
-type RunnableEffect = Exclude<Effect, { type: 'scheduleTimer' | 'cancelTimer' }>;
-
 const sleepReal = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Outcome unknown: no answer, or the server failed mid-way. A 4xx (429 included) is a refusal. */
@@ -228,7 +226,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
   }
 
   const handlers: {
-    [K in RunnableEffect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]>;
+    [K in Effect['type']]: (p: EffectParams[K], ctx: EffectContext) => Promise<Fact[]>;
   } = {
     async reserveCapacity(p) {
       const limit = deps.maxMachines();

@@ -16,7 +16,7 @@ import { getShortestPaths, getStateNodes } from 'xstate/graph';
 import { encodeTime } from 'ulid';
 import { expect } from 'vitest';
 import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
-import type { Effect } from '../../machines/effects.js';
+import type { TimerTable } from '../../machines/effects.js';
 import { decider } from '../../src/runtime/decide.js';
 import { fold, type Folded } from '../support/charts.js';
 
@@ -116,22 +116,23 @@ export function activeIds(snapshot: { _nodes: { id: string }[] }): string[] {
 }
 
 /**
- * Replays a path's timer effects to the deadlines still armed at its end: a schedule arms, a
- * cancel disarms, and a timer that fired is spent.
+ * The deadlines a chart recorded (its context's `timers`, the only record of them) before and after
+ * each fact of a path it accepted.
  */
-export function armedTimers(
-  steps: readonly { event: ChartEvent; accepted: boolean; effects: readonly Effect[] }[],
-): Record<string, number> {
-  const armed: Record<string, number> = {};
-  for (const step of steps) {
-    if (!step.accepted) continue;
-    if (step.event.type.startsWith('clock.') && 'key' in step.event) delete armed[step.event.key];
-    for (const ef of step.effects) {
-      if (ef.type === 'scheduleTimer') armed[ef.params.key] = ef.params.at;
-      if (ef.type === 'cancelTimer') delete armed[ef.params.key];
-    }
+export function deadlineSteps(
+  machine: AnyStateMachine,
+  events: readonly ChartEvent[],
+): { event: ChartEvent; before: TimerTable; after: TimerTable }[] {
+  const timersOf = (s: AnyMachineSnapshot) => (s.context as { timers: TimerTable }).timers;
+  let [snap] = initialTransition(machine);
+  const out: { event: ChartEvent; before: TimerTable; after: TimerTable }[] = [];
+  for (const event of events) {
+    if (snap.status !== 'active' || !snap.can(event)) continue;
+    const before = timersOf(snap);
+    [snap] = transition(machine, snap, event);
+    out.push({ event, before, after: timersOf(snap) });
   }
-  return armed;
+  return out;
 }
 
 /** A generated fact with a deterministic id. */

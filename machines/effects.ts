@@ -55,6 +55,19 @@ export const effectActions = {
   spawnLaunch: (_: unknown, _p: EffectParams['spawnLaunch']) => {},
 };
 
+/** Destroy an actor's own machine: by id when known, else every machine carrying its launch's id. */
+export const destroyOwnMachine = {
+  type: 'destroyMachine',
+  params: ({
+    context,
+  }: {
+    context: { machineId?: string | undefined; launchId?: string | undefined };
+  }) => ({
+    machineId: context.machineId,
+    launchId: context.launchId,
+  }),
+} as const;
+
 export function isEffect(action: { type: string }): action is Effect {
   return (EFFECT_TYPES as readonly string[]).includes(action.type);
 }

@@ -7,7 +7,7 @@
  */
 import { assign, setup } from 'xstate';
 import { effectActions, type TimerTable } from '../effects.js';
-import type { ChartEvent } from '../facts.js';
+import type { ChartEvent, FactType } from '../facts.js';
 
 export const AUTOSPAWNER_CHART = 'autospawner.v1';
 export { AUTOSPAWNER_STREAM } from '../vocabulary.js';
@@ -26,21 +26,14 @@ export interface AutospawnerContext {
   timers: TimerTable;
 }
 
-export type AutospawnerEvent = ChartEvent<
-  | 'autospawner.configured'
-  | 'autospawner.switched'
-  | 'presence.changed'
-  | 'clock.spawnElapsed'
-  | 'clock.inactivityElapsed'
->;
-
 export const AUTOSPAWNER_FACTS = [
   'autospawner.configured',
   'autospawner.switched',
   'presence.changed',
   'clock.spawnElapsed',
   'clock.inactivityElapsed',
-] as const satisfies readonly AutospawnerEvent['type'][];
+] as const satisfies readonly FactType[];
+export type AutospawnerEvent = ChartEvent<(typeof AUTOSPAWNER_FACTS)[number]>;
 
 /** `interval × (1 ± 20 %)`, from a roll in [0, 1). */
 export const jittered = (intervalMs: number, roll: number): number =>
@@ -60,7 +53,11 @@ const initialContext: AutospawnerContext = {
 };
 
 export const autospawnerMachine = setup({
-  types: { context: {} as AutospawnerContext, events: {} as AutospawnerEvent },
+  types: {
+    context: {} as AutospawnerContext,
+    events: {} as AutospawnerEvent,
+    tags: {} as 'off' | 'idle' | 'active',
+  },
   actions: {
     ...effectActions,
     clearTimers: assign({ timers: {} }),

@@ -6,10 +6,10 @@
  *                  ↘ failed      ↘ cleanup → failed                ↗ (ready before created)
  */
 import { assign, setup } from 'xstate';
-import { effectActions, type TimerTable } from '../effects.js';
-import type { ChartEvent, LaunchSource } from '../facts.js';
+import { destroyOwnMachine, effectActions, type TimerTable } from '../effects.js';
+import type { ChartEvent, FactType, LaunchSource } from '../facts.js';
 import { phaseOf } from '../flyStates.js';
-import type { FailureReason } from '../vocabulary.js';
+import type { FailureReason, LaunchStatus } from '../vocabulary.js';
 
 export const LAUNCH_CHART = 'launch.v1';
 
@@ -20,6 +20,10 @@ export const MAX_CLEANUP_ATTEMPTS = 4;
 export const CAPACITY_GRACE_MS = 5 * 60_000;
 
 export type { FailureReason };
+
+/** Until when a launch's cap slot is held: its whole possible life, then the grace. */
+export const slotUntil = (c: LaunchContext) =>
+  c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS;
 
 export interface LaunchContext {
   launchId: string;
@@ -40,23 +44,6 @@ export interface LaunchContext {
   timers: TimerTable;
 }
 
-export type LaunchEvent = ChartEvent<
-  | 'launch.requested'
-  | 'capacity.reserved'
-  | 'capacity.exhausted'
-  | 'fly.machineCreated'
-  | 'fly.createFailed'
-  | 'fly.noMachineFound'
-  | 'fly.machineObserved'
-  | 'fly.machineGone'
-  | 'fly.machineDestroyed'
-  | 'fly.destroyFailed'
-  | 'vm.listening'
-  | 'vm.stopping'
-  | 'clock.readyElapsed'
-  | 'clock.cleanupElapsed'
->;
-
 export const LAUNCH_FACTS = [
   'launch.requested',
   'capacity.reserved',
@@ -72,7 +59,8 @@ export const LAUNCH_FACTS = [
   'vm.stopping',
   'clock.readyElapsed',
   'clock.cleanupElapsed',
-] as const satisfies readonly LaunchEvent['type'][];
+] as const satisfies readonly FactType[];
+export type LaunchEvent = ChartEvent<(typeof LAUNCH_FACTS)[number]>;
 
 const initialContext: LaunchContext = {
   launchId: '',
@@ -107,6 +95,8 @@ export const launchMachine = setup({
   types: {
     context: {} as LaunchContext,
     events: {} as LaunchEvent,
+    // The public statuses (launch.view.ts reads them).
+    tags: {} as LaunchStatus,
   },
   actions: {
     ...effectActions,
@@ -168,11 +158,7 @@ export const launchMachine = setup({
             })),
             {
               type: 'reserveCapacity',
-              params: ({ context }) => ({
-                launchId: context.launchId,
-                until:
-                  context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
-              }),
+              params: ({ context }) => ({ launchId: context.launchId, until: slotUntil(context) }),
             },
           ],
         },
@@ -353,10 +339,7 @@ export const launchMachine = setup({
             cleanup: event.at + CLEANUP_RETRY_MS,
           }),
         }),
-        {
-          type: 'destroyMachine',
-          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
-        },
+        destroyOwnMachine,
       ],
       on: {
         // The sweep found the machine this launch never heard of: follow it by id from now on
@@ -384,27 +367,12 @@ export const launchMachine = setup({
               machineId: ({ event }) => event.machineId,
               instanceId: ({ event }) => event.instanceId,
             }),
-            {
-              type: 'destroyMachine',
-              params: ({ context }) => ({
-                machineId: context.machineId,
-                launchId: context.launchId,
-              }),
-            },
+            destroyOwnMachine,
           ],
         },
         'vm.listening': {
           guard: ({ context }) => context.machineId === undefined,
-          actions: [
-            assign({ machineId: ({ event }) => event.machineId }),
-            {
-              type: 'destroyMachine',
-              params: ({ context }) => ({
-                machineId: context.machineId,
-                launchId: context.launchId,
-              }),
-            },
-          ],
+          actions: [assign({ machineId: ({ event }) => event.machineId }), destroyOwnMachine],
         },
         'fly.createFailed': [
           {
@@ -452,13 +420,7 @@ export const launchMachine = setup({
                   cleanup: event.at + CLEANUP_RETRY_MS,
                 }),
               }),
-              {
-                type: 'destroyMachine',
-                params: ({ context }) => ({
-                  machineId: context.machineId,
-                  launchId: context.launchId,
-                }),
-              },
+              destroyOwnMachine,
             ],
           },
           {

@@ -72,6 +72,14 @@ export function isEffect(action: { type: string }): action is Effect {
   return (EFFECT_TYPES as readonly string[]).includes(action.type);
 }
 
+/** The effects among the actions a step named, as plain intents (without XState's bookkeeping). */
+export function effectsIn(actions: readonly { type: string; params?: unknown }[]): Effect[] {
+  const out: Effect[] = [];
+  // `isEffect` checked the type; the compiler cannot pair a type with its params across the union.
+  for (const a of actions) if (isEffect(a)) out.push({ type: a.type, params: a.params } as Effect);
+  return out;
+}
+
 /**
  * A chart's deadlines: absolute times (epoch ms) per timer key, kept in its context and nowhere
  * else. Arming is setting a key, disarming is removing it; the runtime keeps real timers in step

@@ -55,3 +55,27 @@ export function decider(machine: AnyStateMachine): Decider {
     next: (snapshot, event) => run(() => machine.transition(snapshot, event, scope)),
   };
 }
+
+/** One decider per chart, made on first use. */
+export class Deciders {
+  private readonly byChart = new Map<string, Decider>();
+
+  of(chart: { readonly id: string; readonly machine: AnyStateMachine }): Decider {
+    let d = this.byChart.get(chart.id);
+    if (!d) this.byChart.set(chart.id, (d = decider(chart.machine)));
+    return d;
+  }
+
+  /** The snapshot after each of an actor's facts (one it could not take leaves it as it was). */
+  replay(
+    chart: { readonly id: string; readonly machine: AnyStateMachine },
+    events: readonly EventObject[],
+  ): AnyMachineSnapshot[] {
+    const d = this.of(chart);
+    let [snap] = d.initial();
+    return events.map((ev) => {
+      if (snap.status === 'active' && snap.can(ev)) [snap] = d.next(snap, ev);
+      return snap;
+    });
+  }
+}

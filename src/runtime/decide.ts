@@ -13,6 +13,7 @@ import {
   type AnyStateMachine,
   type EventObject,
   type ExecutableActionObject,
+  type Snapshot,
 } from 'xstate';
 
 /** The next snapshot and the actions the step named, as `transition()` returns them. */
@@ -24,6 +25,8 @@ export type Step = [AnyMachineSnapshot, ExecutableActionObject[]];
 export interface Decider {
   initial(): Step;
   next(snapshot: AnyMachineSnapshot, event: EventObject): Step;
+  /** A snapshot from its persisted form (a boot snapshot's actor). */
+  restore(persisted: Snapshot<unknown>): AnyMachineSnapshot;
 }
 
 export function decider(machine: AnyStateMachine): Decider {
@@ -53,6 +56,7 @@ export function decider(machine: AnyStateMachine): Decider {
   return {
     initial: () => run(() => machine.getInitialSnapshot(scope)),
     next: (snapshot, event) => run(() => machine.transition(snapshot, event, scope)),
+    restore: (persisted) => machine.restoreSnapshot(persisted, scope),
   };
 }
 

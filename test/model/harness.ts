@@ -10,6 +10,7 @@ import {
   type AnyMachineSnapshot,
   type AnyStateMachine,
   type AnyTransitionDefinition,
+  type Snapshot,
   type SnapshotFrom,
 } from 'xstate';
 import { getShortestPaths, getStateNodes } from 'xstate/graph';
@@ -198,6 +199,11 @@ export function expectDeciderAgrees(
       steps++;
     }
     same(fast, p.folded.snapshot, `${p.description} (end, against the test fold)`);
+    // A boot snapshot restores through the same scope: its JSON comes back as the same snapshot.
+    const persisted = JSON.parse(
+      JSON.stringify(machine.getPersistedSnapshot(fast)),
+    ) as Snapshot<unknown>;
+    same(d.restore(persisted), fast, `${p.description} (restored from JSON)`);
   }
   // Every path is a step or more past the initial snapshot (the explorer made sure of that).
   expect(steps).toBeGreaterThanOrEqual(paths.length - 1);

@@ -25,9 +25,6 @@ export interface EffectParams {
   destroyMachine: { machineId?: string; launchId?: string };
   /** Start a launch on the autospawner's behalf (a `launch.requested` with source `auto`). */
   spawnLaunch: { launchId: string; region: string };
-  /** Arm a durable timer; its firing is the fact `clock.<key>Elapsed { key, due: at }`. */
-  scheduleTimer: { key: TimerKey; at: number };
-  cancelTimer: { key: TimerKey };
 }
 
 export type EffectType = keyof EffectParams;
@@ -42,8 +39,6 @@ export const EFFECT_TYPES: readonly EffectType[] = [
   'awaitMachine',
   'destroyMachine',
   'spawnLaunch',
-  'scheduleTimer',
-  'cancelTimer',
 ];
 
 /**
@@ -58,13 +53,37 @@ export const effectActions = {
   awaitMachine: (_: unknown, _p: EffectParams['awaitMachine']) => {},
   destroyMachine: (_: unknown, _p: EffectParams['destroyMachine']) => {},
   spawnLaunch: (_: unknown, _p: EffectParams['spawnLaunch']) => {},
-  scheduleTimer: (_: unknown, _p: EffectParams['scheduleTimer']) => {},
-  cancelTimer: (_: unknown, _p: EffectParams['cancelTimer']) => {},
 };
+
+/** Destroy an actor's own machine: by id when known, else every machine carrying its launch's id. */
+export const destroyOwnMachine = {
+  type: 'destroyMachine',
+  params: ({
+    context,
+  }: {
+    context: { machineId?: string | undefined; launchId?: string | undefined };
+  }) => ({
+    machineId: context.machineId,
+    launchId: context.launchId,
+  }),
+} as const;
 
 export function isEffect(action: { type: string }): action is Effect {
   return (EFFECT_TYPES as readonly string[]).includes(action.type);
 }
 
-/** Durable timers live in context as absolute deadlines, so a restored actor can re-arm them. */
+/** The effects among the actions a step named, as plain intents (without XState's bookkeeping). */
+export function effectsIn(actions: readonly { type: string; params?: unknown }[]): Effect[] {
+  const out: Effect[] = [];
+  // `isEffect` checked the type; the compiler cannot pair a type with its params across the union.
+  for (const a of actions) if (isEffect(a)) out.push({ type: a.type, params: a.params } as Effect);
+  return out;
+}
+
+/**
+ * A chart's deadlines: absolute times (epoch ms) per timer key, kept in its context and nowhere
+ * else. Arming is setting a key, disarming is removing it; the runtime keeps real timers in step
+ * with this table after every fact and at boot, and a timer's firing is the fact
+ * `clock.<key>Elapsed { key, due }` (a `due` that no longer matches the table is stale).
+ */
 export type TimerTable = Partial<Record<TimerKey, number>>;

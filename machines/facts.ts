@@ -35,6 +35,18 @@ const clockFact = z.strictObject({
   roll: z.number().min(0).lt(1),
 });
 
+/**
+ * `fly.createFailed` was stored with `retryable` before the field got the name of what it means
+ * (`machineMayExist`; `retryable` elsewhere means "the same call may succeed again"). Old events
+ * decode into the new field; one that carries both is left for the schema to refuse.
+ */
+function upcastCreateFailed(data: unknown): unknown {
+  if (typeof data !== 'object' || data === null) return data;
+  if (!('retryable' in data) || 'machineMayExist' in data) return data;
+  const { retryable, ...rest } = data;
+  return { ...rest, machineMayExist: retryable };
+}
+
 export const factSchemas = {
   'launch.requested': z.strictObject({
     launchId,
@@ -57,13 +69,17 @@ export const factSchemas = {
     ttlMs: positiveMs.optional(),
     createdAt: ms,
   }),
-  'fly.createFailed': z.strictObject({
-    launchId,
-    /** HTTP status from Fly; 0 when no answer came. */
-    status: z.number().int().min(0).max(599),
-    message: z.string().max(500),
-    retryable: z.boolean(),
-  }),
+  'fly.createFailed': z.preprocess(
+    upcastCreateFailed,
+    z.strictObject({
+      launchId,
+      /** HTTP status from Fly; 0 when no answer came. */
+      status: z.number().int().min(0).max(599),
+      message: z.string().max(500),
+      /** The outcome is unknown, so a machine may exist anyway: the launch sweeps for it. */
+      machineMayExist: z.boolean(),
+    }),
+  ),
   /** What the API says a machine is doing (reconciler list, wait results). */
   'fly.machineObserved': z.strictObject({
     machineId,

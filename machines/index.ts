@@ -1,23 +1,20 @@
 /**
  * The public surface of the charts: each chart with its stream prefix, the facts it takes, the
- * intents still outstanding in a snapshot (re-driven at boot), and its public view. Pure.
+ * intents still outstanding in a snapshot (re-driven at boot), what the runtime reads of any
+ * snapshot (deadlines, launch, owner, region) and its typed view for everyone else. Pure.
  */
 import type { AnyStateMachine, SnapshotFrom } from 'xstate';
-import {
-  launchMachine,
-  LAUNCH_CHART,
-  LAUNCH_FACTS,
-  CAPACITY_GRACE_MS,
-} from './launch/launch.machine.js';
-import { launchPublic } from './launch/launch.view.js';
+import { launchMachine, LAUNCH_CHART, LAUNCH_FACTS, slotUntil } from './launch/launch.machine.js';
+import { launchView, type LaunchActorView } from './launch/launch.view.js';
 import { vmMachine, VM_CHART, VM_FACTS, vmHold } from './vm/vm.machine.js';
-import { vmPublic } from './vm/vm.view.js';
+import { vmView, type VmActorView } from './vm/vm.view.js';
 import {
   autospawnerMachine,
   AUTOSPAWNER_CHART,
   AUTOSPAWNER_FACTS,
 } from './autospawner/autospawner.machine.js';
-import type { Effect, EffectParams } from './effects.js';
+import { autospawnerView, type AutospawnerActorView } from './autospawner/autospawner.view.js';
+import type { Effect, EffectParams, TimerTable } from './effects.js';
 import type { FactType } from './facts.js';
 import type { StreamKind } from './vocabulary.js';
 
@@ -25,13 +22,19 @@ export * from './facts.js';
 export * from './effects.js';
 export * from './vocabulary.js';
 export * from './flyStates.js';
+export * from './state.js';
 export * from './launch/launch.machine.js';
 export * from './launch/launch.view.js';
 export * from './vm/vm.machine.js';
 export * from './vm/vm.view.js';
 export * from './autospawner/autospawner.machine.js';
+export * from './autospawner/autospawner.view.js';
 
-export interface Chart<M extends AnyStateMachine = AnyStateMachine> {
+/**
+ * A chart as the runtime drives it. The runtime is generic over charts: it reads a snapshot only
+ * through these accessors, and services read one only through `view`.
+ */
+export interface Chart<M extends AnyStateMachine = AnyStateMachine, V = unknown> {
   /** Stream prefix: `launch` for `launch.<id>`. */
   readonly kind: StreamKind;
   /** Chart id and version, stored in every event's meta. */
@@ -49,91 +52,95 @@ export interface Chart<M extends AnyStateMachine = AnyStateMachine> {
    * cannot hand out slots that live machines still hold (ADR 0010).
    */
   holds(snapshot: SnapshotFrom<M>): EffectParams['holdCapacity'][];
+  /** Its deadlines, the one record of them: the runtime's real timers follow this (ADR 0003). */
+  timers(snapshot: SnapshotFrom<M>): TimerTable;
+  /** The launch it belongs to, once known (a launch is its own): facts about a machine reach it. */
+  launchOf(snapshot: SnapshotFrom<M>): string | undefined;
+  /** The instance that drives it while alive (a launch: the one that accepted it), if any. */
+  owner(snapshot: SnapshotFrom<M>): string | undefined;
+  /** The region it is in, once known. */
+  region(snapshot: SnapshotFrom<M>): string | undefined;
+  /** What everyone else reads of it: its state as a union of names, tags and context, typed. */
+  view(snapshot: SnapshotFrom<M>): V;
 }
 
-export const launchChart: Chart<typeof launchMachine> = {
+/** Every chart keeps its deadlines in `context.timers` (ADR 0003). */
+const timersOf = (s: { context: { timers: TimerTable } }) => s.context.timers;
+const none = () => undefined;
+/** An empty string in a context means "not known yet". */
+const known = (s: string | undefined) => (s === '' ? undefined : s);
+
+const awaitIntent = (
+  p: { machineId: string; launchId: string | undefined },
+  state: 'started' | 'destroyed',
+): Effect => ({
+  type: 'awaitMachine',
+  params: { machineId: p.machineId, launchId: p.launchId, state },
+});
+
+export const launchChart: Chart<typeof launchMachine, LaunchActorView> = {
   kind: 'launch',
   id: LAUNCH_CHART,
   machine: launchMachine,
   facts: LAUNCH_FACTS,
   outstanding(s) {
     const c = s.context;
-    if (s.matches('requested')) {
-      return [
-        {
-          type: 'reserveCapacity',
-          params: {
-            launchId: c.launchId,
-            until: c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS,
-          },
-        },
-      ];
-    }
+    if (s.matches('requested'))
+      return [{ type: 'reserveCapacity', params: { launchId: c.launchId, until: slotUntil(c) } }];
     if (s.matches('creating')) {
-      return [
-        {
-          type: 'createMachine',
-          params: { launchId: c.launchId, region: c.region, source: c.source, ttlMs: c.ttlMs },
-        },
-      ];
+      const { launchId, region, source, ttlMs } = c;
+      return [{ type: 'createMachine', params: { launchId, region, source, ttlMs } }];
     }
-    if (s.matches({ waitingReady: 'created' }) && c.machineId) {
-      return [
-        {
-          type: 'awaitMachine',
-          params: { machineId: c.machineId, launchId: c.launchId, state: 'started' },
-        },
-      ];
-    }
-    if (s.matches('cleanup')) {
+    if (s.matches({ waitingReady: 'created' }) && c.machineId)
+      return [awaitIntent({ machineId: c.machineId, launchId: c.launchId }, 'started')];
+    if (s.matches('cleanup'))
       return [{ type: 'destroyMachine', params: { machineId: c.machineId, launchId: c.launchId } }];
-    }
     return [];
   },
   holds(s) {
     // `requested` holds nothing yet: its re-driven reservation asks the ledger again, and a slot
     // restored here would make that ask succeed over the cap.
     if (s.status !== 'active' || s.matches('idle') || s.matches('requested')) return [];
-    const c = s.context;
-    return [
-      {
-        holder: c.launchId,
-        until: c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS,
-      },
-    ];
+    return [{ holder: s.context.launchId, until: slotUntil(s.context) }];
   },
+  timers: timersOf,
+  launchOf: (s) => known(s.context.launchId),
+  owner: (s) => known(s.context.owner),
+  region: (s) => known(s.context.region),
+  view: launchView,
 };
 
-export const vmChart: Chart<typeof vmMachine> = {
+export const vmChart: Chart<typeof vmMachine, VmActorView> = {
   kind: 'vm',
   id: VM_CHART,
   machine: vmMachine,
   facts: VM_FACTS,
-  outstanding(s) {
-    const c = s.context;
-    if (s.matches('stopping')) {
-      return [
-        {
-          type: 'awaitMachine',
-          params: { machineId: c.machineId, launchId: c.launchId, state: 'destroyed' },
-        },
-      ];
-    }
-    return [];
-  },
+  outstanding: (s) => (s.matches('stopping') ? [awaitIntent(s.context, 'destroyed')] : []),
   holds: (s) => vmHold(s),
+  timers: timersOf,
+  launchOf: (s) => s.context.launchId,
+  // Driven with its launch while that lives, else by the leader (src/where/services/cluster.ts).
+  owner: none,
+  region: (s) => known(s.context.region),
+  view: vmView,
 };
 
-export const autospawnerChart: Chart<typeof autospawnerMachine> = {
+/** One per cluster, driven by the leader: no launch, owner, region or cap slot of its own. */
+export const autospawnerChart: Chart<typeof autospawnerMachine, AutospawnerActorView> = {
   kind: 'autospawner',
   id: AUTOSPAWNER_CHART,
   machine: autospawnerMachine,
   facts: AUTOSPAWNER_FACTS,
   outstanding: () => [],
   holds: () => [],
+  timers: timersOf,
+  launchOf: none,
+  owner: none,
+  region: none,
+  view: autospawnerView,
 };
 
 export const CHARTS = { launch: launchChart, vm: vmChart, autospawner: autospawnerChart } as const;
 export type ChartKind = keyof typeof CHARTS;
-
-export { launchPublic, vmPublic };
+/** The typed view of an actor of a kind (`ViewOf<'launch'>` is `LaunchActorView`). */
+export type ViewOf<K extends ChartKind> = ReturnType<(typeof CHARTS)[K]['view']>;

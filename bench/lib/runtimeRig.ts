@@ -4,6 +4,7 @@
  * one launch through its whole life: requested → capacity → create → started → "listening"
  * callback → "stopping" callback → the machine exits and is auto-destroyed → both actors final.
  */
+import { launchChart, launchStatusOf } from '../../machines/index.js';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
 import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordination.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
@@ -215,8 +216,8 @@ export async function runLaunch(
     },
   });
   // capacity.reserved → createMachine → fly.machineCreated → awaitMachine(started) → observed.
-  const started = await rig.until(stream, (r) => r.snapshot.matches({ waitingReady: 'started' }));
-  const machineId = (started.snapshot.context as { machineId: string }).machineId;
+  const started = await rig.until(stream, (r) => launchStatusOf(r.snapshot) === 'started');
+  const machineId = launchChart.view(started.snapshot).machineId!;
   // The VM's signed callbacks, as the private API hands them over after checking them.
   await runtime.dispatch({
     type: 'vm.listening',

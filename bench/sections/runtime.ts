@@ -9,6 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vmChart } from '../../machines/index.js';
 import { FileEventStore } from '../../src/adapters/file/fileEventStore.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
 import type { StoredEvent } from '../../src/events/envelope.js';
@@ -255,7 +256,9 @@ export const runtimeSection: SectionDef = {
     await makeListeningVms(heapRig, N_VM, 'h');
     await settleHeap();
     const h1 = process.memoryUsage();
-    const live = heapRig.runtime.actors('vm').filter((r) => r.snapshot.matches('listening')).length;
+    const live = heapRig.runtime
+      .actors('vm')
+      .filter((r) => vmChart.view(r.snapshot).state === 'listening').length;
     if (live !== N_VM) throw new Error(`expected ${N_VM} vm actors in listening, found ${live}`);
     const runtimeHeap = (h1.heapUsed - h0.heapUsed) / N_VM;
     const runtimeRss = (h1.rss - h0.rss) / N_VM;

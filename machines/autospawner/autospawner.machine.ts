@@ -7,7 +7,7 @@
  */
 import { assign, setup } from 'xstate';
 import { effectActions, type TimerTable } from '../effects.js';
-import type { ChartEvent } from '../facts.js';
+import type { ChartEvent, FactType } from '../facts.js';
 
 export const AUTOSPAWNER_CHART = 'autospawner.v1';
 export { AUTOSPAWNER_STREAM } from '../vocabulary.js';
@@ -26,21 +26,14 @@ export interface AutospawnerContext {
   timers: TimerTable;
 }
 
-export type AutospawnerEvent = ChartEvent<
-  | 'autospawner.configured'
-  | 'autospawner.switched'
-  | 'presence.changed'
-  | 'clock.spawnElapsed'
-  | 'clock.inactivityElapsed'
->;
-
 export const AUTOSPAWNER_FACTS = [
   'autospawner.configured',
   'autospawner.switched',
   'presence.changed',
   'clock.spawnElapsed',
   'clock.inactivityElapsed',
-] as const satisfies readonly AutospawnerEvent['type'][];
+] as const satisfies readonly FactType[];
+export type AutospawnerEvent = ChartEvent<(typeof AUTOSPAWNER_FACTS)[number]>;
 
 /** `interval × (1 ± 20 %)`, from a roll in [0, 1). */
 export const jittered = (intervalMs: number, roll: number): number =>
@@ -59,14 +52,12 @@ const initialContext: AutospawnerContext = {
   timers: {},
 };
 
-const cancelAll = [
-  'clearTimers',
-  { type: 'cancelTimer', params: { key: 'spawn' } },
-  { type: 'cancelTimer', params: { key: 'inactivity' } },
-] as const;
-
 export const autospawnerMachine = setup({
-  types: { context: {} as AutospawnerContext, events: {} as AutospawnerEvent },
+  types: {
+    context: {} as AutospawnerContext,
+    events: {} as AutospawnerEvent,
+    tags: {} as 'off' | 'idle' | 'active',
+  },
   actions: {
     ...effectActions,
     clearTimers: assign({ timers: {} }),
@@ -172,31 +163,13 @@ export const autospawnerMachine = setup({
     },
     active: {
       tags: ['active'],
-      entry: [
-        'armFirstSpawn',
-        'armInactivity',
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
-        },
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
-        },
-      ],
+      entry: ['armFirstSpawn', 'armInactivity'],
       on: {
         'presence.changed': [
-          { guard: 'nobodyWatching', target: 'idle', actions: ['countVisitors', ...cancelAll] },
+          { guard: 'nobodyWatching', target: 'idle', actions: ['countVisitors', 'clearTimers'] },
           {
             // Still watched: only the inactivity safety moves; the spawn loop is untouched.
-            actions: [
-              'countVisitors',
-              'armInactivity',
-              {
-                type: 'scheduleTimer',
-                params: ({ context }) => ({ key: 'inactivity', at: context.timers.inactivity! }),
-              },
-            ],
+            actions: ['countVisitors', 'armInactivity'],
           },
         ],
         'clock.spawnElapsed': {
@@ -210,25 +183,21 @@ export const autospawnerMachine = setup({
               }),
             },
             'spawned',
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'spawn', at: context.timers.spawn! }),
-            },
           ],
         },
         // Nobody has confirmed visitors for a long while (their source may have died): stop.
         'clock.inactivityElapsed': {
           guard: 'inactivityDue',
           target: 'idle',
-          actions: [assign({ visitors: 0 }), ...cancelAll],
+          actions: [assign({ visitors: 0 }), 'clearTimers'],
         },
         'autospawner.switched': {
           guard: 'switchedOff',
           target: 'off',
-          actions: [assign({ enabled: false }), ...cancelAll],
+          actions: [assign({ enabled: false }), 'clearTimers'],
         },
         'autospawner.configured': [
-          { guard: 'switchedOff', target: 'off', actions: ['configure', ...cancelAll] },
+          { guard: 'switchedOff', target: 'off', actions: ['configure', 'clearTimers'] },
           { actions: 'configure' },
         ],
       },

@@ -6,10 +6,10 @@
  *                  ↘ failed      ↘ cleanup → failed                ↗ (ready before created)
  */
 import { assign, setup } from 'xstate';
-import { effectActions, type TimerTable } from '../effects.js';
-import type { ChartEvent, LaunchSource } from '../facts.js';
+import { destroyOwnMachine, effectActions, type TimerTable } from '../effects.js';
+import type { ChartEvent, FactType, LaunchSource } from '../facts.js';
 import { phaseOf } from '../flyStates.js';
-import type { FailureReason } from '../vocabulary.js';
+import type { FailureReason, LaunchStatus } from '../vocabulary.js';
 
 export const LAUNCH_CHART = 'launch.v1';
 
@@ -20,6 +20,10 @@ export const MAX_CLEANUP_ATTEMPTS = 4;
 export const CAPACITY_GRACE_MS = 5 * 60_000;
 
 export type { FailureReason };
+
+/** Until when a launch's cap slot is held: its whole possible life, then the grace. */
+export const slotUntil = (c: LaunchContext) =>
+  c.requestedAt + c.readyTimeoutMs + c.ttlMs + CAPACITY_GRACE_MS;
 
 export interface LaunchContext {
   launchId: string;
@@ -40,23 +44,6 @@ export interface LaunchContext {
   timers: TimerTable;
 }
 
-export type LaunchEvent = ChartEvent<
-  | 'launch.requested'
-  | 'capacity.reserved'
-  | 'capacity.exhausted'
-  | 'fly.machineCreated'
-  | 'fly.createFailed'
-  | 'fly.noMachineFound'
-  | 'fly.machineObserved'
-  | 'fly.machineGone'
-  | 'fly.machineDestroyed'
-  | 'fly.destroyFailed'
-  | 'vm.listening'
-  | 'vm.stopping'
-  | 'clock.readyElapsed'
-  | 'clock.cleanupElapsed'
->;
-
 export const LAUNCH_FACTS = [
   'launch.requested',
   'capacity.reserved',
@@ -72,7 +59,8 @@ export const LAUNCH_FACTS = [
   'vm.stopping',
   'clock.readyElapsed',
   'clock.cleanupElapsed',
-] as const satisfies readonly LaunchEvent['type'][];
+] as const satisfies readonly FactType[];
+export type LaunchEvent = ChartEvent<(typeof LAUNCH_FACTS)[number]>;
 
 const initialContext: LaunchContext = {
   launchId: '',
@@ -101,17 +89,14 @@ const releaseSlot = {
   type: 'releaseCapacity',
   params: ({ context }: { context: LaunchContext }) => ({ holder: context.launchId }),
 } as const;
-const disarmReady = ['cancelReady', { type: 'cancelTimer', params: { key: 'ready' } }] as const;
-const closeCleanup = [
-  'cancelCleanup',
-  { type: 'cancelTimer', params: { key: 'cleanup' } },
-  releaseSlot,
-] as const;
+const closeCleanup = ['cancelCleanup', releaseSlot] as const;
 
 export const launchMachine = setup({
   types: {
     context: {} as LaunchContext,
     events: {} as LaunchEvent,
+    // The public statuses (launch.view.ts reads them).
+    tags: {} as LaunchStatus,
   },
   actions: {
     ...effectActions,
@@ -173,15 +158,7 @@ export const launchMachine = setup({
             })),
             {
               type: 'reserveCapacity',
-              params: ({ context }) => ({
-                launchId: context.launchId,
-                until:
-                  context.requestedAt + context.readyTimeoutMs + context.ttlMs + CAPACITY_GRACE_MS,
-              }),
-            },
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'ready', at: context.timers.ready! }),
+              params: ({ context }) => ({ launchId: context.launchId, until: slotUntil(context) }),
             },
           ],
         },
@@ -211,7 +188,7 @@ export const launchMachine = setup({
               reason: 'capacity',
               detail: ({ event }) => `${event.live} of ${event.limit} machines are live`,
             }),
-            ...disarmReady,
+            'cancelReady',
           ],
         },
         'clock.readyElapsed': {
@@ -246,19 +223,19 @@ export const launchMachine = setup({
         // Ready before the create response: the VM's callback names its machine; go.
         'vm.listening': {
           target: 'redirect',
-          actions: ['touch', assign({ machineId: ({ event }) => event.machineId }), ...disarmReady],
+          actions: ['touch', assign({ machineId: ({ event }) => event.machineId }), 'cancelReady'],
         },
         'fly.createFailed': [
           {
             // A definite refusal: nothing was made.
-            guard: ({ event }) => !event.retryable,
+            guard: ({ event }) => !event.machineMayExist,
             target: 'failed',
-            actions: ['touch', 'recordCreateFailure', ...disarmReady, releaseSlot],
+            actions: ['touch', 'recordCreateFailure', 'cancelReady', releaseSlot],
           },
           {
             // Unknown outcome (timeout, 5xx, 429 after retries): a machine may exist. Sweep.
             target: 'cleanup',
-            actions: ['touch', 'recordCreateFailure', ...disarmReady],
+            actions: ['touch', 'recordCreateFailure', 'cancelReady'],
           },
         ],
         'clock.readyElapsed': {
@@ -289,7 +266,7 @@ export const launchMachine = setup({
         'vm.listening': {
           guard: 'ourMachine',
           target: 'redirect',
-          actions: ['touch', ...disarmReady],
+          actions: ['touch', 'cancelReady'],
         },
         'clock.readyElapsed': {
           guard: 'readyDue',
@@ -302,22 +279,22 @@ export const launchMachine = setup({
             context.machineId === event.machineId &&
             (phaseOf(event.state) === 'stopping' || phaseOf(event.state) === 'destroyed'),
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady'],
         },
         'vm.stopping': {
           guard: 'ourMachineKnown',
           target: 'cleanup',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady'],
         },
         'fly.machineGone': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', releaseSlot],
         },
         'fly.machineDestroyed': {
           guard: 'ourMachineKnown',
           target: 'failed',
-          actions: ['touch', assign({ reason: 'machineLost' }), ...disarmReady, releaseSlot],
+          actions: ['touch', assign({ reason: 'machineLost' }), 'cancelReady', releaseSlot],
         },
       },
     },
@@ -362,14 +339,7 @@ export const launchMachine = setup({
             cleanup: event.at + CLEANUP_RETRY_MS,
           }),
         }),
-        {
-          type: 'destroyMachine',
-          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
-        },
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
-        },
+        destroyOwnMachine,
       ],
       on: {
         // The sweep found the machine this launch never heard of: follow it by id from now on
@@ -397,32 +367,18 @@ export const launchMachine = setup({
               machineId: ({ event }) => event.machineId,
               instanceId: ({ event }) => event.instanceId,
             }),
-            {
-              type: 'destroyMachine',
-              params: ({ context }) => ({
-                machineId: context.machineId,
-                launchId: context.launchId,
-              }),
-            },
+            destroyOwnMachine,
           ],
         },
         'vm.listening': {
           guard: ({ context }) => context.machineId === undefined,
-          actions: [
-            assign({ machineId: ({ event }) => event.machineId }),
-            {
-              type: 'destroyMachine',
-              params: ({ context }) => ({
-                machineId: context.machineId,
-                launchId: context.launchId,
-              }),
-            },
-          ],
+          actions: [assign({ machineId: ({ event }) => event.machineId }), destroyOwnMachine],
         },
         'fly.createFailed': [
           {
             // A late, definite refusal (or a create withdrawn unsent): nothing exists to clean up.
-            guard: ({ context, event }) => context.machineId === undefined && !event.retryable,
+            guard: ({ context, event }) =>
+              context.machineId === undefined && !event.machineMayExist,
             target: 'failed',
             actions: [...closeCleanup],
           },
@@ -464,17 +420,7 @@ export const launchMachine = setup({
                   cleanup: event.at + CLEANUP_RETRY_MS,
                 }),
               }),
-              {
-                type: 'destroyMachine',
-                params: ({ context }) => ({
-                  machineId: context.machineId,
-                  launchId: context.launchId,
-                }),
-              },
-              {
-                type: 'scheduleTimer',
-                params: ({ context }) => ({ key: 'cleanup', at: context.timers.cleanup! }),
-              },
+              destroyOwnMachine,
             ],
           },
           {

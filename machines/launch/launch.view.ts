@@ -1,44 +1,43 @@
-/** The public face of a launch: its status from the chart's tags, and the facts a visitor may see. Pure. */
+/**
+ * A launch as the rest of the system reads it: its state (a union the compiler checks), its public
+ * status from the chart's tags, and the facts services and visitors may see. Pure.
+ */
 import type { SnapshotFrom } from 'xstate';
-import type { LaunchMachine } from './launch.machine.js';
-import { LAUNCH_STATUSES, type FailureReason, type LaunchStatus } from '../vocabulary.js';
-import type { LaunchSource } from '../facts.js';
+import type { LaunchContext, LaunchMachine } from './launch.machine.js';
+import { topState, type StateNameOf } from '../state.js';
+import { LAUNCH_STATUSES, type LaunchStatus } from '../vocabulary.js';
 
 export type { LaunchStatus };
+export type LaunchSnapshot = SnapshotFrom<LaunchMachine>;
+/** `idle`, `requested`, `creating`, `waitingReady`, `redirect`, `cleanup`, `failed`, `destroyed`. */
+export type LaunchState = StateNameOf<LaunchMachine>;
 
-const STATUS_TAGS: readonly LaunchStatus[] = LAUNCH_STATUSES;
-
-export interface LaunchPublic {
-  launchId: string;
-  status: LaunchStatus;
-  region: string;
-  source: LaunchSource;
-  owner: string;
-  machineId: string | undefined;
-  reason: FailureReason | undefined;
-  detail: string | undefined;
-  requestedAt: number;
-  updatedAt: number;
+/** Its context (read-only), with its state and status. */
+export interface LaunchActorView extends Readonly<LaunchContext> {
+  readonly state: LaunchState;
+  /** False once the launch is over (its stream is closed). */
+  readonly open: boolean;
+  /** What a visitor is told; undefined only before the request (`idle`). */
+  readonly status: LaunchStatus | undefined;
 }
 
-export function launchStatusOf(snapshot: SnapshotFrom<LaunchMachine>): LaunchStatus | undefined {
-  return STATUS_TAGS.find((t) => snapshot.hasTag(t));
+/** A launch a visitor can be shown: it has a status. */
+export type LaunchPublic = LaunchActorView & { readonly status: LaunchStatus };
+
+export function launchStatusOf(snapshot: LaunchSnapshot): LaunchStatus | undefined {
+  return LAUNCH_STATUSES.find((t) => snapshot.hasTag(t));
 }
 
-export function launchPublic(snapshot: SnapshotFrom<LaunchMachine>): LaunchPublic | undefined {
-  const status = launchStatusOf(snapshot);
-  if (!status) return undefined;
-  const c = snapshot.context;
+export function launchView(snapshot: LaunchSnapshot): LaunchActorView {
   return {
-    launchId: c.launchId,
-    status,
-    region: c.region,
-    source: c.source,
-    owner: c.owner,
-    machineId: c.machineId,
-    reason: c.reason,
-    detail: c.detail,
-    requestedAt: c.requestedAt,
-    updatedAt: c.updatedAt,
+    ...snapshot.context,
+    state: topState(snapshot.value),
+    open: snapshot.status === 'active',
+    status: launchStatusOf(snapshot),
   };
+}
+
+export function launchPublic(snapshot: LaunchSnapshot): LaunchPublic | undefined {
+  const view = launchView(snapshot);
+  return view.status === undefined ? undefined : { ...view, status: view.status };
 }

@@ -5,8 +5,8 @@
  * deadline is always armed, so no machine outlives its actor.
  */
 import { assign, setup } from 'xstate';
-import { effectActions, type TimerTable } from '../effects.js';
-import type { ChartEvent, LaunchSource } from '../facts.js';
+import { destroyOwnMachine, effectActions, type TimerTable } from '../effects.js';
+import type { ChartEvent, FactType, LaunchSource } from '../facts.js';
 import { phaseOf } from '../flyStates.js';
 
 export const VM_CHART = 'vm.v1';
@@ -37,19 +37,6 @@ export interface VmContext {
   timers: TimerTable;
 }
 
-export type VmEvent = ChartEvent<
-  | 'fly.machineCreated'
-  | 'fly.machineObserved'
-  | 'fly.machineGone'
-  | 'fly.machineDestroyed'
-  | 'fly.destroyFailed'
-  | 'vm.listening'
-  | 'vm.stopping'
-  | 'reconcile.orphanFound'
-  | 'clock.ttlElapsed'
-  | 'clock.stopElapsed'
->;
-
 export const VM_FACTS = [
   'fly.machineCreated',
   'fly.machineObserved',
@@ -61,7 +48,8 @@ export const VM_FACTS = [
   'reconcile.orphanFound',
   'clock.ttlElapsed',
   'clock.stopElapsed',
-] as const satisfies readonly VmEvent['type'][];
+] as const satisfies readonly FactType[];
+export type VmEvent = ChartEvent<(typeof VM_FACTS)[number]>;
 
 /** The phase a fact puts a machine in, if any. */
 export function phaseOfFact(event: VmEvent): VmPhase | undefined {
@@ -154,17 +142,16 @@ export function vmHold(s: {
 }
 
 const liveEntry = ['adopt', 'observe'] as const;
+// Forward moves a live machine makes on a fact about it (each state lists the ones ahead of it).
+const toStarted = { guard: 'toStarted', target: 'started', actions: liveEntry } as const;
+const toListening = { guard: 'toListening', target: 'listening', actions: liveEntry } as const;
+const toStopping = { guard: 'toStopping', target: 'stopping', actions: liveEntry } as const;
+const toDestroyed = { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry } as const;
+
 const firstEntry = [
   'adopt',
   'observe',
   'armTtl',
-  {
-    type: 'scheduleTimer',
-    params: ({ context }: { context: VmContext }) => ({
-      key: 'ttl' as const,
-      at: context.timers.ttl!,
-    }),
-  },
   {
     type: 'holdCapacity',
     params: ({ context }: { context: VmContext }) => ({
@@ -173,9 +160,18 @@ const firstEntry = [
     }),
   },
 ] as const;
+// A first fact naming the machine in a live phase: adopt it there.
+const adoptCreated = { guard: 'adoptCreated', target: 'created', actions: firstEntry } as const;
+const adoptStarted = { guard: 'adoptStarted', target: 'started', actions: firstEntry } as const;
+const adoptListening = {
+  guard: 'adoptListening',
+  target: 'listening',
+  actions: firstEntry,
+} as const;
+const adoptStopping = { guard: 'adoptStopping', target: 'stopping', actions: firstEntry } as const;
 
 export const vmMachine = setup({
-  types: { context: {} as VmContext, events: {} as VmEvent },
+  types: { context: {} as VmContext, events: {} as VmEvent, tags: {} as VmPhase },
   actions: {
     ...effectActions,
     adopt: assign(({ context, event }) => adoption(context, event)),
@@ -210,47 +206,25 @@ export const vmMachine = setup({
     // No fact yet. A first fact that names a live phase adopts the machine.
     unknown: {
       on: {
-        'fly.machineCreated': [
-          { guard: 'adoptStarted', target: 'started', actions: firstEntry },
-          { guard: 'adoptCreated', target: 'created', actions: firstEntry },
-        ],
-        'fly.machineObserved': [
-          { guard: 'adoptCreated', target: 'created', actions: firstEntry },
-          { guard: 'adoptStarted', target: 'started', actions: firstEntry },
-          { guard: 'adoptStopping', target: 'stopping', actions: firstEntry },
-        ],
-        'vm.listening': { guard: 'adoptListening', target: 'listening', actions: firstEntry },
+        'fly.machineCreated': [adoptStarted, adoptCreated],
+        'fly.machineObserved': [adoptCreated, adoptStarted, adoptStopping],
+        'vm.listening': adoptListening,
       },
     },
     created: {
       tags: ['created'],
       on: {
-        'fly.machineObserved': [
-          { guard: 'toStarted', target: 'started', actions: liveEntry },
-          { guard: 'toStopping', target: 'stopping', actions: liveEntry },
-          { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry },
-        ],
-        'vm.listening': { guard: 'toListening', target: 'listening', actions: liveEntry },
+        'fly.machineObserved': [toStarted, toStopping, toDestroyed],
+        'vm.listening': toListening,
       },
     },
     started: {
       tags: ['started'],
-      on: {
-        'vm.listening': { guard: 'toListening', target: 'listening', actions: liveEntry },
-        'fly.machineObserved': [
-          { guard: 'toStopping', target: 'stopping', actions: liveEntry },
-          { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry },
-        ],
-      },
+      on: { 'vm.listening': toListening, 'fly.machineObserved': [toStopping, toDestroyed] },
     },
     listening: {
       tags: ['listening'],
-      on: {
-        'fly.machineObserved': [
-          { guard: 'toStopping', target: 'stopping', actions: liveEntry },
-          { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry },
-        ],
-      },
+      on: { 'fly.machineObserved': [toStopping, toDestroyed] },
     },
     stopping: {
       tags: ['stopping'],
@@ -258,10 +232,6 @@ export const vmMachine = setup({
         assign({
           timers: ({ context, event }) => ({ ...context.timers, stop: event.at + STOP_GRACE_MS }),
         }),
-        {
-          type: 'scheduleTimer',
-          params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
-        },
         {
           type: 'awaitMachine',
           params: ({ context }) => ({
@@ -277,7 +247,7 @@ export const vmMachine = setup({
         // this state, storing a fact and starting another watch each time.
         'vm.stopping': undefined,
         'reconcile.orphanFound': undefined,
-        'fly.machineObserved': { guard: 'toDestroyed', target: 'destroyed', actions: liveEntry },
+        'fly.machineObserved': toDestroyed,
         // Still here after its grace: force it, and keep trying with backoff.
         'clock.stopElapsed': {
           guard: 'stopDue',
@@ -289,17 +259,7 @@ export const vmMachine = setup({
                 stop: event.at + backoff(context.destroyAttempts + 1),
               }),
             }),
-            {
-              type: 'destroyMachine',
-              params: ({ context }) => ({
-                machineId: context.machineId,
-                launchId: context.launchId,
-              }),
-            },
-            {
-              type: 'scheduleTimer',
-              params: ({ context }) => ({ key: 'stop', at: context.timers.stop! }),
-            },
+            destroyOwnMachine,
           ],
         },
       },
@@ -309,8 +269,6 @@ export const vmMachine = setup({
       tags: ['destroyed'],
       entry: [
         assign({ updatedAt: ({ event }) => event.at, timers: {} }),
-        { type: 'cancelTimer', params: { key: 'ttl' } },
-        { type: 'cancelTimer', params: { key: 'stop' } },
         { type: 'releaseCapacity', params: ({ context }) => ({ holder: holderOf(context) }) },
       ],
     },
@@ -331,22 +289,13 @@ export const vmMachine = setup({
           const { ttl: _, ...rest } = context.timers;
           return { updatedAt: event.at, timers: rest };
         }),
-        {
-          type: 'destroyMachine',
-          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
-        },
+        destroyOwnMachine,
       ],
     },
     'reconcile.orphanFound': {
       guard: 'orphanOfOurs',
       target: '.stopping',
-      actions: [
-        assign({ updatedAt: ({ event }) => event.at }),
-        {
-          type: 'destroyMachine',
-          params: ({ context }) => ({ machineId: context.machineId, launchId: context.launchId }),
-        },
-      ],
+      actions: [assign({ updatedAt: ({ event }) => event.at }), destroyOwnMachine],
     },
   },
 });

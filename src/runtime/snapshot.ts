@@ -12,8 +12,11 @@ import { z } from 'zod';
 import { CHARTS, type Chart } from '../../machines/index.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { ActorRecord } from './actorRuntime.js';
+import type { ActorRecord } from './actorTypes.js';
+import { Deciders } from './decide.js';
 import { kindOf } from '../../machines/vocabulary.js';
+
+const deciders = new Deciders();
 
 /** Bumped whenever the file's layout or the meaning of a field changes. */
 export const SNAPSHOT_FORMAT = 1;
@@ -86,6 +89,7 @@ export function encodeSnapshot(s: BootSnapshot, opts: { store: string; takenAt: 
     actors: s.records.map((r) => ({
       stream: r.stream,
       chart: r.chart.id,
+      // XState's persisted form, as JSON: only open actors are written, so its status is `active`.
       state: r.chart.machine.getPersistedSnapshot(
         r.snapshot,
       ) as unknown as Body['actors'][number]['state'],
@@ -157,11 +161,10 @@ export function decodeSnapshot(text: string, opts: { store: string }): DecodeRes
     if (chart.id !== a.chart) return { ok: false, why: `${a.stream} was folded by ${a.chart}` };
     let snapshot: AnyMachineSnapshot;
     try {
-      // The charts spawn no children, so restoring needs no actor scope.
-      snapshot = chart.machine.restoreSnapshot(
-        structuredClone(a.state) as unknown as Snapshot<unknown>,
-        {} as never,
-      ) as AnyMachineSnapshot;
+      // Restored in the chart's inert scope (the charts spawn no children to attach to it).
+      // The JSON of a persisted snapshot (checked above), back to XState's persisted form.
+      const persisted = structuredClone(a.state) as unknown as Snapshot<unknown>;
+      snapshot = deciders.of(chart).restore(persisted);
     } catch (err) {
       return { ok: false, why: `${a.stream} does not restore: ${errorMessage(err)}` };
     }

@@ -1,68 +1,23 @@
 /**
  * The landing app's Prometheus metrics (ADR 0016): one prom-client Registry per app instance (never
- * the global one, so a test process can hold several apps), fed by the runtime's change feed, the
- * Fly client's observer, a wrapper around the event store's append, and small hooks in the HTTP
- * routes; gauges are read when scraped. Labels stay bounded: regions from the known list, no ids.
+ * the global one, so a test process can hold several apps), fed by the runtime's change feed
+ * (launch outcomes and phases: launchMetrics.ts), the Fly client's observer, a wrapper around the
+ * event store's append, and small hooks in the HTTP routes; gauges are read when scraped. Labels
+ * stay bounded (metricLabels.ts).
  */
-import {
-  collectDefaultMetrics,
-  Counter,
-  Gauge,
-  Histogram,
-  Registry,
-  type LabelValues,
-} from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventStore } from '../ports/eventStore.js';
 import type { ActorChange, ActorRuntime } from '../runtime/actorRuntime.js';
 import type { FlyCallObserver } from '../adapters/fly/request.js';
-import { isRegionCode } from '../shared/regions.js';
+import { LaunchMetrics } from './launchMetrics.js';
 import type { ReconcileReport } from './services/reconciler.js';
 
-/** The launch phases whose durations are measured, from fact times (the facts' `at`). */
-export const LAUNCH_PHASES = [
-  'click_to_created',
-  'created_to_started',
-  'started_to_listening',
-  'click_to_ready',
-  'ready_to_destroyed',
-] as const;
-export type LaunchPhase = (typeof LAUNCH_PHASES)[number];
+export { LAUNCH_PHASES, type LaunchPhase } from './launchMetrics.js';
+export { callbackResult, regionLabel } from './metricLabels.js';
 
-const PHASE_BUCKETS = [
-  0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300, 600, 1800, 3600,
-];
 const API_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const STORE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-/** A region label: a known region code, else `other` (so a label never carries free text). */
-export function regionLabel(region: unknown): string {
-  return typeof region === 'string' && isRegionCode(region) ? region : 'other';
-}
-
-/** A source label: one of the three the facts know, else `other`. */
-function sourceLabel(source: unknown): string {
-  return source === 'button' || source === 'dash' || source === 'auto' ? source : 'other';
-}
-
-const CALLBACK_RESULTS: Record<string, string> = {
-  SIGNATURE_MISSING: 'forged',
-  SIGNATURE_MALFORMED: 'forged',
-  SIGNATURE_INVALID: 'forged',
-  SIGNATURE_EXPIRED: 'stale',
-  CALLBACK_REPLAYED: 'replayed',
-  LAUNCH_NOT_FOUND: 'unknown',
-  LAUNCH_GONE: 'unknown',
-  MACHINE_MISMATCH: 'mismatch',
-  BAD_JSON: 'malformed',
-  BAD_CALLBACK: 'malformed',
-  BAD_REGION: 'malformed',
-};
-
-/** The `result` label of a refused callback, from its error code (anything else: `error`). */
-export function callbackResult(code: string): string {
-  return CALLBACK_RESULTS[code] ?? 'error';
-}
 
 /** What the metrics read at scrape time; each part optional (tests and benches pass what they have). */
 export interface MetricsSources {
@@ -74,31 +29,17 @@ export interface MetricsSources {
   natsConnected?: () => boolean;
 }
 
-/** Per launch, the times (epoch ms) of the facts that end a phase, while the launch is open. */
-interface LaunchTimes {
-  requested?: number;
-  created?: number;
-  started?: number;
-  listening?: number;
-  ready?: number;
-}
-
 export class WhereMetrics {
   readonly registry = new Registry();
-  private readonly launches: Counter<'region' | 'source' | 'outcome'>;
-  private readonly phases: Histogram<'region' | 'phase'>;
-  private readonly flyRequests: Counter<'action' | 'status'>;
-  private readonly flySeconds: Histogram<'action'>;
-  private readonly flyRateLimited: Counter<'action'>;
-  private readonly flyRetries: Counter<'action'>;
-  private readonly flyTokenWait: Histogram<'action'>;
+  private readonly launches: LaunchMetrics;
+  /** The Fly client's observer (FlyMachinesHttpOptions.observer). */
+  readonly fly: FlyCallObserver;
   private readonly appended: Counter;
   private readonly appendSeconds: Histogram;
   private readonly lag: Histogram;
   private readonly reconcilerRuns: Counter<'result'>;
   private readonly orphans: Counter;
   private readonly callbacks: Counter<'result'>;
-  private readonly times = new Map<string, LaunchTimes>();
   private sources: MetricsSources | undefined;
   private stopFeed: (() => void) | undefined;
   private live = false;
@@ -111,141 +52,45 @@ export class WhereMetrics {
       defaults?: boolean;
     },
   ) {
-    const r = [this.registry];
+    const registers = [this.registry];
     if (opts.defaults ?? true) collectDefaultMetrics({ register: this.registry });
-    this.launches = new Counter({
-      name: 'wm_launches_total',
-      help: 'Launches that ended their wait: outcome ready, failed:<reason> or refused:<code>.',
-      labelNames: ['region', 'source', 'outcome'],
-      registers: r,
-    });
-    this.phases = new Histogram({
-      name: 'wm_launch_phase_seconds',
-      help: 'Duration of each launch phase, from the times of the facts that start and end it.',
-      labelNames: ['region', 'phase'],
-      buckets: PHASE_BUCKETS,
-      registers: r,
-    });
-    this.flyRequests = new Counter({
-      name: 'wm_fly_api_requests_total',
-      help: 'HTTP requests sent to the Machines API, by action and status (none: no response).',
-      labelNames: ['action', 'status'],
-      registers: r,
-    });
-    this.flySeconds = new Histogram({
-      name: 'wm_fly_api_seconds',
-      help: 'Duration of one Machines API request (one attempt), by action.',
-      labelNames: ['action'],
-      buckets: API_BUCKETS,
-      registers: r,
-    });
-    this.flyRateLimited = new Counter({
-      name: 'wm_fly_api_rate_limited_total',
-      help: 'Machines API answers with status 429, by action.',
-      labelNames: ['action'],
-      registers: r,
-    });
-    this.flyRetries = new Counter({
-      name: 'wm_fly_api_retries_total',
-      help: 'Machines API requests sent again after a 429, a 5xx or no response, by action.',
-      labelNames: ['action'],
-      registers: r,
-    });
-    this.flyTokenWait = new Histogram({
-      name: 'wm_fly_api_token_wait_seconds',
-      help: 'Time a call waited for a token of the client-side rate limit, by action.',
-      labelNames: ['action'],
-      buckets: [0, ...API_BUCKETS],
-      registers: r,
-    });
+    this.launches = new LaunchMetrics(registers);
+    this.fly = flyCallMetrics(registers);
     this.appended = new Counter({
       name: 'wm_events_appended_total',
       help: 'Events this instance appended to the event store.',
-      registers: r,
+      registers,
     });
     this.appendSeconds = new Histogram({
       name: 'wm_event_store_append_seconds',
       help: 'Duration of one append to the event store (successful or not).',
       buckets: STORE_BUCKETS,
-      registers: r,
+      registers,
     });
     this.lag = new Histogram({
       name: 'wm_event_store_lag_seconds',
       help: 'From a fact recorded by another instance to this instance folding it (live feed only).',
       buckets: LAG_BUCKETS,
-      registers: r,
+      registers,
     });
     this.reconcilerRuns = new Counter({
       name: 'wm_reconciler_runs_total',
       help: 'Reconciliation runs, by result (ok, list_failed, error).',
       labelNames: ['result'],
-      registers: r,
+      registers,
     });
     this.orphans = new Counter({
       name: 'wm_orphans_destroyed_total',
       help: 'Machines with our metadata and no live launch that the reconciler destroyed.',
-      registers: r,
+      registers,
     });
     this.callbacks = new Counter({
       name: 'wm_callbacks_total',
       help: 'VM callbacks (machine_status), by result: accepted, duplicate, forged, stale, replayed, unknown, mismatch, malformed.',
       labelNames: ['result'],
-      registers: r,
+      registers,
     });
-    const sources = (): MetricsSources | undefined => this.sources;
-    new Gauge({
-      name: 'wm_capacity_live',
-      help: 'Machines alive plus launches waiting for theirs: what the cap counts.',
-      registers: r,
-      collect() {
-        const c = sources()?.capacity?.();
-        if (c) this.set(c.live);
-      },
-    });
-    new Gauge({
-      name: 'wm_capacity_limit',
-      help: 'The cap on live machines (WM_MAX_MACHINES).',
-      registers: r,
-      collect() {
-        const c = sources()?.capacity?.();
-        if (c) this.set(c.limit);
-      },
-    });
-    new Gauge({
-      name: 'wm_actors_open',
-      help: 'Actors still active in this instance, by kind.',
-      labelNames: ['kind'],
-      registers: r,
-      collect() {
-        const rt = sources()?.runtime;
-        if (!rt) return;
-        const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0 };
-        for (const a of rt.actors())
-          if (a.snapshot.status === 'active') n[a.kind] = (n[a.kind] ?? 0) + 1;
-        for (const [kind, v] of Object.entries(n)) this.set({ kind }, v);
-      },
-    });
-    new Gauge({
-      name: 'wm_sse_clients',
-      help: 'Open SSE streams on this instance, by stream (fleet: the map, launch: one launch).',
-      labelNames: ['stream'],
-      registers: r,
-      collect() {
-        const s = sources()?.sseClients?.();
-        if (!s) return;
-        this.set({ stream: 'fleet' }, s.fleet ?? 0);
-        this.set({ stream: 'launch' }, s.launch ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'wm_leader',
-      help: '1 while this instance holds the leader lease.',
-      registers: r,
-      collect() {
-        const l = sources()?.isLeader;
-        if (l) this.set(l() ? 1 : 0);
-      },
-    });
+    scrapedGauges(this.registry, () => this.sources);
   }
 
   /** Follow the runtime's changes and read the gauges' sources. Returns a function that stops. */
@@ -254,14 +99,12 @@ export class WhereMetrics {
     const connected = sources.natsConnected;
     // Only with NATS: a gauge stuck at 0 would read as "disconnected" on an instance without it.
     if (connected && !this.registry.getSingleMetric('wm_nats_connected')) {
-      new Gauge({
-        name: 'wm_nats_connected',
-        help: '1 while the NATS connection is up (exported only with NATS_URL).',
-        registers: [this.registry],
-        collect() {
-          this.set(connected() ? 1 : 0);
-        },
-      });
+      gauge(
+        this.registry,
+        'wm_nats_connected',
+        '1 while the NATS connection is up (exported only with NATS_URL).',
+        (g) => g.set(connected() ? 1 : 0),
+      );
     }
     this.stopFeed?.();
     const stop = sources.runtime.onChange((c) => this.onChange(c));
@@ -276,18 +119,6 @@ export class WhereMetrics {
   markLive(): void {
     this.live = true;
   }
-
-  /** The Fly client's observer (FlyMachinesHttpOptions.observer). */
-  readonly fly: FlyCallObserver = {
-    request: (action, status, seconds) => {
-      const s = status === 0 ? 'none' : String(status);
-      this.flyRequests.inc({ action, status: s });
-      this.flySeconds.observe({ action }, seconds);
-      if (status === 429) this.flyRateLimited.inc({ action });
-    },
-    retry: (action) => this.flyRetries.inc({ action }),
-    tokenWait: (action, seconds) => this.flyTokenWait.observe({ action }, seconds),
-  };
 
   /** The same store, with every append counted and timed. */
   instrumentStore(store: EventStore): EventStore {
@@ -314,11 +145,7 @@ export class WhereMetrics {
 
   /** POST /launches (or the dashboard's) said no before a launch existed. */
   launchRefused(region: string, source: string, code: string): void {
-    this.launches.inc({
-      region: regionLabel(region),
-      source: sourceLabel(source),
-      outcome: `refused:${code}`,
-    });
+    this.launches.refused(region, source, code);
   }
 
   /** One VM callback, by what became of it. */
@@ -345,58 +172,124 @@ export class WhereMetrics {
     this.stopFeed?.();
     this.stopFeed = undefined;
     this.sources = undefined;
-    this.times.clear();
+    this.launches.clear();
   }
 
-  /**
-   * Launch outcomes and phases, counted by the instance that appended the fact that ended them
-   * (each fact is appended once cluster-wide, so the sum over instances counts each launch once);
-   * the times of earlier facts come from every change folded here, ours or not.
-   */
   private onChange(c: ActorChange): void {
-    const { record: rec, event: e, local } = c;
-    if (!local && this.live && e.meta.instance !== undefined) {
-      this.lag.observe(Math.max(0, (this.opts.now() - Date.parse(e.at)) / 1000));
+    if (!c.local && this.live && c.event.meta.instance !== undefined) {
+      this.lag.observe(Math.max(0, (this.opts.now() - Date.parse(c.event.at)) / 1000));
     }
-    if (rec.kind !== 'launch') return;
-    const at = Date.parse(e.at);
-    const ctx = rec.snapshot.context as { region?: string; source?: string; reason?: string };
-    const region = regionLabel(ctx.region);
-    const t = this.times.get(rec.stream) ?? {};
-    this.times.set(rec.stream, t);
-    const phase = (p: LaunchPhase, from: number | undefined) => {
-      if (local && from !== undefined)
-        this.phases.observe({ region, phase: p }, Math.max(0, at - from) / 1000);
-    };
-    const data = e.data as { state?: string };
-    if (e.type === 'launch.requested') t.requested ??= at;
-    else if (e.type === 'fly.machineCreated' && t.created === undefined) {
-      t.created = at;
-      phase('click_to_created', t.requested);
-    } else if (
-      e.type === 'fly.machineObserved' &&
-      data.state === 'started' &&
-      t.started === undefined
-    ) {
-      t.started = at;
-      phase('created_to_started', t.created);
-    } else if (e.type === 'vm.listening' && t.listening === undefined) {
-      t.listening = at;
-      phase('started_to_listening', t.started);
-    }
-    const labels: LabelValues<'region' | 'source' | 'outcome'> = {
-      region,
-      source: sourceLabel(ctx.source),
-    };
-    if (t.ready === undefined && rec.snapshot.matches('redirect')) {
-      t.ready = at;
-      phase('click_to_ready', t.requested);
-      if (local) this.launches.inc({ ...labels, outcome: 'ready' });
-    } else if (rec.snapshot.matches('destroyed')) {
-      phase('ready_to_destroyed', t.ready);
-    } else if (rec.snapshot.matches('failed')) {
-      if (local) this.launches.inc({ ...labels, outcome: `failed:${ctx.reason ?? 'unknown'}` });
-    }
-    if (rec.snapshot.status !== 'active') this.times.delete(rec.stream);
+    if (c.record.kind === 'launch') this.launches.changed(c);
   }
+}
+
+/** Counters and histograms of the Machines API calls, as the Fly client's observer. */
+function flyCallMetrics(registers: Registry[]): FlyCallObserver {
+  const requests = new Counter({
+    name: 'wm_fly_api_requests_total',
+    help: 'HTTP requests sent to the Machines API, by action and status (none: no response).',
+    labelNames: ['action', 'status'],
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'wm_fly_api_seconds',
+    help: 'Duration of one Machines API request (one attempt), by action.',
+    labelNames: ['action'],
+    buckets: API_BUCKETS,
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'wm_fly_api_rate_limited_total',
+    help: 'Machines API answers with status 429, by action.',
+    labelNames: ['action'],
+    registers,
+  });
+  const retries = new Counter({
+    name: 'wm_fly_api_retries_total',
+    help: 'Machines API requests sent again after a 429, a 5xx or no response, by action.',
+    labelNames: ['action'],
+    registers,
+  });
+  const tokenWait = new Histogram({
+    name: 'wm_fly_api_token_wait_seconds',
+    help: 'Time a call waited for a token of the client-side rate limit, by action.',
+    labelNames: ['action'],
+    buckets: [0, ...API_BUCKETS],
+    registers,
+  });
+  return {
+    request: (action, status, seconds) => {
+      requests.inc({ action, status: status === 0 ? 'none' : String(status) });
+      duration.observe({ action }, seconds);
+      if (status === 429) rateLimited.inc({ action });
+    },
+    retry: (action) => retries.inc({ action }),
+    tokenWait: (action, seconds) => tokenWait.observe({ action }, seconds),
+  };
+}
+
+/** A gauge read when scraped: `read` sets its value(s), or leaves it unset. */
+function gauge<L extends string = string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: (g: Gauge<L>) => void,
+  labelNames: readonly L[] = [],
+): void {
+  new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      read(this);
+    },
+  });
+}
+
+/** The gauges read from the sources at scrape time (nothing is set before `attach`). */
+function scrapedGauges(registry: Registry, sources: () => MetricsSources | undefined): void {
+  gauge(
+    registry,
+    'wm_capacity_live',
+    'Machines alive plus launches waiting for theirs: what the cap counts.',
+    (g) => {
+      const c = sources()?.capacity?.();
+      if (c) g.set(c.live);
+    },
+  );
+  gauge(registry, 'wm_capacity_limit', 'The cap on live machines (WM_MAX_MACHINES).', (g) => {
+    const c = sources()?.capacity?.();
+    if (c) g.set(c.limit);
+  });
+  gauge(
+    registry,
+    'wm_actors_open',
+    'Actors still active in this instance, by kind.',
+    (g) => {
+      const rt = sources()?.runtime;
+      if (!rt) return;
+      const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0 };
+      for (const a of rt.actors())
+        if (a.snapshot.status === 'active') n[a.kind] = (n[a.kind] ?? 0) + 1;
+      for (const [kind, v] of Object.entries(n)) g.set({ kind }, v);
+    },
+    ['kind'],
+  );
+  gauge(
+    registry,
+    'wm_sse_clients',
+    'Open SSE streams on this instance, by stream (fleet: the map, launch: one launch).',
+    (g) => {
+      const s = sources()?.sseClients?.();
+      if (!s) return;
+      g.set({ stream: 'fleet' }, s.fleet ?? 0);
+      g.set({ stream: 'launch' }, s.launch ?? 0);
+    },
+    ['stream'],
+  );
+  gauge(registry, 'wm_leader', '1 while this instance holds the leader lease.', (g) => {
+    const l = sources()?.isLeader;
+    if (l) g.set(l() ? 1 : 0);
+  });
 }

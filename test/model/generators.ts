@@ -51,13 +51,13 @@ export function launchEvents(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
     ),
     fact(
       'fly.createFailed',
-      { launchId: LAUNCH_ID, status: 0, message: 'timeout', retryable: true },
+      { launchId: LAUNCH_ID, status: 0, message: 'timeout', machineMayExist: true },
       t,
       5,
     ),
     fact(
       'fly.createFailed',
-      { launchId: LAUNCH_ID, status: 429, message: 'slow down', retryable: false },
+      { launchId: LAUNCH_ID, status: 429, message: 'slow down', machineMayExist: false },
       t,
       6,
     ),

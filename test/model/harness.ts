@@ -5,16 +5,19 @@
  */
 import {
   createActor,
+  initialTransition,
+  transition,
   type AnyMachineSnapshot,
   type AnyStateMachine,
   type AnyTransitionDefinition,
+  type Snapshot,
   type SnapshotFrom,
 } from 'xstate';
 import { getShortestPaths, getStateNodes } from 'xstate/graph';
 import { encodeTime } from 'ulid';
 import { expect } from 'vitest';
 import type { ChartEvent, FactData, FactType } from '../../machines/facts.js';
-import { isEffect, type Effect } from '../../machines/effects.js';
+import type { TimerTable } from '../../machines/effects.js';
 import { decider } from '../../src/runtime/decide.js';
 import { fold, type Folded } from '../support/charts.js';
 
@@ -114,22 +117,23 @@ export function activeIds(snapshot: { _nodes: { id: string }[] }): string[] {
 }
 
 /**
- * Replays a path's timer effects to the deadlines still armed at its end: a schedule arms, a
- * cancel disarms, and a timer that fired is spent.
+ * The deadlines a chart recorded (its context's `timers`, the only record of them) before and after
+ * each fact of a path it accepted.
  */
-export function armedTimers(
-  steps: readonly { event: ChartEvent; accepted: boolean; effects: readonly Effect[] }[],
-): Record<string, number> {
-  const armed: Record<string, number> = {};
-  for (const step of steps) {
-    if (!step.accepted) continue;
-    if (step.event.type.startsWith('clock.') && 'key' in step.event) delete armed[step.event.key];
-    for (const ef of step.effects) {
-      if (ef.type === 'scheduleTimer') armed[ef.params.key] = ef.params.at;
-      if (ef.type === 'cancelTimer') delete armed[ef.params.key];
-    }
+export function deadlineSteps(
+  machine: AnyStateMachine,
+  events: readonly ChartEvent[],
+): { event: ChartEvent; before: TimerTable; after: TimerTable }[] {
+  const timersOf = (s: AnyMachineSnapshot) => (s.context as { timers: TimerTable }).timers;
+  let [snap] = initialTransition(machine);
+  const out: { event: ChartEvent; before: TimerTable; after: TimerTable }[] = [];
+  for (const event of events) {
+    if (snap.status !== 'active' || !snap.can(event)) continue;
+    const before = timersOf(snap);
+    [snap] = transition(machine, snap, event);
+    out.push({ event, before, after: timersOf(snap) });
   }
-  return armed;
+  return out;
 }
 
 /** A generated fact with a deterministic id. */
@@ -158,30 +162,49 @@ export function expectFullCoverage(
 }
 
 /**
- * The runtime's decider (one reused scope per chart) must step exactly like XState's
- * `transition()`: the same snapshots and the same effects, on every path.
+ * The runtime's decider (one reused scope per chart, docs/adr/0017-decider-fast-path.md) must step
+ * exactly like XState's public `initialTransition()` and `transition()`: step by step on every
+ * path, the same snapshot (persisted form, state value, status and tags), the same answer to
+ * `can()` for the next fact, and the same actions named, in order. One decider serves every path,
+ * so anything its shared scope kept from one path to the next would show here.
  */
 export function expectDeciderAgrees(
   machine: AnyStateMachine,
   paths: readonly ModelPath<AnyStateMachine>[],
 ): void {
   const d = decider(machine);
+  const named = (actions: readonly { type: string; params?: unknown }[]) =>
+    actions.map((a) => ({ type: a.type, params: a.params }));
+  const same = (fast: AnyMachineSnapshot, pub: AnyMachineSnapshot, where: string) => {
+    expect(machine.getPersistedSnapshot(fast), where).toEqual(machine.getPersistedSnapshot(pub));
+    expect(fast.value, where).toEqual(pub.value);
+    expect(fast.status, where).toBe(pub.status);
+    expect([...fast.tags].sort(), where).toEqual([...pub.tags].sort());
+  };
+  let steps = 0;
   for (const p of paths) {
-    let [snap] = d.initial();
-    const effects: Effect[] = [];
-    for (const e of p.events) {
-      if (snap.status !== 'active' || !snap.can(e)) continue;
-      const [next, actions] = d.next(snap, e);
-      snap = next;
-      effects.push(
-        ...actions
-          .filter(isEffect)
-          .map((a) => ({ type: a.type, params: a.params }) as unknown as Effect),
-      );
+    let [fast, fastActions] = d.initial();
+    let [pub, pubActions] = initialTransition(machine);
+    same(fast, pub, `${p.description} (initial)`);
+    expect(named(fastActions), p.description).toEqual(named(pubActions));
+    for (const [i, e] of p.events.entries()) {
+      const where = `${p.description} @${i} ${e.type}`;
+      const open = fast.status === 'active' && fast.can(e);
+      expect(open, where).toBe(pub.status === 'active' && pub.can(e));
+      if (!open) continue;
+      [fast, fastActions] = d.next(fast, e);
+      [pub, pubActions] = transition(machine, pub, e);
+      same(fast, pub, where);
+      expect(named(fastActions), where).toEqual(named(pubActions));
+      steps++;
     }
-    expect(machine.getPersistedSnapshot(snap), p.description).toEqual(
-      machine.getPersistedSnapshot(p.folded.snapshot),
-    );
-    expect(effects, p.description).toEqual(p.folded.effects);
+    same(fast, p.folded.snapshot, `${p.description} (end, against the test fold)`);
+    // A boot snapshot restores through the same scope: its JSON comes back as the same snapshot.
+    const persisted = JSON.parse(
+      JSON.stringify(machine.getPersistedSnapshot(fast)),
+    ) as Snapshot<unknown>;
+    same(d.restore(persisted), fast, `${p.description} (restored from JSON)`);
   }
+  // Every path is a step or more past the initial snapshot (the explorer made sure of that).
+  expect(steps).toBeGreaterThanOrEqual(paths.length - 1);
 }

@@ -30,12 +30,17 @@ const files = readdirSync(DIR)
 const chartOf = (id: string): Chart | undefined =>
   Object.values(CHARTS).find((c: Chart) => c.id === id);
 
-/** A runtime over a memory store that holds exactly this history (as stored, ids and all). */
+/**
+ * A runtime over a memory store that holds exactly this history (as stored, ids and all), decoded
+ * as the file and NATS stores decode what they read (an old payload shape is upcast there).
+ */
 async function runtimeWith(h: GoldenFile['histories'][number]) {
   const store = new MemoryEventStore();
-  const envelopes: EventEnvelope[] = h.events.map(
-    ({ version: _v, position: _p, ...envelope }) => envelope,
-  );
+  const envelopes: EventEnvelope[] = h.events.map(({ version: _v, position: _p, ...envelope }) => {
+    const decoded = decodeEvent(envelope);
+    if (!decoded.ok) throw decoded.error;
+    return decoded.event;
+  });
   await store.append(h.stream, envelopes, { expectedVersion: 0 });
   const clock = new ManualClock(Date.parse(h.events.at(-1)!.at));
   const runtime = new ActorRuntime({

@@ -3,7 +3,11 @@
  * (open fleet streams across the cluster), re-stated while visitors stay so the inactivity safety
  * only fires when presence really stops, and the operator's switch. Only the leader speaks.
  */
-import { AUTOSPAWNER_STREAM, type AutospawnerContext } from '../../../machines/index.js';
+import {
+  AUTOSPAWNER_STREAM,
+  autospawnerChart,
+  type AutospawnerActorView,
+} from '../../../machines/index.js';
 import type { ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import { errorMessage } from '../../shared/errors.js';
@@ -38,15 +42,16 @@ export class AutospawnDriver {
     },
   ) {}
 
-  private context(): AutospawnerContext | undefined {
+  /** The chart as it stands, once it has a stored fact. */
+  private current(): AutospawnerActorView | undefined {
     const rec = this.deps.runtime.actor(AUTOSPAWNER_STREAM);
-    return rec?.version ? (rec.snapshot.context as AutospawnerContext) : undefined;
+    return rec?.version ? autospawnerChart.view(rec.snapshot) : undefined;
   }
 
   /** Bring the chart's configuration in line with ours (keeping a run-time switch as it was). */
   async configure(): Promise<void> {
     if (!this.deps.isLeader()) return;
-    const c = this.context();
+    const c = this.current();
     const { cfg } = this.deps;
     const enabled = c ? c.enabled : cfg.enabled;
     if (
@@ -83,7 +88,7 @@ export class AutospawnDriver {
     if (!this.deps.isLeader()) return;
     try {
       const visitors = this.deps.visitors();
-      const c = this.context();
+      const c = this.current();
       const now = this.deps.clock.now();
       const restate = visitors > 0 && now - this.lastStatedAt >= this.deps.cfg.inactivityMs / 3;
       // The chart cares whether anybody watches, not how many: store a fact only when that flips
@@ -112,21 +117,17 @@ export class AutospawnDriver {
 
   view(): AutospawnerView {
     const rec = this.deps.runtime.actor(AUTOSPAWNER_STREAM);
-    const c = (rec?.snapshot.context as AutospawnerContext | undefined) ?? undefined;
-    const state = rec?.snapshot.hasTag('off')
-      ? 'off'
-      : rec?.snapshot.hasTag('active')
-        ? 'active'
-        : 'idle';
+    // Read even before its first stored fact (its initial snapshot), as the dashboard always was.
+    const c = rec && autospawnerChart.view(rec.snapshot);
     const cfg = this.deps.cfg;
     const iso = (ms: number | undefined) =>
       ms === undefined ? undefined : new Date(ms).toISOString();
     return {
-      state: rec ? state : cfg.enabled ? 'idle' : 'off',
+      state: c ? c.state : cfg.enabled ? 'idle' : 'off',
       enabled: c?.enabled ?? cfg.enabled,
       intervalMs: c?.intervalMs ?? cfg.intervalMs,
       regions: c?.regions ?? cfg.regions,
-      nextRegion: c ? c.regions[c.nextIndex % c.regions.length] : cfg.regions[0],
+      nextRegion: c ? c.nextRegion : cfg.regions[0],
       nextSpawnAt: iso(c?.timers.spawn),
       lastSpawnAt: iso(c?.lastSpawnAt),
       visitors: this.deps.visitors(),

@@ -3,7 +3,7 @@
  * checked against what we know of the launch, then handed to the runtime as facts. Forged,
  * replayed, unknown or malformed calls get a 4xx and change nothing; a duplicate is harmless.
  */
-import { launchStream } from '../../../machines/vocabulary.js';
+import { launchChart, launchStream } from '../../../machines/index.js';
 import { z } from 'zod';
 import type { ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
@@ -71,7 +71,7 @@ export class Callbacks {
     this.seen.set(signature!, now);
 
     const rec = this.deps.runtime.actor(launchStream(body.launchId));
-    const ttlMs = (rec?.snapshot.context as { ttlMs?: number } | undefined)?.ttlMs;
+    const ttlMs = rec && launchChart.view(rec.snapshot).ttlMs;
     // A repeat (a VM retrying, or reaching both URLs) is refused by the charts: nothing stored.
     const outcomes =
       body.status === 'listening'

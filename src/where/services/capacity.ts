@@ -27,7 +27,7 @@ export async function restoreHolds(
   const now = deps.clock.now();
   const until = new Map<string, number>();
   for (const rec of open) {
-    for (const h of rec.chart.holds(rec.snapshot as never)) {
+    for (const h of rec.chart.holds(rec.snapshot)) {
       const end = Math.max(h.until, now + CAPACITY_GRACE_MS);
       until.set(h.holder, Math.max(end, until.get(h.holder) ?? 0));
     }

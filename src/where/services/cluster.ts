@@ -4,7 +4,7 @@
  * driven by the instance that accepted it while that instance lives, then by the leader. With the
  * in-memory ports there is one instance, and it drives everything.
  */
-import { launchStream } from '../../../machines/vocabulary.js';
+import { launchChart, launchStream } from '../../../machines/index.js';
 import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Leases, Presence } from '../../ports/coordination.js';
@@ -98,15 +98,15 @@ export class Cluster {
 
   /** Does this instance drive (arm timers for, re-drive intents of) this actor? */
   drives(rec: ActorRecord): boolean {
-    const ctx = rec.snapshot.context as { owner?: string; launchId?: string };
     switch (rec.kind) {
       case 'launch':
-        return this.ownerDrives(ctx.owner);
+        return this.ownerDrives(rec.chart.owner(rec.snapshot));
       case 'vm': {
-        const launch = ctx.launchId ? this.runtime?.actor(launchStream(ctx.launchId)) : undefined;
-        const owner = (launch?.snapshot.context as { owner?: string } | undefined)?.owner;
+        const launchId = rec.chart.launchOf(rec.snapshot);
+        const record = launchId ? this.runtime?.actor(launchStream(launchId)) : undefined;
+        const launch = record && launchChart.view(record.snapshot);
         // A machine whose launch is live belongs with it; any other machine is the leader's.
-        if (launch && launch.snapshot.status === 'active' && owner) return this.ownerDrives(owner);
+        if (launch?.open && launch.owner) return this.ownerDrives(launch.owner);
         return this.leader;
       }
       case 'autospawner':

@@ -7,6 +7,7 @@ import type { ActorChange, ActorRecord, ActorRuntime } from '../../runtime/actor
 import type { Clock } from '../../ports/clock.js';
 import type { CapacityView, FleetMachine, FleetSnapshot } from '../wire.js';
 import { frame, type SseClient } from '../sse.js';
+import { launchChart, vmChart } from '../../../machines/index.js';
 import { toFleetMachine } from './views.js';
 
 export class Fleet {
@@ -57,12 +58,13 @@ export class Fleet {
   }
 
   private track(r: ActorRecord): void {
-    const active = r.snapshot.status === 'active';
     if (r.kind === 'vm') {
-      if (active && !r.snapshot.matches('unknown')) this.liveVms.add(r.stream);
+      const vm = vmChart.view(r.snapshot);
+      if (vm.open && vm.state !== 'unknown') this.liveVms.add(r.stream);
       else this.liveVms.delete(r.stream);
     } else if (r.kind === 'launch') {
-      if (active && (r.snapshot.matches('requested') || r.snapshot.matches('creating')))
+      const { open, state } = launchChart.view(r.snapshot);
+      if (open && (state === 'requested' || state === 'creating'))
         this.pendingLaunches.add(r.stream);
       else this.pendingLaunches.delete(r.stream);
     }
@@ -109,9 +111,8 @@ export class Fleet {
   private onChange(c: ActorChange): void {
     this.track(c.record);
     if (c.record.kind === 'vm') {
-      const m =
-        c.record.snapshot.status === 'active' ? toFleetMachine(c.record.snapshot) : undefined;
-      const id = (c.record.snapshot.context as { machineId: string }).machineId;
+      const { open, machineId: id } = vmChart.view(c.record.snapshot);
+      const m = open ? toFleetMachine(c.record.snapshot) : undefined;
       if (m) {
         const json = JSON.stringify(m);
         if (this.last.get(id) !== json) {

@@ -6,7 +6,7 @@
 import type { ActorChange, ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Ids } from '../../ports/ids.js';
-import type { LaunchSource } from '../../../machines/facts.js';
+import { launchChart, type LaunchSnapshot, type LaunchSource } from '../../../machines/index.js';
 import { AppError } from '../../shared/errors.js';
 import type { WhereConfig } from '../config.js';
 import type { LaunchView } from '../wire.js';
@@ -69,7 +69,7 @@ export class Launches {
     if (!outcome?.accepted) throw new AppError('LAUNCH_EXISTS', 'that launch already exists');
     const decided = await runtime.waitFor(
       stream,
-      (r) => !r.snapshot.matches('requested'),
+      (r) => launchChart.view(r.snapshot).state !== 'requested',
       DECISION_WAIT_MS,
     );
     const rec = decided ?? runtime.actor(stream);
@@ -92,16 +92,22 @@ export class Launches {
     const rec = this.deps.runtime.actor(launchStream(launchId));
     if (rec) {
       // A finished launch stays in memory a while; retention may have archived it meanwhile.
-      if (rec.snapshot.status !== 'active') await this.refuseIfArchived(launchId);
-      const view = this.view(rec.snapshot, rec.version);
-      return view && { view, owner: (rec.snapshot.context as { owner: string }).owner };
+      if (!launchChart.view(rec.snapshot).open) await this.refuseIfArchived(launchId);
+      return this.withOwner(rec.snapshot, rec.version);
     }
     const steps = await this.deps.runtime.replay(launchStream(launchId));
     const last = steps.at(-1);
     // Nothing to read: archived by retention (410), or never stored (undefined: 404).
     if (!last) return this.refuseIfArchived(launchId);
-    const view = this.view(last.snapshot, last.event.version);
-    return view && { view, owner: (last.snapshot.context as { owner: string }).owner };
+    return this.withOwner(last.snapshot, last.event.version);
+  }
+
+  private withOwner(
+    snapshot: LaunchSnapshot,
+    version: number,
+  ): { view: LaunchView; owner: string } | undefined {
+    const view = this.view(snapshot, version);
+    return view && { view, owner: launchChart.view(snapshot).owner };
   }
 
   private async refuseIfArchived(launchId: string): Promise<undefined> {

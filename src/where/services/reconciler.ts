@@ -8,9 +8,12 @@
 import {
   isUlid,
   LAUNCH_SOURCES,
+  launchChart,
   launchStream,
+  vmChart,
+  vmStream,
   type LaunchSource,
-} from '../../../machines/vocabulary.js';
+} from '../../../machines/index.js';
 import type { CapacityLedger } from '../../ports/capacity.js';
 import type { ActorRecord, ActorRuntime } from '../../runtime/actorRuntime.js';
 import type { Clock, Timers } from '../../ports/clock.js';
@@ -174,22 +177,17 @@ export class Reconciler {
     const now = clock.now();
     let confirmations = 0;
     for (const rec of runtime.actors('vm')) {
-      const c = rec.snapshot.context as { machineId: string; createdAt: number; launchId?: string };
-      if (
-        rec.snapshot.status !== 'active' ||
-        rec.snapshot.matches('unknown') ||
-        seen.has(c.machineId)
-      )
-        continue;
+      const vm = vmChart.view(rec.snapshot);
+      if (!vm.open || vm.state === 'unknown' || seen.has(vm.machineId)) continue;
       // The grace is for a list that has not caught up with a create; a machine that said it is
       // stopping and is no longer listed has gone the way it said. A young one is asked for.
-      if (now - c.createdAt < LIST_GRACE_MS && !rec.snapshot.matches('stopping')) {
-        if (confirmations++ >= MAX_CONFIRMATIONS || !(await this.confirmedGone(c.machineId)))
+      if (now - vm.createdAt < LIST_GRACE_MS && vm.state !== 'stopping') {
+        if (confirmations++ >= MAX_CONFIRMATIONS || !(await this.confirmedGone(vm.machineId)))
           continue;
       }
       const [o] = await runtime.dispatch({
         type: 'fly.machineGone',
-        data: { machineId: c.machineId, ...(c.launchId ? { launchId: c.launchId } : {}) },
+        data: { machineId: vm.machineId, ...(vm.launchId ? { launchId: vm.launchId } : {}) },
       });
       if (o?.accepted) report.gone++;
     }
@@ -197,18 +195,13 @@ export class Reconciler {
     // fact that ended the machine reached its actor but not the launch (a crash between the two
     // appends). Tell the launch, or it would wait for ever.
     for (const rec of runtime.actors('launch')) {
-      if (rec.snapshot.status !== 'active') continue;
-      const c = rec.snapshot.context as {
-        launchId: string;
-        machineId?: string;
-        requestedAt: number;
-      };
-      if (c.machineId === undefined || seen.has(c.machineId)) continue;
-      if (now - c.requestedAt < LIST_GRACE_MS) continue;
-      if (runtime.actor(`vm.${c.machineId}`)?.snapshot.status === 'active') continue;
+      const launch = launchChart.view(rec.snapshot);
+      if (!launch.open || launch.machineId === undefined || seen.has(launch.machineId)) continue;
+      if (now - launch.requestedAt < LIST_GRACE_MS) continue;
+      if (this.vmOpen(launch.machineId)) continue;
       const [, o] = await runtime.dispatch({
         type: 'fly.machineGone',
-        data: { machineId: c.machineId, launchId: c.launchId },
+        data: { machineId: launch.machineId, launchId: launch.launchId },
       });
       if (o?.accepted) report.gone++;
     }
@@ -217,13 +210,13 @@ export class Reconciler {
     const { creates, drives } = this.deps;
     if (creates && drives) {
       for (const rec of runtime.actors('launch')) {
-        if (rec.snapshot.status !== 'active' || !rec.snapshot.matches('cleanup')) continue;
-        const c = rec.snapshot.context as { launchId: string; machineId?: string };
-        if (c.machineId !== undefined || launchesWithMachines.has(c.launchId)) continue;
-        if (!drives(rec) || creates.has(c.launchId)) continue;
+        const launch = launchChart.view(rec.snapshot);
+        if (!launch.open || launch.state !== 'cleanup') continue;
+        if (launch.machineId !== undefined || launchesWithMachines.has(launch.launchId)) continue;
+        if (!drives(rec) || creates.has(launch.launchId)) continue;
         await runtime.dispatch({
           type: 'fly.noMachineFound',
-          data: { launchId: c.launchId, settled: true },
+          data: { launchId: launch.launchId, settled: true },
         });
       }
     }
@@ -237,8 +230,8 @@ export class Reconciler {
    * destroyed since the list answered is left to release its slot.
    */
   private async keepSlot(machineId: string, launchId: string | undefined): Promise<void> {
-    const { ledger, runtime, clock, log, intervalMs, minGapMs } = this.deps;
-    if (!ledger || runtime.actor(`vm.${machineId}`)?.snapshot.status !== 'active') return;
+    const { ledger, clock, log, intervalMs, minGapMs } = this.deps;
+    if (!ledger || !this.vmOpen(machineId)) return;
     const holder = launchId ?? `vm:${machineId}`;
     const now = clock.now();
     try {
@@ -260,10 +253,15 @@ export class Reconciler {
   private async launchIsLive(launchId: string): Promise<boolean> {
     const stream = launchStream(launchId);
     const rec = this.deps.runtime.actor(stream);
-    if (rec) return rec.snapshot.status === 'active';
-    const steps = await this.deps.runtime.replay(stream);
-    const last = steps.at(-1);
-    return last !== undefined && last.snapshot.status === 'active';
+    if (rec) return launchChart.view(rec.snapshot).open;
+    const last = (await this.deps.runtime.replay(stream)).at(-1);
+    return last !== undefined && launchChart.view(last.snapshot).open;
+  }
+
+  /** This instance holds an open actor for the machine (not one it has seen destroyed). */
+  private vmOpen(machineId: string): boolean {
+    const rec = this.deps.runtime.actor(vmStream(machineId));
+    return rec !== undefined && vmChart.view(rec.snapshot).open;
   }
 }
 

@@ -1,8 +1,10 @@
 /** Chart snapshots → the wire views browsers receive (src/where/wire.ts). */
-import type { AnyMachineSnapshot } from 'xstate';
-import { launchPublic, vmPublic } from '../../../machines/index.js';
-import type { LaunchMachine, VmMachine } from '../../../machines/index.js';
-import type { SnapshotFrom } from 'xstate';
+import {
+  launchPublic,
+  vmPublic,
+  type LaunchSnapshot,
+  type VmSnapshot,
+} from '../../../machines/index.js';
 import { FAILURE_WORDS, type FleetMachine, type LaunchView } from '../wire.js';
 import { vmUrl } from '../machineSpec.js';
 import type { WhereConfig } from '../config.js';
@@ -11,10 +13,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 export function toLaunchView(
   cfg: Pick<WhereConfig, 'vm'>,
-  snapshot: AnyMachineSnapshot,
+  snapshot: LaunchSnapshot,
   version: number,
 ): LaunchView | undefined {
-  const p = launchPublic(snapshot as SnapshotFrom<LaunchMachine>);
+  const p = launchPublic(snapshot);
   if (!p) return undefined;
   const view: LaunchView = {
     launchId: p.launchId,
@@ -35,8 +37,8 @@ export function toLaunchView(
   return view;
 }
 
-export function toFleetMachine(snapshot: AnyMachineSnapshot): FleetMachine | undefined {
-  const v = vmPublic(snapshot as SnapshotFrom<VmMachine>);
+export function toFleetMachine(snapshot: VmSnapshot): FleetMachine | undefined {
+  const v = vmPublic(snapshot);
   if (!v || v.phase === 'destroyed') return undefined;
   const m: FleetMachine = {
     machineId: v.machineId,

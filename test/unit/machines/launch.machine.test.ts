@@ -47,8 +47,8 @@ describe('launch chart', () => {
         type: 'reserveCapacity',
         params: { launchId: L, until: T0 + 30_000 + 600_000 + 5 * 60_000 },
       },
-      { type: 'scheduleTimer', params: { key: 'ready', at: T0 + 30_000 } },
     ]);
+    expect(r.snapshot.context.timers).toEqual({ ready: T0 + 30_000 });
   });
 
   it('walks the happy path to a destroyed machine and gives the slot back', () => {
@@ -80,9 +80,11 @@ describe('launch chart', () => {
     expect(effectsOf(r.effects, 'awaitMachine')).toEqual([
       { type: 'awaitMachine', params: { machineId: M, launchId: L, state: 'started' } },
     ]);
-    expect(effectsOf(r.effects, 'cancelTimer')).toEqual([
-      { type: 'cancelTimer', params: { key: 'ready' } },
-    ]);
+    // The ready deadline is disarmed as soon as the VM is ready.
+    expect(
+      fold(launchMachine, [requested, reserved, created(), started(), listening()]).snapshot.context
+        .timers,
+    ).toEqual({});
     expect(effectsOf(r.effects, 'releaseCapacity')).toEqual([
       { type: 'releaseCapacity', params: { holder: L } },
     ]);
@@ -94,7 +96,7 @@ describe('launch chart', () => {
     const r = fold(launchMachine, [requested, reserved, listening(T0 + 800)]);
     expect(r.snapshot.value).toBe('redirect');
     expect(r.snapshot.context.machineId).toBe(M);
-    expect(effectsOf(r.effects, 'cancelTimer')).toHaveLength(1);
+    expect(r.snapshot.context.timers).toEqual({});
     const late = fold(launchMachine, [created(T0 + 4000)], r.snapshot);
     expect(late.steps[0]!.accepted).toBe(true);
     expect(late.snapshot.value).toBe('redirect');
@@ -155,7 +157,11 @@ describe('launch chart', () => {
       const r = fold(launchMachine, [
         requested,
         reserved,
-        ev('fly.createFailed', { launchId: L, status, message: 'no', retryable: false }, T0 + 100),
+        ev(
+          'fly.createFailed',
+          { launchId: L, status, message: 'no', machineMayExist: false },
+          T0 + 100,
+        ),
       ]);
       expect(r.snapshot.value).toBe('failed');
       expect(r.snapshot.context.reason).toBe(reason);
@@ -169,7 +175,7 @@ describe('launch chart', () => {
       reserved,
       ev(
         'fly.createFailed',
-        { launchId: L, status: 0, message: 'timeout', retryable: true },
+        { launchId: L, status: 0, message: 'timeout', machineMayExist: true },
         T0 + 100,
       ),
     ]);
@@ -178,10 +184,7 @@ describe('launch chart', () => {
     expect(effectsOf(r.effects, 'destroyMachine')).toEqual([
       { type: 'destroyMachine', params: { machineId: undefined, launchId: L } },
     ]);
-    expect(effectsOf(r.effects, 'scheduleTimer').at(-1)).toEqual({
-      type: 'scheduleTimer',
-      params: { key: 'cleanup', at: T0 + 100 + CLEANUP_RETRY_MS },
-    });
+    expect(r.snapshot.context.timers).toEqual({ cleanup: T0 + 100 + CLEANUP_RETRY_MS });
   });
 
   it('fails at the ready deadline and destroys the machine it made', () => {

@@ -47,9 +47,9 @@ describe('vm chart', () => {
     });
     const ttl = T0 + 600_000 + TTL_GRACE_MS;
     expect(r.effects).toEqual([
-      { type: 'scheduleTimer', params: { key: 'ttl', at: ttl } },
       { type: 'holdCapacity', params: { holder: L, until: ttl + STOP_GRACE_MS } },
     ]);
+    expect(r.snapshot.context.timers).toEqual({ ttl });
   });
 
   it('moves only forward, whatever order facts arrive in', () => {
@@ -77,11 +77,8 @@ describe('vm chart', () => {
     const end = fold(vmMachine, [gone(T0 + 10_000)], r.snapshot);
     expect(end.snapshot.value).toBe('destroyed');
     expect(end.snapshot.status).toBe('done');
-    expect(end.effects).toEqual([
-      { type: 'cancelTimer', params: { key: 'ttl' } },
-      { type: 'cancelTimer', params: { key: 'stop' } },
-      { type: 'releaseCapacity', params: { holder: L } },
-    ]);
+    expect(end.effects).toEqual([{ type: 'releaseCapacity', params: { holder: L } }]);
+    expect(end.snapshot.context.timers).toEqual({});
   });
 
   it('destroys the machine at its TTL and keeps forcing it with backoff', () => {

@@ -109,12 +109,12 @@ describe('effect runner: createMachine', () => {
     );
     expect((await refused.create())[0]).toMatchObject({
       type: 'fly.createFailed',
-      data: { status: 429, retryable: false },
+      data: { status: 429, machineMayExist: false },
     });
     const lost = rig(new FakeFlyMachines().failNext('create', { status: 503, message: 'busy' }, 5));
     expect((await lost.create())[0]).toMatchObject({
       type: 'fly.createFailed',
-      data: { status: 503, retryable: true },
+      data: { status: 503, machineMayExist: true },
     });
     expect(lost.fly.ledger()).toHaveLength(0);
   });
@@ -128,7 +128,7 @@ describe('effect runner: createMachine', () => {
     // It says so (nothing was made), so a launch that sweeps need not wait for it.
     const withdrawn = {
       type: 'fly.createFailed',
-      data: expect.objectContaining({ status: 0, retryable: false }),
+      data: expect.objectContaining({ status: 0, machineMayExist: false }),
     };
     expect(await pending).toEqual([withdrawn]);
     expect(fly.ledger()).toHaveLength(0);
@@ -146,7 +146,7 @@ describe('effect runner: createMachine', () => {
     expect(facts).toEqual([
       expect.objectContaining({
         type: 'fly.createFailed',
-        data: expect.objectContaining({ retryable: false }),
+        data: expect.objectContaining({ machineMayExist: false }),
       }),
     ]);
     expect(fly.ledger()).toHaveLength(1);

@@ -18,14 +18,14 @@ import { silentLogger } from '../../src/shared/log.js';
 import { toConfig, whereEnv } from '../../src/where/config.js';
 import { anEvent, aStream } from '../support/events.js';
 import { NATS_SERVER, needs } from '../support/require.js';
-import { ROOT, ops, parseDockerfile, parseToml, read, str, type TomlTable } from './deployFiles.js';
+import { ROOT, ops, parseDockerfile, parseToml, read, str, type TomlTable } from '../support/deployFiles.js';
 import {
   DeployedNatsCluster,
   NATS_FLY_ENV,
   configVariables,
   guidePassword,
   healthz,
-} from './natsDeploy.js';
+} from '../support/natsDeploy.js';
 
 const HAVE_NATS = needs('nats-server', NATS_SERVER);
 const logger = silentLogger();

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/shared/log.js';
 import { buildApp, type UselessMachine } from '../../src/useless/app.js';
 import { FRAMES } from '../../src/useless/frames.js';
 import { CHROMIUM, needs } from '../support/require.js';
-import { CallbackReceiver, SELF, aConfig, exitRecorder } from './helpers.js';
+import { CallbackReceiver, SELF, aConfig, exitRecorder } from '../support/useless.js';
 
 const ok = needs('Chromium (/usr/bin/chromium) for the browser test of the machine page', CHROMIUM);
 

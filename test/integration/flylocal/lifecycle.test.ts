@@ -4,7 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FlyLocalHandle } from '../../../src/flylocal/index.js';
-import { FIXTURE_VM, TEST_APP, startTestFlyLocal, uniqueTag } from '../../support/flyLocalHarness.js';
+import {
+  FIXTURE_VM,
+  TEST_APP,
+  startTestFlyLocal,
+  uniqueTag,
+} from '../../support/flyLocalHarness.js';
 
 let h: FlyLocalHandle;
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeSnapshot } from '../../src/runtime/snapshot.js';
+import { decodeSnapshot } from '../../../src/runtime/snapshot.js';
 
 const SEED = Number(process.env.WM_CRASH_SEED ?? 20260601);
 
@@ -38,7 +38,7 @@ afterEach(() => {
 async function writeAndDie(path: string, startGeneration: number, killAfterMs: number) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve('test/integration/snapshot.crash.child.ts')],
+    ['--import', 'tsx', resolve('test/process/crash/snapshot.crash.child.ts')],
     {
       env: {
         ...process.env,

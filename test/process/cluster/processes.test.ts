@@ -6,9 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFlyLocal, type FlyLocalHandle } from '../../src/flylocal/index.js';
-import { NatsServer, freePorts } from '../support/natsServer.js';
-import { NATS_SERVER, needs } from '../support/require.js';
+import { startFlyLocal, type FlyLocalHandle } from '../../../src/flylocal/index.js';
+import { NatsServer, freePorts } from '../../support/natsServer.js';
+import { NATS_SERVER, needs } from '../../support/require.js';
 
 const haveNats = needs('nats-server (apt-get install nats-server)', NATS_SERVER);
 const TOKEN = 'debug-token-for-process-tests';

@@ -3,7 +3,7 @@
  * process it started are gone, with the VMs' own processes found by what their environment names.
  */
 import { describe, expect, it } from 'vitest';
-import { processesOf, startStack } from '../support/stack.js';
+import { processesOf, startStack } from '../../support/stack.js';
 
 describe('the local stack', () => {
   it('leaves no process behind, VMs included, when it is stopped', async () => {

@@ -3,12 +3,12 @@
  * (generation n: takenAt = n, one more launch each time) and says `wrote n` once each is durable.
  * The parent SIGKILLs it at seeded moments, so some kills land inside a write.
  */
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { ManualClock } from '../../src/adapters/system/manualClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { ActorRuntime } from '../../src/runtime/actorRuntime.js';
-import { SnapshotFile } from '../../src/runtime/snapshot.js';
-import { silentLogger } from '../../src/shared/log.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
+import { ManualClock } from '../../../src/adapters/system/manualClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import { ActorRuntime } from '../../../src/runtime/actorRuntime.js';
+import { SnapshotFile } from '../../../src/runtime/snapshot.js';
+import { silentLogger } from '../../../src/shared/log.js';
 
 const path = process.env.SNAPSHOT_PATH!;
 const launches = Number(process.env.LAUNCHES ?? 1500);

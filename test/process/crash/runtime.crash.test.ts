@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { monotonicFactory } from 'ulid';
-import { startFlyLocal, type FlyLocalHandle } from '../../src/flylocal/index.js';
+import { startFlyLocal, type FlyLocalHandle } from '../../../src/flylocal/index.js';
 
 interface Line {
   kind: string;

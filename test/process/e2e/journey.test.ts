@@ -7,8 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM, needs } from '../support/require.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { CHROMIUM, needs } from '../../support/require.js';
+import { startStack, type Stack } from '../../support/stack.js';
 
 const haveChromium = needs('Chromium at /usr/bin/chromium (apt-get install chromium)', CHROMIUM);
 const shots = 'test-results/e2e';

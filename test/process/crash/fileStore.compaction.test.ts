@@ -14,8 +14,8 @@ import {
   COMPACTION_STEPS,
   FileEventStore,
   type CompactionStep,
-} from '../../src/adapters/file/fileEventStore.js';
-import { aStream, anEvent } from '../support/events.js';
+} from '../../../src/adapters/file/fileEventStore.js';
+import { aStream, anEvent } from '../../support/events.js';
 
 const SEED = Number(process.env.WM_CRASH_SEED ?? 20260601);
 const KEEP_CLOSED = 50;
@@ -79,7 +79,7 @@ function runChild(
 } {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve('test/integration/fileStore.compaction.child.ts')],
+    ['--import', 'tsx', resolve('test/process/crash/fileStore.compaction.child.ts')],
     {
       env: { ...process.env, LOG_PATH: path, KEEP_CLOSED: String(KEEP_CLOSED), ...env },
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -10,22 +10,30 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { connectNats } from '../../src/adapters/nats/connection.js';
-import { JetStreamEventStore } from '../../src/adapters/nats/jetStreamEventStore.js';
-import { NatsCapacityLedger } from '../../src/adapters/nats/natsKv.js';
-import { parseEnv } from '../../src/shared/env.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { toConfig, whereEnv } from '../../src/where/config.js';
-import { anEvent, aStream } from '../support/events.js';
-import { NATS_SERVER, needs } from '../support/require.js';
-import { ROOT, ops, parseDockerfile, parseToml, read, str, type TomlTable } from '../support/deployFiles.js';
+import { connectNats } from '../../../src/adapters/nats/connection.js';
+import { JetStreamEventStore } from '../../../src/adapters/nats/jetStreamEventStore.js';
+import { NatsCapacityLedger } from '../../../src/adapters/nats/natsKv.js';
+import { parseEnv } from '../../../src/shared/env.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { toConfig, whereEnv } from '../../../src/where/config.js';
+import { anEvent, aStream } from '../../support/events.js';
+import { NATS_SERVER, needs } from '../../support/require.js';
+import {
+  ROOT,
+  ops,
+  parseDockerfile,
+  parseToml,
+  read,
+  str,
+  type TomlTable,
+} from '../../support/deployFiles.js';
 import {
   DeployedNatsCluster,
   NATS_FLY_ENV,
   configVariables,
   guidePassword,
   healthz,
-} from '../support/natsDeploy.js';
+} from '../../support/natsDeploy.js';
 
 const HAVE_NATS = needs('nats-server', NATS_SERVER);
 const logger = silentLogger();

@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { buildApp, type UselessMachine } from '../../src/useless/app.js';
-import { FRAMES } from '../../src/useless/frames.js';
-import { CHROMIUM, needs } from '../support/require.js';
-import { CallbackReceiver, SELF, aConfig, exitRecorder } from '../support/useless.js';
+import { SystemTimers, systemClock } from '../../../src/adapters/system/systemClock.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { buildApp, type UselessMachine } from '../../../src/useless/app.js';
+import { FRAMES } from '../../../src/useless/frames.js';
+import { CHROMIUM, needs } from '../../support/require.js';
+import { CallbackReceiver, SELF, aConfig, exitRecorder } from '../../support/useless.js';
 
 const ok = needs('Chromium (/usr/bin/chromium) for the browser test of the machine page', CHROMIUM);
 

@@ -4,10 +4,10 @@
  * floor reaches the same final states, and the report logic turns checks into PASS/MISS honestly.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { bareLaunch, bareListeningVm } from '../../bench/lib/bare.js';
-import { defer, runAllCleanups } from '../../bench/lib/cleanup.js';
-import { atMost, renderTable, row } from '../../bench/lib/report.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
+import { bareLaunch, bareListeningVm } from '../../../bench/lib/bare.js';
+import { defer, runAllCleanups } from '../../../bench/lib/cleanup.js';
+import { atMost, renderTable, row } from '../../../bench/lib/report.js';
 import {
   DiscardingEventStore,
   EVENTS_PER_LAUNCH,
@@ -15,9 +15,9 @@ import {
   makeRuntimeRig,
   runLaunch,
   withOpenStreams,
-} from '../../bench/lib/runtimeRig.js';
-import { soakSection, soakSettings, soakSteps } from '../../bench/sections/soak.js';
-import { p50, p99, percentile } from '../../bench/lib/stats.js';
+} from '../../../bench/lib/runtimeRig.js';
+import { soakSection, soakSettings, soakSteps } from '../../../bench/sections/soak.js';
+import { p50, p99, percentile } from '../../../bench/lib/stats.js';
 
 describe('bench launch driver', () => {
   it('takes a launch from request to destroyed with the events the bench counts', async () => {

@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { processesOf, startStack, type Stack } from '../support/stack.js';
+import { processesOf, startStack, type Stack } from '../../support/stack.js';
 
 let stack: Stack | undefined;
 afterEach(async () => {

@@ -1,8 +1,8 @@
 /** Configuration: one schema over the environment; a bad value stops a program with its name. */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { parseEnv, ConfigError } from '../../src/shared/env.js';
-import { toConfig, whereEnv } from '../../src/where/config.js';
+import { parseEnv, ConfigError } from '../../../src/shared/env.js';
+import { toConfig, whereEnv } from '../../../src/where/config.js';
 
 describe('landing app configuration', () => {
   it('stops the process with exit code 2 and names the variable when a value is bad', () => {

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifySignature } from '../../src/shared/callbackAuth.js';
-import { CallbackReceiver, KEY, LAUNCH_ID, SELF } from '../support/useless.js';
+import { verifySignature } from '../../../src/shared/callbackAuth.js';
+import { CallbackReceiver, KEY, LAUNCH_ID, SELF } from '../../support/useless.js';
 
 const BUNDLE = 'dist/useless.mjs';
 // Linux routes all of 127/8 to loopback: give this VM an address of its own, as the emulator does.

@@ -4,14 +4,14 @@
  * in NATS mode). It must find no violation, and the chaos must really have happened.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, type ChaosOptions } from '../../src/chaos/config.js';
+import { DEFAULTS, type ChaosOptions } from '../../../src/chaos/config.js';
 import {
   formatEvidence,
   formatReport,
   runChaos,
   type ChaosReport,
-} from '../../src/chaos/harness.js';
-import { NATS_SERVER, needs } from '../support/require.js';
+} from '../../../src/chaos/harness.js';
+import { NATS_SERVER, needs } from '../../support/require.js';
 
 const base: ChaosOptions = {
   seed: 20240611,

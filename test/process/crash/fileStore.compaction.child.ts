@@ -3,8 +3,8 @@
  * closed streams without pause (each acknowledged one printed as a JSON line once durable) and
  * compacts in rounds. With KILL_AT=<step> it SIGKILLs itself the KILL_NTH time that step is reached.
  */
-import { FileEventStore, type CompactionStep } from '../../src/adapters/file/fileEventStore.js';
-import { makeEnvelope } from '../../src/events/envelope.js';
+import { FileEventStore, type CompactionStep } from '../../../src/adapters/file/fileEventStore.js';
+import { makeEnvelope } from '../../../src/events/envelope.js';
 import { monotonicFactory } from 'ulid';
 
 const env = process.env;

@@ -11,7 +11,7 @@ import { build } from 'esbuild';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FlyLocalHandle } from '../../src/flylocal/index.js';
+import type { FlyLocalHandle } from '../../../src/flylocal/index.js';
 import {
   alive,
   clientFor,
@@ -21,7 +21,7 @@ import {
   startTestFlyLocal,
   TEST_APP,
   uniqueTag,
-} from '../support/flyLocalHarness.js';
+} from '../../support/flyLocalHarness.js';
 
 const handles: FlyLocalHandle[] = [];
 const hosts: ChildProcess[] = [];

@@ -2,7 +2,7 @@
 # One image for both Fly apps. The landing app `where` runs the default command (dist/where.mjs).
 # Every Useless Machine in the app `useless-machine` is created from this same image by the Machines
 # API with config.init.cmd = ["node", "dist/useless.mjs"] (WM_VM_CMD), so a VM always runs the build
-# of the landing app that launched it. Checked statically by test/deploy/flytoml.test.ts.
+# of the landing app that launched it. Checked statically by test/integration/deploy/flytoml.test.ts.
 
 ARG NODE_VERSION=22
 FROM node:${NODE_VERSION}-slim AS base

@@ -33,7 +33,7 @@ export async function measure(): Promise<Row[]> {
     {
       goal: 'G12 clock skew',
       command:
-        'npx vitest run test/reliability/clockSkew.test.ts (figures: bench/reliability/clockSkew.ts)',
+        'npx vitest run test/unit/reliability/clockSkew.test.ts (figures: bench/reliability/clockSkew.ts)',
       figure: `10 silent VMs per run; ${parts.join('; ')}; callback window ±${SIGNATURE_TOLERANCE_S} s: ${[-299, 299, -301, 301].map(fmt).join(', ')}`,
       verdict: ok ? 'PASS' : 'MISS',
     },

@@ -32,7 +32,7 @@ export async function measure(): Promise<Row[]> {
       rows.push({
         goal: 'G10 one-IP flood',
         command:
-          'node --import tsx bench/reliability/floods.ts (CI: test/reliability/floods.test.ts)',
+          'node --import tsx bench/reliability/floods.ts (CI: test/integration/reliability/floods.test.ts)',
         figure:
           `5,000 clicks in ${(r.elapsedMs / 1000).toFixed(1)} s: ${JSON.stringify(byStatus(r.results))}; ` +
           `launches ${launched} ≤ allowance ${allowance} (cooldown ${cooldownMs / 1000} s, ${launchesPerMinute}/min); ` +
@@ -67,7 +67,7 @@ export async function measure(): Promise<Row[]> {
       rows.push({
         goal: 'G11 many-IP flood',
         command:
-          'node --import tsx bench/reliability/floods.ts (CI: test/reliability/floods.test.ts)',
+          'node --import tsx bench/reliability/floods.ts (CI: test/integration/reliability/floods.test.ts)',
         figure:
           `${new Set(r.results.map((x) => x.ip)).size} addresses × 3 = ${r.results.length} clicks in ${(r.elapsedMs / 1000).toFixed(1)} s: ` +
           `${JSON.stringify(byStatus(r.results))}; max live ${r.maxLive} ≤ cap ${cap} (${r.samples} samples); ` +

@@ -6,7 +6,7 @@
  * is left to do; then every machine made is destroyed, no slot is held, every actor is finished,
  * every stream's versions are contiguous with each id once, and a fresh replay of every stream
  * gives the live snapshot. `node --import tsx bench/reliability/modelRun.ts [runs]`
- * (CI: test/reliability/modelRun.test.ts, 100 sequences)
+ * (CI: test/integration/reliability/modelRun.test.ts, 100 sequences)
  */
 import fc from 'fast-check';
 import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
@@ -411,7 +411,7 @@ export async function measure(runs = 1000): Promise<Row[]> {
     {
       goal: 'G13 determinism / replay (model run)',
       command:
-        'npx vitest run test/reliability/golden.test.ts test/reliability/modelRun.test.ts (figures: bench/reliability/modelRun.ts)',
+        'npx vitest run test/unit/reliability/golden.test.ts test/integration/reliability/modelRun.test.ts (figures: bench/reliability/modelRun.ts)',
       figure: failure
         ? `fc.asyncModelRun: FAILED after ${s} s: ${failure}`
         : `fc.asyncModelRun: ${runs.toLocaleString('en')} command sequences (≤ 40 commands; ${cmds.toLocaleString('en')} commands: ${JSON.stringify(stats.commands)}) in ${s} s on the runtime + launch/vm charts + services, cap ${CAP}: ` +

@@ -3,7 +3,7 @@
  * nats-server is SIGKILLed and restarted (same port, same store dir) again and again; afterwards
  * every acknowledged append is checked against what the stream holds (each msg id once, versions
  * gap-free per actor stream) and against what a live subscriber saw.
- * `node --import tsx bench/reliability/natsRestarts.ts` (CI: test/reliability/natsRestarts.test.ts)
+ * `node --import tsx bench/reliability/natsRestarts.ts` (CI: test/integration/reliability/natsRestarts.test.ts)
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -348,7 +348,7 @@ export async function measure(): Promise<Row[]> {
     {
       goal: 'G3 NATS restarts',
       command:
-        'node --import tsx bench/reliability/natsRestarts.ts (CI: test/reliability/natsRestarts.test.ts)',
+        'node --import tsx bench/reliability/natsRestarts.ts (CI: test/integration/reliability/natsRestarts.test.ts)',
       figure:
         `${r.kills} × kill -9/restart in ${(r.durationMs / 1000).toFixed(0)} s at ${r.ackedPerS.toFixed(0)} acked events/s ` +
         `(${r.issued} issued over ${r.streams} actor streams, 3 writer connections; outages ${outages[0]}–${outages.at(-1)} ms): ` +

@@ -23,7 +23,7 @@ export async function measure(): Promise<Row[]> {
     {
       goal: 'G4 region partition',
       command:
-        'node --import tsx bench/reliability/partition.ts (CI: test/reliability/partition.test.ts)',
+        'node --import tsx bench/reliability/partition.ts (CI: test/integration/reliability/partition.test.ts)',
       figure:
         `5 × 10 s cuts, ${r.clicks.length} clicks while cut (${JSON.stringify(tally(r.clicks))}); ` +
         `max live ${r.maxLive} ≤ cap ${r.cap} over ${r.samples} samples; Fly creates ${r.flyCreates}; ` +

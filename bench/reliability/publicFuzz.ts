@@ -47,7 +47,7 @@ export async function measure(runs = 10_000): Promise<Row[]> {
       {
         goal: 'G8 malformed public input',
         command:
-          'node --import tsx bench/reliability/publicFuzz.ts (CI: test/reliability/publicFuzz.test.ts, 2,000/route)',
+          'node --import tsx bench/reliability/publicFuzz.ts (CI: test/integration/reliability/publicFuzz.test.ts, 2,000/route)',
         figure:
           `${runs.toLocaleString('en')} per route; ${parts.join('; ')}; unexpected 5xx + throws: ${bad}; ` +
           `streams left open: ${open}; heap after GC: ${mb(before)} before → ${mb(first)} after pass 1 (+${(growth * 100).toFixed(1)} %: per-address limiter maps filling, bounded) → ${mb(second)} after a 2nd pass with other addresses (${(drift * 100).toFixed(1)} %, goal ± 10 %)`,

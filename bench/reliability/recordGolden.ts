@@ -2,7 +2,7 @@
  * Records the golden event histories of G13: every path the chart model tests generate (every
  * reachable state, then every fact it takes), run through today's ActorRuntime onto a memory store,
  * stored as the runtime wrote them with the final persisted snapshot, into
- * test/fixtures/golden/<chart id>.json. test/reliability/golden.test.ts folds them with the charts
+ * test/fixtures/golden/<chart id>.json. test/unit/reliability/golden.test.ts folds them with the charts
  * of the day: a chart change that cannot replay stored history fails CI. Run this only when a new
  * chart version is released (its histories go into a new file; old files are never rewritten).
  * `node --import tsx bench/reliability/recordGolden.ts [--force]`

@@ -32,7 +32,7 @@ const CHAOS = 'see npm run chaos (docs/chaos.md)';
 const TEST_GOALS: TestGoal[] = [
   {
     goal: 'G1 SIGKILL mid-launch',
-    files: ['test/integration/runtime.crash.test.ts', 'test/cluster/processes.test.ts'],
+    files: ['test/process/crash/runtime.crash.test.ts', 'test/process/cluster/processes.test.ts'],
     figure:
       'in-process/process tests: 1 SIGKILL mid-wait → 1 machine, destroyed; owner SIGKILLed → launch completed by the leader',
     whenGreen: 'see chaos',
@@ -40,7 +40,7 @@ const TEST_GOALS: TestGoal[] = [
   },
   {
     goal: 'G2 restart safety of timers',
-    files: ['test/integration/runtime.crash.test.ts', 'test/cluster/regions.test.ts'],
+    files: ['test/process/crash/runtime.crash.test.ts', 'test/integration/cluster/regions.test.ts'],
     figure:
       "a launch killed in waitingReady fails at its original deadline after restart; a dead owner's deadline fires on the leader",
     whenGreen: 'see chaos',
@@ -48,7 +48,7 @@ const TEST_GOALS: TestGoal[] = [
   },
   {
     goal: 'G5 Fly API faults',
-    files: ['test/fly/faults.test.ts'],
+    files: ['test/integration/fly/faults.test.ts'],
     figure:
       'client: 429 waits Retry-After; 5xx/resets retried on idempotent calls, creates never retried blind; seeded storm of every fault → only typed FlyApiErrors; pacing never draws a 429',
     whenGreen: 'see chaos',
@@ -65,7 +65,7 @@ const TEST_GOALS: TestGoal[] = [
     // The 1,000-sequence model run is a second G13 row, from bench/reliability/modelRun.ts.
     goal: 'G13 determinism / replay (golden histories)',
     files: [
-      'test/reliability/golden.test.ts',
+      'test/unit/reliability/golden.test.ts',
       'test/model/launch.model.test.ts',
       'test/model/vm.model.test.ts',
       'test/model/autospawner.model.test.ts',

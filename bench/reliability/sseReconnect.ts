@@ -24,7 +24,7 @@ export async function measure(): Promise<Row[]> {
       {
         goal: 'G9 SSE reconnect',
         command:
-          'npx vitest run test/reliability/sseReconnect.test.ts (figures: bench/reliability/sseReconnect.ts)',
+          'npx vitest run test/integration/reliability/sseReconnect.test.ts (figures: bench/reliability/sseReconnect.ts)',
         figure:
           `200 clients on 20 launches, ${c.drops} drops (1–5 each), ${c.connects} connections, ${frames} frames: ` +
           `gaps ${c.gaps}, reorders ${c.reorders}, duplicate ids ${c.duplicates}; after close: subscriptions ${r.watchersAfter}, connections ${r.connectionsAfter}`,

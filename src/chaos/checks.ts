@@ -1,7 +1,7 @@
 /**
  * The chaos harness's checks: pure functions from what was observed (ledger samples, HTTP answers,
  * launch outcomes, log text, the stored events) to violations, each with its evidence. No IO here,
- * so each check is unit-tested by feeding it a violation (test/chaos/checks.test.ts). The checks on
+ * so each check is unit-tested by feeding it a violation (test/unit/chaos/checks.test.ts). The checks on
  * what a run leaves behind (logs, exits, the store) live in recordChecks.ts and are exported here.
  */
 

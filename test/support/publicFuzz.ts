@@ -2,7 +2,7 @@
  * G8 driver: N fast-check-generated requests per public route (POST /launches, the two SSE
  * streams, static assets, the page) through fastify.inject, from random client addresses. Records
  * every status, anything inject threw, streams left open, and the heap before and after (after a
- * forced GC). Shared by test/reliability/publicFuzz.test.ts and bench/reliability/publicFuzz.ts.
+ * forced GC). Shared by test/integration/reliability/publicFuzz.test.ts and bench/reliability/publicFuzz.ts.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

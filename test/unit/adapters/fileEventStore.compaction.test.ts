@@ -2,7 +2,7 @@
  * The file store's retention and compaction, in process: what is kept and archived, that kept
  * events keep their versions and positions, appends during a compaction, status() of archived
  * streams, archive rotation and the bound on remembered names. Kills mid-compaction are in
- * test/integration/fileStore.compaction.test.ts.
+ * test/process/crash/fileStore.compaction.test.ts.
  */
 import {
   appendFileSync,

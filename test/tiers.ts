@@ -13,40 +13,11 @@
  * - process: this project's programs as child processes (the local stack, crashes, chaos).
  */
 export const TIERS = {
-  unit: [
-    'test/unit/**/*.test.ts',
-    'test/model/**/*.test.ts',
-    // Not yet in test/unit/ (their folders are being edited elsewhere; they move there next).
-    'test/views/**/*.test.ts',
-    'test/web/fleet.test.ts',
-    'test/web/folders.test.ts',
-    'test/web/launchButton.machine.test.ts',
-    'test/integration/where.promises.test.ts',
-    'test/integration/where.reconciler.test.ts',
-  ],
+  unit: ['test/unit/**/*.test.ts', 'test/model/**/*.test.ts'],
   contract: ['test/contract/**/*.test.ts'],
-  integration: [
-    'test/integration/*/**/*.test.ts',
-    // Not yet in a folder of their own (being edited elsewhere).
-    'test/integration/where.autospawn.test.ts',
-    'test/integration/where.callbacks.test.ts',
-    'test/integration/where.cooldown.test.ts',
-    'test/integration/where.debug.test.ts',
-    'test/integration/where.fleet.test.ts',
-    'test/integration/where.launch.test.ts',
-    'test/integration/where.publicInput.test.ts',
-    'test/integration/where.retention.test.ts',
-  ],
-  browser: [
-    'test/browser/**/*.test.ts',
-    // Not yet in test/browser/ (being edited elsewhere).
-    'test/web/browser.test.ts',
-  ],
-  process: [
-    'test/process/**/*.test.ts',
-    // Not yet in test/process/ (being edited elsewhere): the emulator runs the real VM bundle.
-    'test/integration/metrics.test.ts',
-  ],
+  integration: ['test/integration/*/**/*.test.ts'],
+  browser: ['test/browser/**/*.test.ts'],
+  process: ['test/process/**/*.test.ts'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;

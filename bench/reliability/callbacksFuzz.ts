@@ -19,7 +19,7 @@ export async function measure(runs = 10_000): Promise<Row[]> {
     {
       goal: 'G7 bad/duplicate/forged callbacks',
       command:
-        'node --import tsx bench/reliability/callbacksFuzz.ts (CI: test/integration/where.callbacks.test.ts, 1,000)',
+        'node --import tsx bench/reliability/callbacksFuzz.ts (CI: test/integration/where/callbacks.test.ts, 1,000)',
       figure:
         `${r.runs.toLocaleString('en')} fast-check callbacks on ${r.launches} launches (${r.launchesAtEnd} by the end: visitors click during the run) in ${s} s ` +
         `(invalid ${r.byKind.invalid ?? 0}, forged ${forged}, exact replays ${replays}, unknown launch ${r.byKind.unknownLaunch ?? 0}, ` +

@@ -56,7 +56,7 @@ const TEST_GOALS: TestGoal[] = [
   },
   {
     goal: 'G6 VM never ready',
-    files: ['test/integration/where.launch.test.ts', 'test/integration/where.reconciler.test.ts'],
+    files: ['test/integration/where/launch.test.ts', 'test/unit/where/reconciler.test.ts'],
     figure:
       'a silent VM fails its launch at the ready deadline and is destroyed (0 left); orphans with an unknown/over launch destroyed by the reconciler',
     whenGreen: 'PASS',
@@ -88,9 +88,9 @@ const TEST_GOALS: TestGoal[] = [
   {
     goal: 'G15 security gates',
     files: [
-      'test/integration/where.launch.test.ts',
-      'test/integration/where.debug.test.ts',
-      'test/integration/where.callbacks.test.ts',
+      'test/integration/where/launch.test.ts',
+      'test/integration/where/debug.test.ts',
+      'test/integration/where/callbacks.test.ts',
     ],
     figure:
       'cross-site POST (bad Origin / Sec-Fetch-Site) → 403; every debug route without/with a wrong token → 401; debug output holds 0 secrets; spoofed Fly-Client-IP from an untrusted peer changes no rate-limit key',

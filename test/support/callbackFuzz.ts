@@ -1,7 +1,7 @@
 /**
  * G7 driver: fast-check callbacks against the private API of a real landing system (in-memory
  * adapters, Fly fake, a clock that stands still), judged call by call by a model of each launch.
- * The body arbitraries are those of test/integration/where.callbacks.test.ts; on top of them come
+ * The body arbitraries are those of test/integration/where/callbacks.test.ts; on top of them come
  * forged signatures, exact replays, re-signed duplicates, unknown launches and foreign machines.
  */
 import fc from 'fast-check';

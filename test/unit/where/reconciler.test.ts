@@ -6,19 +6,19 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordination.js';
-import { ManualClock } from '../../src/adapters/system/manualClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import type { CreateMachineInput, FlyMachines } from '../../src/ports/flyMachines.js';
-import { ActorRuntime } from '../../src/runtime/actorRuntime.js';
-import { createEffectRunner } from '../../src/runtime/effects.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { machineSpec } from '../../src/where/machineSpec.js';
-import { Debounced } from '../../src/where/services/debounce.js';
-import { Fleet } from '../../src/where/services/fleet.js';
-import { LIST_GRACE_MS, Reconciler } from '../../src/where/services/reconciler.js';
+import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
+import { MemoryCapacityLedger } from '../../../src/adapters/memory/memoryCoordination.js';
+import { ManualClock } from '../../../src/adapters/system/manualClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import type { CreateMachineInput, FlyMachines } from '../../../src/ports/flyMachines.js';
+import { ActorRuntime } from '../../../src/runtime/actorRuntime.js';
+import { createEffectRunner } from '../../../src/runtime/effects.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { machineSpec } from '../../../src/where/machineSpec.js';
+import { Debounced } from '../../../src/where/services/debounce.js';
+import { Fleet } from '../../../src/where/services/fleet.js';
+import { LIST_GRACE_MS, Reconciler } from '../../../src/where/services/reconciler.js';
 
 const GAP = 5000;
 const MAX = 8;

@@ -7,16 +7,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, needs } from '../support/require.js';
+import { CHROMIUM, needs } from '../../support/require.js';
 import {
   FAILURE_WORDS,
   type FleetMachine,
   type FleetSnapshot,
   type LaunchView,
-} from '../../src/where/wire.js';
-import { renderLandingPage } from '../../src/where/views/landing.js';
-import { renderDashboard, type AutospawnerView } from '../../src/where/views/dashboard.js';
-import { renderLaunchProgressPage } from '../../src/where/views/launchProgress.js';
+} from '../../../src/where/wire.js';
+import { renderLandingPage } from '../../../src/where/views/landing.js';
+import { renderDashboard, type AutospawnerView } from '../../../src/where/views/dashboard.js';
+import { renderLaunchProgressPage } from '../../../src/where/views/launchProgress.js';
 import { startFakeSite, type FakeSite } from './fakeSite.js';
 
 const hasChromium = needs('Chromium at /usr/bin/chromium (apt-get install chromium)', CHROMIUM);

@@ -3,9 +3,9 @@
  * machine as its SSE stream tells it, and every way a launch request is refused.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { openSse, type SseReader } from '../support/sse.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
+import { openSse, type SseReader } from '../../support/sse.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 const readers: SseReader[] = [];

@@ -7,16 +7,16 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { median } from '../../src/where/services/launchTimes.js';
+import { median } from '../../../src/where/services/launchTimes.js';
 import {
   formatSeconds,
   readyTimeSentence,
   timelineItems,
   timelineText,
-} from '../../src/where/ui/launchTimes.js';
-import type { LaunchView } from '../../src/where/wire.js';
-import { CHROMIUM, needs } from '../support/require.js';
-import { startStack, type Stack } from '../support/stack.js';
+} from '../../../src/where/ui/launchTimes.js';
+import type { LaunchView } from '../../../src/where/wire.js';
+import { CHROMIUM, needs } from '../../support/require.js';
+import { startStack, type Stack } from '../../support/stack.js';
 
 const hasChromium = needs('Chromium at /usr/bin/chromium (apt-get install chromium)', CHROMIUM);
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];

@@ -6,20 +6,20 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot } from 'xstate';
-import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
+import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
 import {
   MemoryCapacityLedger,
   MemoryLeases,
   MemoryPresence,
-} from '../../src/adapters/memory/memoryCoordination.js';
-import { ManualClock } from '../../src/adapters/system/manualClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { makeEnvelope } from '../../src/events/envelope.js';
-import { AppError } from '../../src/shared/errors.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { createWhere, type WhereSystem } from '../../src/where/system.js';
-import { testConfig } from '../support/whereRig.js';
+} from '../../../src/adapters/memory/memoryCoordination.js';
+import { ManualClock } from '../../../src/adapters/system/manualClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import { makeEnvelope } from '../../../src/events/envelope.js';
+import { AppError } from '../../../src/shared/errors.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { createWhere, type WhereSystem } from '../../../src/where/system.js';
+import { testConfig } from '../../support/whereRig.js';
 
 const READY_MS = 15_000;
 const cfg = testConfig({

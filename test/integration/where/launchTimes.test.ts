@@ -7,12 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
-import { FileEventStore } from '../../src/adapters/file/fileEventStore.js';
-import { median } from '../../src/where/services/launchTimes.js';
-import type { LaunchTimesView, LaunchView } from '../../src/where/wire.js';
-import { openSse, type SseReader } from '../support/sse.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
+import { FileEventStore } from '../../../src/adapters/file/fileEventStore.js';
+import { median } from '../../../src/where/services/launchTimes.js';
+import type { LaunchTimesView, LaunchView } from '../../../src/where/wire.js';
+import { openSse, type SseReader } from '../../support/sse.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 const ENV = { WM_AUTOSPAWN: '0', WM_COOLDOWN_MS: '0', WM_LAUNCHES_PER_MINUTE: '100' };
 

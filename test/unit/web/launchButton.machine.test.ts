@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, initialTransition, transition, type AnyStateNode } from 'xstate';
 import { getShortestPaths, getSimplePaths } from 'xstate/graph';
-import { FAILURE_WORDS, type LaunchView } from '../../src/where/wire.js';
-import { DEFAULT_TIMING } from '../../src/where/ui/config.js';
+import { FAILURE_WORDS, type LaunchView } from '../../../src/where/wire.js';
+import { DEFAULT_TIMING } from '../../../src/where/ui/config.js';
 import {
   LOST_WORDS,
   buttonState,
   launchButtonMachine,
   type LaunchButtonEvent,
   type LaunchButtonInput,
-} from '../../src/where/ui/launchButton.machine.js';
-import { elapsedMs, viewLaunchButton } from '../../src/where/ui/launchButton.view.js';
+} from '../../../src/where/ui/launchButton.machine.js';
+import { elapsedMs, viewLaunchButton } from '../../../src/where/ui/launchButton.view.js';
 
 const T0 = Date.parse('2025-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
-import { REGIONS } from '../../src/shared/regions.js';
+import { REGIONS } from '../../../src/shared/regions.js';
 import {
   MAP_HEIGHT,
   MAP_WIDTH,
@@ -8,7 +8,7 @@ import {
   project,
   regionPoint,
   renderMap,
-} from '../../src/where/views/map.js';
+} from '../../../src/where/views/map.js';
 
 /** Parses the marker groups out of the SVG string: class list per region code. */
 function markers(svg: string): Map<string, string[]> {

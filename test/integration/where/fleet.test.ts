@@ -5,10 +5,10 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { frame, MAX_BACKLOG } from '../../src/where/sse.js';
-import type { FleetMachine, FleetSnapshot, MachineGone } from '../../src/where/wire.js';
-import { openSse, type SseReader } from '../support/sse.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { frame, MAX_BACKLOG } from '../../../src/where/sse.js';
+import type { FleetMachine, FleetSnapshot, MachineGone } from '../../../src/where/wire.js';
+import { openSse, type SseReader } from '../../support/sse.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 const readers: SseReader[] = [];

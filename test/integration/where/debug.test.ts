@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveLaunchKey } from '../../src/shared/callbackAuth.js';
-import { openSse, type SseReader } from '../support/sse.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { deriveLaunchKey } from '../../../src/shared/callbackAuth.js';
+import { openSse, type SseReader } from '../../support/sse.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 const readers: SseReader[] = [];

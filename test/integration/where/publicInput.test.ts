@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REGION_CODES } from '../../src/shared/regions.js';
-import { whereRig, type WhereRig } from '../support/whereRig.js';
+import { REGION_CODES } from '../../../src/shared/regions.js';
+import { whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 afterEach(async () => {

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-const WHERE = new URL('../../src/where/', import.meta.url);
+const WHERE = new URL('../../../src/where/', import.meta.url);
 
 function sources(folder: string): { file: string; text: string }[] {
   const dir = new URL(`${folder}/`, WHERE);

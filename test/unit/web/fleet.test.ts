@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { fleetMachine, launchView, type FleetMachine } from '../../src/where/wire.js';
+import { fleetMachine, launchView, type FleetMachine } from '../../../src/where/wire.js';
 import {
   EMPTY_FLEET,
   createFleetStore,
@@ -10,13 +10,13 @@ import {
   selectRegionSummary,
   sameRegionCounts,
   sameRegionSummary,
-} from '../../src/where/web/fleet.store.js';
+} from '../../../src/where/web/fleet.store.js';
 import {
   asFleetMachine,
   asLaunchView,
   parseFleetMessage,
   parseLaunchMessage,
-} from '../../src/where/web/fleet.validate.js';
+} from '../../../src/where/web/fleet.validate.js';
 
 const T = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
 const machine = (id: string, region: string, over: Partial<FleetMachine> = {}): FleetMachine => ({

@@ -4,20 +4,20 @@
  * and the operator's switch hold.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { AUTOSPAWNER_STREAM } from '../../machines/index.js';
-import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
+import { AUTOSPAWNER_STREAM } from '../../../machines/index.js';
+import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
 import {
   MemoryCapacityLedger,
   MemoryLeases,
   MemoryPresence,
-} from '../../src/adapters/memory/memoryCoordination.js';
-import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { createWhere, type WhereSystem } from '../../src/where/system.js';
-import { openSse, type SseReader } from '../support/sse.js';
-import { launch, testConfig, whereRig, type WhereRig } from '../support/whereRig.js';
+} from '../../../src/adapters/memory/memoryCoordination.js';
+import { SystemTimers, systemClock } from '../../../src/adapters/system/systemClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { createWhere, type WhereSystem } from '../../../src/where/system.js';
+import { openSse, type SseReader } from '../../support/sse.js';
+import { launch, testConfig, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 const INTERVAL = 1000;
 

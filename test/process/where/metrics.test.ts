@@ -7,23 +7,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
 import {
   MemoryCapacityLedger,
   MemoryLeases,
   MemoryPresence,
-} from '../../src/adapters/memory/memoryCoordination.js';
-import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { FlyMachinesHttp } from '../../src/adapters/fly/client.js';
-import { startFlyLocal, type FlyLocalHandle } from '../../src/flylocal/index.js';
-import { silentLogger } from '../../src/shared/log.js';
-import type { WhereConfig } from '../../src/where/config.js';
-import { WhereMetrics, LAUNCH_PHASES } from '../../src/where/metrics.js';
-import { createWhere, type WhereSystem } from '../../src/where/system.js';
-import { parsePromText, sampleValue, type Family } from '../support/promText.js';
-import { freePort } from '../support/stack.js';
-import { testConfig } from '../support/whereRig.js';
+} from '../../../src/adapters/memory/memoryCoordination.js';
+import { SystemTimers, systemClock } from '../../../src/adapters/system/systemClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import { FlyMachinesHttp } from '../../../src/adapters/fly/client.js';
+import { startFlyLocal, type FlyLocalHandle } from '../../../src/flylocal/index.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import type { WhereConfig } from '../../../src/where/config.js';
+import { WhereMetrics, LAUNCH_PHASES } from '../../../src/where/metrics.js';
+import { createWhere, type WhereSystem } from '../../../src/where/system.js';
+import { parsePromText, sampleValue, type Family } from '../../support/promText.js';
+import { freePort } from '../../support/stack.js';
+import { testConfig } from '../../support/whereRig.js';
 
 let flylocal: FlyLocalHandle | undefined;
 let system: WhereSystem | undefined;
@@ -245,7 +245,7 @@ describe('the Grafana dashboard (docs/grafana/wheremachines.json)', () => {
     targets: { refId: string; expr: string }[];
   }
   const dashboard = JSON.parse(
-    readFileSync(new URL('../../docs/grafana/wheremachines.json', import.meta.url), 'utf8'),
+    readFileSync(new URL('../../../docs/grafana/wheremachines.json', import.meta.url), 'utf8'),
   ) as {
     uid: string;
     title: string;

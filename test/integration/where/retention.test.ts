@@ -7,24 +7,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FileEventStore } from '../../src/adapters/file/fileEventStore.js';
-import { FakeFlyMachines } from '../../src/adapters/fly/fakeFlyMachines.js';
-import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
+import { FileEventStore } from '../../../src/adapters/file/fileEventStore.js';
+import { FakeFlyMachines } from '../../../src/adapters/fly/fakeFlyMachines.js';
+import { MemoryEventStore } from '../../../src/adapters/memory/memoryEventStore.js';
 import {
   MemoryCapacityLedger,
   MemoryLeases,
   MemoryPresence,
-} from '../../src/adapters/memory/memoryCoordination.js';
-import { ManualClock } from '../../src/adapters/system/manualClock.js';
-import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import type { CompactionSummary } from '../../src/ports/eventStore.js';
-import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
-import { ConfigError } from '../../src/shared/env.js';
-import { silentLogger } from '../../src/shared/log.js';
-import { fileStoreOptions } from '../../src/where/wiring.js';
-import { Retention, describeWindow } from '../../src/where/services/retention.js';
-import { createWhere, type WhereSystem } from '../../src/where/system.js';
-import { testConfig } from '../support/whereRig.js';
+} from '../../../src/adapters/memory/memoryCoordination.js';
+import { ManualClock } from '../../../src/adapters/system/manualClock.js';
+import { UlidIds } from '../../../src/adapters/system/ulidIds.js';
+import type { CompactionSummary } from '../../../src/ports/eventStore.js';
+import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../../src/shared/callbackAuth.js';
+import { ConfigError } from '../../../src/shared/env.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { fileStoreOptions } from '../../../src/where/wiring.js';
+import { Retention, describeWindow } from '../../../src/where/services/retention.js';
+import { createWhere, type WhereSystem } from '../../../src/where/system.js';
+import { testConfig } from '../../support/whereRig.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

@@ -3,7 +3,7 @@
  * cap turned away may launch as soon as a slot frees, and one address still cannot race past it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 afterEach(async () => {

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { build } from 'esbuild';
-import type { FleetMessage, LaunchView } from '../../src/where/wire.js';
+import type { FleetMessage, LaunchView } from '../../../src/where/wire.js';
 
 export interface LaunchReply {
   readonly status: number;

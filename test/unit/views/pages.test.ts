@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { REGIONS } from '../../src/shared/regions.js';
+import { REGIONS } from '../../../src/shared/regions.js';
 import {
   FAILURE_WORDS,
   type FleetMachine,
   type FleetSnapshot,
   type LaunchView,
-} from '../../src/where/wire.js';
-import { renderLandingPage } from '../../src/where/views/landing.js';
-import { renderDashboard, type AutospawnerView } from '../../src/where/views/dashboard.js';
-import { renderLaunchProgressPage } from '../../src/where/views/launchProgress.js';
-import { PAGE_CSS } from '../../src/where/views/styles.js';
-import { CONFIG_ELEMENT_ID, DEFAULT_TIMING, parseConfig } from '../../src/where/ui/config.js';
+} from '../../../src/where/wire.js';
+import { renderLandingPage } from '../../../src/where/views/landing.js';
+import { renderDashboard, type AutospawnerView } from '../../../src/where/views/dashboard.js';
+import { renderLaunchProgressPage } from '../../../src/where/views/launchProgress.js';
+import { PAGE_CSS } from '../../../src/where/views/styles.js';
+import { CONFIG_ELEMENT_ID, DEFAULT_TIMING, parseConfig } from '../../../src/where/ui/config.js';
 
 const AT = '2025-01-01T00:10:00.000Z';
 const machine = (

@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../src/shared/callbackAuth.js';
-import { invalidRaws } from '../support/callbackFuzz.js';
-import { launch, whereRig, type WhereRig } from '../support/whereRig.js';
+import { deriveLaunchKey, signBody, SIGNATURE_HEADER } from '../../../src/shared/callbackAuth.js';
+import { invalidRaws } from '../../support/callbackFuzz.js';
+import { launch, whereRig, type WhereRig } from '../../support/whereRig.js';
 
 let rig: WhereRig | undefined;
 afterEach(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, markup, jsonIsland, raw, safeUrl } from '../../src/where/views/html.js';
+import { escapeHtml, markup, jsonIsland, raw, safeUrl } from '../../../src/where/views/html.js';
 
 describe('html escaping', () => {
   it('escapes the five characters that matter in text and quoted attributes', () => {

@@ -16,13 +16,13 @@ const spawnDue = (due: number, roll = 0.5) =>
   ev('clock.spawnElapsed', { key: 'spawn', due, roll }, due);
 
 describe('autospawner chart', () => {
-  it('stays idle while nobody watches', () => {
+  it('given a configured spawner, when nobody watches, then it stays idle with no timers', () => {
     const r = fold(autospawnerMachine, [config, visitors(0, T0 + 1)]);
     expect(r.snapshot.value).toBe('idle');
     expect(r.snapshot.context.timers).toEqual({});
   });
 
-  it('spawns at once when the first visitor arrives, then every interval ±20 % in rotating regions', () => {
+  it('given no visitors, when the first visitor arrives, then it spawns at once and then every interval ±20 % in rotating regions', () => {
     let r = fold(autospawnerMachine, [config, visitors(1, T0 + 10)]);
     expect(r.snapshot.value).toBe('active');
     expect(r.snapshot.context.timers.spawn).toBe(T0 + 10);
@@ -46,7 +46,7 @@ describe('autospawner chart', () => {
     expect(regions).toEqual(['ams', 'ord', 'syd', 'ams']);
   });
 
-  it('runs one loop however often visitors come and go', () => {
+  it('given an active spawner, when visitors come and go, then one loop runs: armed once, no early spawn, only the current timer spawns', () => {
     let r = fold(autospawnerMachine, [config, visitors(1, T0), spawnDue(T0)]);
     const next = r.snapshot.context.timers.spawn!;
     // The spawn deadline is set once over these (when visitors come back), never re-armed.
@@ -78,13 +78,13 @@ describe('autospawner chart', () => {
     expect(effectsOf(fire.effects, 'spawnLaunch')).toHaveLength(1);
   });
 
-  it('stops spawning when visitors leave, and cancels its timers', () => {
+  it('given visitors, when they all leave, then it goes idle and cancels its timers', () => {
     const r = fold(autospawnerMachine, [config, visitors(1, T0), visitors(0, T0 + 1000)]);
     expect(r.snapshot.value).toBe('idle');
     expect(r.snapshot.context.timers).toEqual({});
   });
 
-  it('gives up when presence is not re-stated for the inactivity period', () => {
+  it('given visitors, when presence is not re-stated for the inactivity period, then it goes idle with no visitors', () => {
     const r = fold(autospawnerMachine, [
       config,
       visitors(1, T0),
@@ -98,7 +98,7 @@ describe('autospawner chart', () => {
     expect(r.snapshot.context.visitors).toBe(0);
   });
 
-  it('can be switched off and on at run time', () => {
+  it('given visitors, when switched off and back on at run time, then it drops its timers and spawns while off and is active again', () => {
     let r = fold(autospawnerMachine, [
       config,
       visitors(1, T0),

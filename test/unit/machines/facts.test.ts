@@ -36,37 +36,43 @@ function oldCreateFailed(retryable: boolean, at: number): StoredEvent {
 }
 
 describe('fly.createFailed, stored before machineMayExist had its name', () => {
-  it.each([true, false])('decodes retryable: %s into machineMayExist', (retryable) => {
-    const decoded = decodeEvent(oldCreateFailed(retryable, T0 + 100));
-    expect(decoded.ok).toBe(true);
-    if (!decoded.ok) return;
-    expect(decoded.event.data).toEqual({
-      launchId: L,
-      status: 0,
-      message: 'timeout',
-      machineMayExist: retryable,
-    });
-  });
+  it.each([true, false])(
+    'given an old fact with retryable: %s, when decoded, then it carries machineMayExist instead',
+    (retryable) => {
+      const decoded = decodeEvent(oldCreateFailed(retryable, T0 + 100));
+      expect(decoded.ok).toBe(true);
+      if (!decoded.ok) return;
+      expect(decoded.event.data).toEqual({
+        launchId: L,
+        status: 0,
+        message: 'timeout',
+        machineMayExist: retryable,
+      });
+    },
+  );
 
-  it.each([true, false])('folds the same as the new shape (retryable: %s)', (mayExist) => {
-    const decoded = decodeEvent(oldCreateFailed(mayExist, T0 + 100));
-    if (!decoded.ok) throw decoded.error;
-    const old: ChartEvent = toChartEvent(decoded.event);
-    const now = ev(
-      'fly.createFailed',
-      { launchId: L, status: 0, message: 'timeout', machineMayExist: mayExist },
-      T0 + 100,
-    );
-    const a = fold(launchMachine, [requested, reserved, old]);
-    const b = fold(launchMachine, [requested, reserved, now]);
-    expect(a.snapshot.value).toBe(mayExist ? 'cleanup' : 'failed');
-    expect(launchMachine.getPersistedSnapshot(a.snapshot)).toEqual(
-      launchMachine.getPersistedSnapshot(b.snapshot),
-    );
-    expect(a.effects).toEqual(b.effects);
-  });
+  it.each([true, false])(
+    'given an old fact with retryable: %s, when folded, then it gives the same snapshot and effects as the new shape',
+    (mayExist) => {
+      const decoded = decodeEvent(oldCreateFailed(mayExist, T0 + 100));
+      if (!decoded.ok) throw decoded.error;
+      const old: ChartEvent = toChartEvent(decoded.event);
+      const now = ev(
+        'fly.createFailed',
+        { launchId: L, status: 0, message: 'timeout', machineMayExist: mayExist },
+        T0 + 100,
+      );
+      const a = fold(launchMachine, [requested, reserved, old]);
+      const b = fold(launchMachine, [requested, reserved, now]);
+      expect(a.snapshot.value).toBe(mayExist ? 'cleanup' : 'failed');
+      expect(launchMachine.getPersistedSnapshot(a.snapshot)).toEqual(
+        launchMachine.getPersistedSnapshot(b.snapshot),
+      );
+      expect(a.effects).toEqual(b.effects);
+    },
+  );
 
-  it('refuses a payload that carries both names (which one would it mean?)', () => {
+  it('given a payload carrying both names, when parsed, then it is refused', () => {
     const both = { launchId: L, status: 0, message: 'x', retryable: true, machineMayExist: false };
     expect(factSchemas['fly.createFailed'].safeParse(both).success).toBe(false);
   });

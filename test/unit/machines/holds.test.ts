@@ -26,11 +26,11 @@ const requested = ev(
 const until = T0 + 15_000 + 60_000 + CAPACITY_GRACE_MS;
 
 describe('launch holds', () => {
-  it('holds nothing while its reservation is still being asked for', () => {
+  it('given a requested launch, when its reservation is still pending, then it holds nothing', () => {
     expect(launchChart.holds(fold(launchChart.machine, [requested]).snapshot)).toEqual([]);
   });
 
-  it('holds its slot from the grant until it ends', () => {
+  it('given a requested launch, when its reservation is granted and later it is sweeping, then it holds its slot throughout', () => {
     const granted = fold(launchChart.machine, [
       requested,
       ev('capacity.reserved', { launchId: L, live: 1, limit: 8 }, T0 + 1),
@@ -45,7 +45,7 @@ describe('launch holds', () => {
     expect(launchChart.holds(sweeping.snapshot)).toEqual([{ holder: L, until }]);
   });
 
-  it('holds nothing once refused', () => {
+  it('given a requested launch, when capacity is refused, then it holds nothing', () => {
     const refused = fold(launchChart.machine, [
       requested,
       ev('capacity.exhausted', { launchId: L, live: 8, limit: 8 }, T0 + 1),
@@ -70,7 +70,7 @@ describe('vm holds', () => {
     T0,
   );
 
-  it('a machine holds its launch slot until it is destroyed, a foreign one a slot of its own', () => {
+  it('given a machine, when created, destroyed or seen as foreign, then it holds its launch slot, nothing, or a slot of its own', () => {
     const live = fold(vmChart.machine, [created]);
     expect(vmChart.holds(live.snapshot)).toEqual([
       { holder: L, until: T0 + 60_000 + TTL_GRACE_MS + STOP_GRACE_MS },
@@ -89,7 +89,7 @@ describe('vm holds', () => {
     ]);
   });
 
-  it('an unknown machine holds nothing', () => {
+  it('given no facts, when the machine is unknown, then it holds nothing', () => {
     expect(vmChart.holds(fold(vmChart.machine, []).snapshot)).toEqual([]);
   });
 });

@@ -38,7 +38,7 @@ const readyDue = (at = T0 + 30_000) =>
   ev('clock.readyElapsed', { key: 'ready', due: T0 + 30_000, roll: 0.3 }, at);
 
 describe('launch chart', () => {
-  it('reserves a slot and arms the ready deadline when requested', () => {
+  it('given a new launch, when it is requested, then it reserves a slot and arms the ready deadline', () => {
     const r = fold(launchMachine, [requested]);
     expect(r.snapshot.value).toBe('requested');
     expect(launchStatusOf(r.snapshot)).toBe('requested');
@@ -51,7 +51,7 @@ describe('launch chart', () => {
     expect(r.snapshot.context.timers).toEqual({ ready: T0 + 30_000 });
   });
 
-  it('walks the happy path to a destroyed machine and gives the slot back', () => {
+  it('given a granted launch, when its machine is created, starts, listens and is gone, then it passes every status to done, disarms the ready deadline and gives the slot back', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,
@@ -92,7 +92,7 @@ describe('launch chart', () => {
     expect(r.snapshot.context.timers).toEqual({});
   });
 
-  it('redirects when ready arrives before the create response, and records the late response', () => {
+  it('given a reserved launch, when ready arrives before the create response, then it redirects and records the late response without effects', () => {
     const r = fold(launchMachine, [requested, reserved, listening(T0 + 800)]);
     expect(r.snapshot.value).toBe('redirect');
     expect(r.snapshot.context.machineId).toBe(M);
@@ -104,7 +104,7 @@ describe('launch chart', () => {
     expect(late.effects).toEqual([]);
   });
 
-  it('ignores duplicate and late facts', () => {
+  it('given a launch in progress, when facts arrive twice or late, then the repeats are ignored and one machine is created', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,
@@ -128,7 +128,7 @@ describe('launch chart', () => {
     expect(effectsOf(r.effects, 'createMachine')).toHaveLength(1);
   });
 
-  it('ignores a ready callback from some other machine', () => {
+  it('given a launch waiting for ready, when some other machine reports ready, then it keeps waiting', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,
@@ -138,7 +138,7 @@ describe('launch chart', () => {
     expect(r.snapshot.matches('waitingReady')).toBe(true);
   });
 
-  it('fails with "capacity" when no slot is free, without creating anything', () => {
+  it('given a requested launch, when capacity is exhausted, then it fails with "capacity" and creates or releases nothing', () => {
     const r = fold(launchMachine, [
       requested,
       ev('capacity.exhausted', { launchId: L, live: 8, limit: 8 }, T0 + 3),
@@ -149,7 +149,7 @@ describe('launch chart', () => {
     expect(effectsOf(r.effects, 'releaseCapacity')).toEqual([]);
   });
 
-  it('fails with "rateLimited" on a 429 and "flyError" on another refusal, giving the slot back', () => {
+  it('given a reserved launch, when the create is refused with a 429 or another status, then it fails with "rateLimited" or "flyError" and gives the slot back', () => {
     for (const [status, reason] of [
       [429, 'rateLimited'],
       [422, 'flyError'],
@@ -169,7 +169,7 @@ describe('launch chart', () => {
     }
   });
 
-  it('sweeps for a machine when the create outcome is unknown', () => {
+  it('given a reserved launch, when the create outcome is unknown, then it sweeps for a machine and arms the cleanup retry', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,
@@ -187,7 +187,7 @@ describe('launch chart', () => {
     expect(r.snapshot.context.timers).toEqual({ cleanup: T0 + 100 + CLEANUP_RETRY_MS });
   });
 
-  it('fails at the ready deadline and destroys the machine it made', () => {
+  it('given a created machine, when the ready deadline passes, then it destroys the machine and, once destroyed, fails and gives the slot back', () => {
     const r = fold(launchMachine, [requested, reserved, created(), readyDue()]);
     expect(r.snapshot.value).toBe('cleanup');
     expect(r.snapshot.context.reason).toBe('readyTimeout');
@@ -206,7 +206,7 @@ describe('launch chart', () => {
     expect(done.snapshot.context.timers).toEqual({});
   });
 
-  it('destroys a machine whose create finished after the launch gave up', () => {
+  it('given a launch that gave up, when its create finishes late, then it destroys that machine too', () => {
     const r = fold(launchMachine, [requested, reserved, readyDue(), created(T0 + 40_000)]);
     expect(r.snapshot.value).toBe('cleanup');
     expect(effectsOf(r.effects, 'destroyMachine')).toEqual([
@@ -215,7 +215,7 @@ describe('launch chart', () => {
     ]);
   });
 
-  it('ignores a stale deadline (one that was re-armed or cancelled)', () => {
+  it('given a launch creating its machine, when a stale ready deadline fires, then it is ignored', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,
@@ -225,7 +225,7 @@ describe('launch chart', () => {
     expect(r.snapshot.value).toBe('creating');
   });
 
-  it('retries the cleanup a bounded number of times, then lets go', () => {
+  it('given a cleanup in progress, when each retry deadline elapses, then it retries the destroy up to the attempt limit, then fails and gives the slot back', () => {
     let r = fold(launchMachine, [requested, reserved, readyDue()]);
     let at = T0 + 30_000;
     for (let i = 1; i < MAX_CLEANUP_ATTEMPTS; i++) {
@@ -248,7 +248,7 @@ describe('launch chart', () => {
     expect(effectsOf(r.effects, 'releaseCapacity')).toHaveLength(1);
   });
 
-  it('fails with "machineLost" when the machine stops before it was ready', () => {
+  it('given a created machine, when it stops before it was ready, then the launch cleans up with reason "machineLost"', () => {
     const r = fold(launchMachine, [
       requested,
       reserved,

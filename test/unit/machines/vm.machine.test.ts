@@ -35,7 +35,7 @@ const stopping = (at: number) =>
 const gone = (at: number) => ev('fly.machineGone', { machineId: M }, at);
 
 describe('vm chart', () => {
-  it('adopts a created machine, arms its TTL and holds its launch slot', () => {
+  it('given no machine, when one is created, then it is adopted with its TTL armed and its launch slot held', () => {
     const r = fold(vmMachine, [created()]);
     expect(r.snapshot.value).toBe('created');
     expect(r.snapshot.context).toMatchObject({
@@ -52,7 +52,7 @@ describe('vm chart', () => {
     expect(r.snapshot.context.timers).toEqual({ ttl });
   });
 
-  it('moves only forward, whatever order facts arrive in', () => {
+  it('given a listening machine, when earlier phases arrive late, then it only moves forward', () => {
     const r = fold(vmMachine, [
       listening(T0 + 900),
       created(T0 + 1000),
@@ -63,7 +63,7 @@ describe('vm chart', () => {
     expect(vmPublic(r.snapshot)?.phase).toBe('listening');
   });
 
-  it('maps stopped to stopping, and watches until destroyed', () => {
+  it('given a started machine, when it is observed stopped and then gone, then it watches it through stopping to destroyed and releases its slot', () => {
     const r = fold(vmMachine, [
       created(),
       observed('started', T0 + 500),
@@ -81,7 +81,7 @@ describe('vm chart', () => {
     expect(end.snapshot.context.timers).toEqual({});
   });
 
-  it('destroys the machine at its TTL and keeps forcing it with backoff', () => {
+  it('given a listening machine, when its TTL elapses, then it is destroyed and forced again with growing backoff', () => {
     const ttl = T0 + 600_000 + TTL_GRACE_MS;
     let r = fold(vmMachine, [
       created(),
@@ -109,7 +109,7 @@ describe('vm chart', () => {
     expect(r.snapshot.value).toBe('stopping');
   });
 
-  it('treats a 404 on destroy as destroyed, and other failures as a reason to keep trying', () => {
+  it('given a stopping machine, when the destroy fails, then a 404 counts as destroyed and a retryable 503 is not taken as a fact', () => {
     const base = fold(vmMachine, [created(), stopping(T0 + 5000)]);
     const failed = fold(
       vmMachine,
@@ -137,7 +137,7 @@ describe('vm chart', () => {
     expect(gone404.snapshot.value).toBe('destroyed');
   });
 
-  it('adopts a machine the API reports, as foreign with the default TTL when nothing says otherwise', () => {
+  it('given no launch record, when the API reports a machine, then it is adopted as foreign with the default TTL and a slot of its own', () => {
     const r = fold(vmMachine, [
       ev(
         'fly.machineObserved',
@@ -155,7 +155,7 @@ describe('vm chart', () => {
     expect(effectsOf(r.effects, 'holdCapacity')[0]!.params.holder).toBe(`vm:${M}`);
   });
 
-  it('destroys an orphan at once', () => {
+  it('given a created machine, when it is reported as an orphan, then it is destroyed at once', () => {
     const r = fold(vmMachine, [
       created(),
       ev('reconcile.orphanFound', { machineId: M, launchId: L, why: 'noLiveLaunch' }, T0 + 100),
@@ -164,7 +164,7 @@ describe('vm chart', () => {
     expect(effectsOf(r.effects, 'destroyMachine')).toHaveLength(1);
   });
 
-  it('never starts a stream from a fact that does not name a live machine', () => {
+  it('given no machine, when a fact does not name a live machine, then no stream starts', () => {
     for (const e of [
       gone(T0),
       stopping(T0),
@@ -175,7 +175,7 @@ describe('vm chart', () => {
     }
   });
 
-  it('takes a repeated "stopping" (or orphan report) while stopping as nothing: no fact, no second watch', () => {
+  it('given a stopping machine, when "stopping" or an orphan report comes again, then nothing is recorded and no second watch starts', () => {
     const base = fold(vmMachine, [created(), stopping(T0 + 5000)]);
     const again = fold(
       vmMachine,
@@ -189,7 +189,7 @@ describe('vm chart', () => {
     expect(again.effects).toEqual([]);
   });
 
-  it('ignores facts about other machines', () => {
+  it('given a created machine, when a fact names another machine, then it is ignored', () => {
     const r = fold(vmMachine, [
       created(),
       ev('fly.machineGone', { machineId: 'ffff0000ffff00' }, T0 + 100),

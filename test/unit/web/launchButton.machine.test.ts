@@ -100,7 +100,7 @@ function pathsFor(redirect: boolean): { shortest: Path[]; simple: Path[] } {
 const byMode = { page: pathsFor(true), tile: pathsFor(false) };
 
 describe('launch button chart: coverage', () => {
-  it('reaches every state node', () => {
+  it('given both modes, when every shortest path is walked, then every state node is reached', () => {
     const reached = new Set<string>();
     for (const { shortest } of Object.values(byMode)) {
       for (const p of shortest) for (const n of p.state._nodes) reached.add(n.id);
@@ -112,7 +112,7 @@ describe('launch button chart: coverage', () => {
     );
   });
 
-  it('takes every transition the chart defines (simple paths, each extended by one more event)', () => {
+  it('given both modes, when every simple path is extended by one more event, then every transition the chart defines is taken', () => {
     const taken = new Set<unknown>();
     for (const { simple } of Object.values(byMode)) {
       for (const p of simple) {
@@ -199,7 +199,7 @@ function replay(path: Path, redirect: boolean, extra?: LaunchButtonEvent): void 
 
 describe('launch button chart: invariants on every simple path', () => {
   for (const [mode, { simple }] of Object.entries(byMode)) {
-    it(`${mode}: ${simple.length} paths`, () => {
+    it(`given ${mode} mode, when each of ${simple.length} paths is replayed (and extended by each event), then the invariants hold at every step`, () => {
       expect(simple.length).toBeGreaterThan(20);
       for (const p of simple) {
         replay(p, mode === 'page');
@@ -220,7 +220,7 @@ describe('launch button chart: the timer', () => {
     { type: 'accepted', launchId: 'L1', events: '/e', region: 'fra' },
   ];
 
-  it('does not start on the click or the 202, only on the first launch message', () => {
+  it('given a press and a 202, when the first launch message arrives, then the timer starts (not before), anchored on the server time', () => {
     expect(run(start).context.timer).toBeUndefined();
     const snap = run([...start, launch(view('requested', 1, 2_000), 10_000)]);
     // The server says 2 s have passed since requestedAt: the anchor is 2 s before receipt.
@@ -228,7 +228,7 @@ describe('launch button chart: the timer', () => {
     expect(elapsedMs(snap.context, 10_500)).toBe(2_500);
   });
 
-  it('a reconnect replaying old messages, or a later message, does not re-anchor it', () => {
+  it('given a running timer, when a reconnect replays old messages or a later message arrives, then it is not re-anchored', () => {
     const snap = run([
       ...start,
       launch(view('requested', 1, 0), 10_000),
@@ -239,7 +239,7 @@ describe('launch button chart: the timer', () => {
     expect(buttonState(snap.value)).toBe('created');
   });
 
-  it('stops at ready at the server-measured time, and on failure', () => {
+  it('given a running timer, when the launch is ready, fails or is lost, then it stops (at the server-measured time when ready)', () => {
     const ready = run([
       ...start,
       launch(view('requested', 1, 100), 10_000),
@@ -262,7 +262,7 @@ describe('launch button chart: the timer', () => {
     expect(lost.context.timer?.stoppedMs).toBe(2_500);
   });
 
-  it('never moves backwards and ignores other launches', () => {
+  it('given a started launch, when an older message or another launch arrives, then the button never moves backwards', () => {
     const snap = run([
       ...start,
       launch(view('started', 3, 2_000)),
@@ -273,7 +273,7 @@ describe('launch button chart: the timer', () => {
     expect(snap.context.version).toBe(3);
   });
 
-  it('a ready launch without a URL stays on the page instead of redirecting to nowhere', () => {
+  it('given a ready launch without a URL, when the redirect delay passes, then it stays on the page instead of redirecting to nowhere', () => {
     const snap = run([...start, launch(view('ready', 1, 1_000, { url: undefined }))]);
     expect(buttonState(snap.value)).toBe('ready');
     const [after, actions] = transition(launchButtonMachine, snap, {
@@ -285,7 +285,7 @@ describe('launch button chart: the timer', () => {
 });
 
 describe('launch button chart: real timers', () => {
-  it('resets a failure to idle after the configured delay, and success after its own', async () => {
+  it('given a failure or a success, when its configured delay passes, then the button resets to idle', async () => {
     const actor = createActor(launchButtonMachine, {
       input: {
         ...input(true),
@@ -323,7 +323,7 @@ describe('launch button view', () => {
   ];
   const city = (c: string) => (c === 'fra' ? 'Frankfurt' : c);
 
-  it('says what is happening on the page, naming the machine and the city', () => {
+  it('given the page, when idle, asking, created, ready or failed, then it says what is happening, naming the machine and the city', () => {
     expect(viewLaunchButton(at([], true), 'page').message).toBe(
       'Press the button to start a machine.',
     );
@@ -347,7 +347,7 @@ describe('launch button view', () => {
     expect(failed.ownRegion).toBeUndefined();
   });
 
-  it('dashboard tiles: launching, launched in m:ss.t, failed: reason', () => {
+  it('given a dashboard tile, when launching, ready or refused, then it shows Launching…, Launched in m:ss.t, or Failed: reason', () => {
     expect(viewLaunchButton(at([{ type: 'press' }], false), 'tile').label).toBe('Launching…');
     expect(
       viewLaunchButton(at([...start, launch(view('ready', 1, 3_400))], false), 'tile').label,

@@ -10,7 +10,7 @@ export const PAGE_CSS = String.raw`
   --accent: #b7770a; --accent-soft: #f6e6c4;
   --ocean: #f7f3ec; --grid: #e7dfd1; --land: #ddd3c2; --land-edge: #cbbfa9;
   --dot: #8a7f6c; --live: #f2b705; --live-core: #9a6b00; --own: #1c6fe0; --edge: #d4460e;
-  --ok: #2b8a3e; --bad: #c0392b; --info: #1971c2; --warn: #d98e04;
+  --ok: #1f6f34; --bad: #a93226; --info: #155a9c; --warn: #805300;
   --shadow: 0 1px 2px rgb(60 40 10 / 6%), 0 10px 30px rgb(60 40 10 / 9%);
   --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
   --mono: ui-monospace, "SF Mono", SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
@@ -88,7 +88,7 @@ h1 em { font-style: normal; color: var(--accent); }
 @keyframes breathe { 50% { opacity: .45; } }
 .readout { display: grid; gap: .35rem; justify-items: center; min-height: 6.2rem; max-width: 26rem; }
 .timer { font: 700 clamp(2rem, 6vw, 2.6rem)/1 var(--mono); font-variant-numeric: tabular-nums; letter-spacing: .02em; }
-.timer[data-started="false"] { color: var(--muted); opacity: .45; }
+.timer[data-started="false"] { color: var(--muted); }
 .timer[data-running="true"] { color: var(--accent); }
 .status { margin: 0; min-height: 3em; color: var(--ink); }
 .status[data-state="failed"] { color: var(--bad); }

@@ -4,7 +4,12 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createMachineRequest, durationMs, stopRequest, WAIT_STATES } from '../adapters/fly/schemas.js';
+import {
+  createMachineRequest,
+  durationMs,
+  stopRequest,
+  WAIT_STATES,
+} from '../adapters/fly/schemas.js';
 import type { ApiCalls, ApiWork } from './apiCalls.js';
 import type { FlyLocalEmulator } from './emulator.js';
 import { EmulatorError, invalidArgument, shuttingDown } from './emulatorError.js';

@@ -54,9 +54,9 @@ async function violations(
     // Let the scripts render the live parts (map dots, the button's state) before the audit.
     await page.waitForTimeout(300);
     // The pages' CSP (rightly) refuses injected scripts: the context bypasses it for the audit.
-    const found = (await page.evaluate(
+    const found = await page.evaluate<Violation[]>(
       `${AXE_SOURCE}\n;axe.run({ resultTypes: ['violations'] }).then((r) => r.violations)`,
-    )) as Violation[];
+    );
     return found
       .filter((v) => v.impact === 'serious' || v.impact === 'critical')
       .map(

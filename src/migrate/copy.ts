@@ -5,7 +5,6 @@
  * so archived launches still answer 410). Idempotent: what JetStream already holds is skipped, so a
  * second run copies nothing. Then both sides are read back and compared.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
@@ -20,8 +19,9 @@ import {
   VERSION_HEADER,
 } from '../adapters/nats/jetStreamEventStore.js';
 import { streamForSubject, subjectForStream } from '../adapters/nats/subjects.js';
-import { decodeEvent, type EventEnvelope, type StoredEvent } from '../events/envelope.js';
+import { decodeEvent, type StoredEvent } from '../events/envelope.js';
 import type { Logger } from '../shared/log.js';
+import { envelopeOf, verifyMigration } from './verify.js';
 
 /** The history does not copy as it is: a gap, a conflict, or a read-back that differs. */
 export class MigrationError extends Error {
@@ -61,27 +61,6 @@ export interface MigrationOptions {
   /** Called every `progressEvery` events written or skipped, for a progress line. */
   readonly onProgress?: (p: { part: 'live' | 'archive'; done: number; total: number }) => void;
   readonly progressEvery?: number;
-}
-
-/** An event's envelope without its place in a store: what both stores are given to append. */
-function envelopeOf(e: StoredEvent): EventEnvelope {
-  return { id: e.id, type: e.type, stream: e.stream, at: e.at, v: e.v, data: e.data, meta: e.meta };
-}
-
-/** A digest of what an event says (not where it is stored), to compare the two sides. */
-function digest(e: EventEnvelope): string {
-  return createHash('sha1')
-    .update(JSON.stringify(envelopeOf(e as StoredEvent)))
-    .digest('base64');
-}
-
-interface Seen {
-  readonly stream: string;
-  readonly version: number;
-  readonly position: number;
-  readonly digest: string;
-  /** Stored more than once under this id. */
-  twice?: boolean;
 }
 
 /** One archive segment record as the file store wrote it, decoded and checked. */
@@ -143,6 +122,123 @@ async function* scanJetStream(
   }
 }
 
+/** Where each actor stream ends in JetStream already (a previous run, or the app appending since). */
+interface Heads {
+  readonly live: Map<string, number>;
+  readonly archive: Map<string, { version: number; seq: number }>;
+}
+
+/** What the copy needs of JetStream and of the caller, shared by both parts. */
+interface Copying {
+  readonly js: JetStreamClient;
+  readonly nc: NatsConnection;
+  readonly cfg: EventStreamConfig;
+  readonly every: number;
+  readonly onProgress: MigrationOptions['onProgress'];
+}
+
+interface Tally {
+  readonly streams: Set<string>;
+  events: number;
+  copied: number;
+  present: number;
+}
+
+function newTally(): Tally {
+  return { streams: new Set<string>(), events: 0, copied: 0, present: 0 };
+}
+
+function partOf(t: Tally): PartReport {
+  return { streams: t.streams.size, events: t.events, copied: t.copied, present: t.present };
+}
+
+/** The archive stream, every message, in order. */
+function scanArchive(c: Copying) {
+  return scanJetStream(c.js, c.nc, c.cfg.archive.name, `${c.cfg.archive.subjectPrefix}.>`);
+}
+
+/** Read what JetStream holds, so the copy resumes where it stands and a rerun copies nothing. */
+async function readHeads(c: Copying, target: JetStreamEventStore): Promise<Heads> {
+  const live = new Map<string, number>();
+  for await (const e of target.readAll()) live.set(e.stream, e.version);
+  const archive = new Map<string, { version: number; seq: number }>();
+  for await (const m of scanArchive(c)) {
+    const stream = streamForSubject(c.cfg.archive.subjectPrefix, m.subject);
+    const version = Number(m.version);
+    if (stream && Number.isInteger(version)) archive.set(stream, { version, seq: m.seq });
+  }
+  return { live, archive };
+}
+
+/**
+ * Publish the archive segments' facts into the archive stream, as retention on NATS writes them,
+ * each only after its stream's previous version (a gap or a conflict throws).
+ */
+async function copyArchive(c: Copying, segmentFiles: string[], heads: Heads): Promise<Tally> {
+  const archived = newTally();
+  for (const segFile of segmentFiles) {
+    for (const e of archiveRecords(segFile)) {
+      archived.streams.add(e.stream);
+      archived.events++;
+      const head = heads.archive.get(e.stream);
+      const have = head?.version ?? 0;
+      if (e.version <= have) archived.present++;
+      else if (e.version !== have + 1)
+        throw new MigrationError(
+          `${segFile}: ${e.stream} version ${e.version} follows version ${have} in ${c.cfg.archive.name}`,
+        );
+      else {
+        const h = headers();
+        h.set(VERSION_HEADER, String(e.version));
+        // The position it had in the file store (on NATS: its live stream sequence).
+        h.set(POSITION_HEADER, String(e.position));
+        const ack = await c.js.publish(
+          subjectForStream(c.cfg.archive.subjectPrefix, e.stream),
+          JSON.stringify(envelopeOf(e)),
+          { msgID: e.id, expect: { lastSubjectSequence: head?.seq ?? 0 }, headers: h },
+        );
+        heads.archive.set(e.stream, { version: e.version, seq: ack.seq });
+        if (ack.duplicate) archived.present++;
+        else archived.copied++;
+      }
+      const done = archived.copied + archived.present;
+      if (done % c.every === 0) c.onProgress?.({ part: 'archive', done, total: NaN });
+    }
+  }
+  return archived;
+}
+
+/** Append the live log in store order, each fact where its stream's version says. */
+async function copyLive(
+  c: Copying,
+  file: FileEventStore,
+  target: JetStreamEventStore,
+  heads: Heads,
+): Promise<Tally> {
+  const live = newTally();
+  for await (const e of file.readAll()) {
+    live.streams.add(e.stream);
+    live.events++;
+    // A stream the app on NATS has since archived (retention) is in the archive stream instead.
+    const have = Math.max(heads.live.get(e.stream) ?? 0, heads.archive.get(e.stream)?.version ?? 0);
+    if (e.version <= have) live.present++;
+    else if (e.version !== have + 1)
+      throw new MigrationError(`${e.stream}: version ${e.version} follows version ${have}`);
+    else {
+      const r = await target.append(e.stream, [envelopeOf(e)], { expectedVersion: have });
+      if (r.version !== e.version)
+        throw new MigrationError(
+          `${e.stream}: appended version ${e.version}, JetStream says ${r.version}`,
+        );
+      heads.live.set(e.stream, e.version);
+      live.copied++;
+    }
+    const done = live.copied + live.present;
+    if (done % c.every === 0) c.onProgress?.({ part: 'live', done, total: NaN });
+  }
+  return live;
+}
+
 /**
  * Copy the file store in `dataDir` into JetStream and compare. Open the file store as the app does
  * (it takes the store's lock: the app must not be running on it). Throws MigrationError when the
@@ -153,177 +249,34 @@ export async function migrateFileToJetStream(opts: MigrationOptions): Promise<Mi
   const log = opts.logger;
   const logPath = join(opts.dataDir, 'events.log');
   if (!existsSync(logPath)) throw new MigrationError(`no file event store at ${logPath}`);
-  const every = opts.progressEvery ?? 5000;
   const file = FileEventStore.open(logPath, { fsync: false });
   const target = await JetStreamEventStore.open(opts.nc, { logger: log, stream: opts.stream });
-  const cfg: EventStreamConfig = target.config;
-  const js = jetstream(opts.nc, { timeout: 10_000 });
+  const c: Copying = {
+    js: jetstream(opts.nc, { timeout: 10_000 }),
+    nc: opts.nc,
+    cfg: target.config,
+    every: opts.progressEvery ?? 5000,
+    onProgress: opts.onProgress,
+  };
   try {
-    // ---- what JetStream holds already (a previous run, or the app appending since)
-    const liveHeads = new Map<string, number>();
-    for await (const e of target.readAll()) liveHeads.set(e.stream, e.version);
-    const archiveHeads = new Map<string, { version: number; seq: number }>();
-    for await (const m of scanJetStream(
-      js,
-      opts.nc,
-      cfg.archive.name,
-      `${cfg.archive.subjectPrefix}.>`,
-    )) {
-      const stream = streamForSubject(cfg.archive.subjectPrefix, m.subject);
-      const version = Number(m.version);
-      if (stream && Number.isInteger(version)) archiveHeads.set(stream, { version, seq: m.seq });
-    }
-
-    // ---- the archive segments retention left beside the log, oldest first
+    const heads = await readHeads(c, target);
+    // The archive segments retention left beside the log, oldest first.
     const segments = listArchive(logPath).filter((f) => f.kind === 'log' && !f.tmp);
-    const archived = { streams: new Set<string>(), events: 0, copied: 0, present: 0 };
-    for (const seg of segments) {
-      for (const e of archiveRecords(seg.file)) {
-        archived.streams.add(e.stream);
-        archived.events++;
-        const head = archiveHeads.get(e.stream);
-        const have = head?.version ?? 0;
-        if (e.version <= have) archived.present++;
-        else if (e.version !== have + 1)
-          throw new MigrationError(
-            `${seg.file}: ${e.stream} version ${e.version} follows version ${have} in ${cfg.archive.name}`,
-          );
-        else {
-          const h = headers();
-          h.set(VERSION_HEADER, String(e.version));
-          // The position it had in the file store (on NATS: its live stream sequence).
-          h.set(POSITION_HEADER, String(e.position));
-          const ack = await js.publish(
-            subjectForStream(cfg.archive.subjectPrefix, e.stream),
-            JSON.stringify(envelopeOf(e)),
-            { msgID: e.id, expect: { lastSubjectSequence: head?.seq ?? 0 }, headers: h },
-          );
-          archiveHeads.set(e.stream, { version: e.version, seq: ack.seq });
-          if (ack.duplicate) archived.present++;
-          else archived.copied++;
-        }
-        const done = archived.copied + archived.present;
-        if (done % every === 0) opts.onProgress?.({ part: 'archive', done, total: NaN });
-      }
-    }
-
-    // ---- the live log, in store order: each fact appended where the stream's version says
-    const live = { streams: new Set<string>(), events: 0, copied: 0, present: 0 };
-    for await (const e of file.readAll()) {
-      live.streams.add(e.stream);
-      live.events++;
-      // A stream the app on NATS has since archived (retention) is in the archive stream instead.
-      const have = Math.max(liveHeads.get(e.stream) ?? 0, archiveHeads.get(e.stream)?.version ?? 0);
-      if (e.version <= have) live.present++;
-      else if (e.version !== have + 1)
-        throw new MigrationError(`${e.stream}: version ${e.version} follows version ${have}`);
-      else {
-        const r = await target.append(e.stream, [envelopeOf(e)], { expectedVersion: have });
-        if (r.version !== e.version)
-          throw new MigrationError(
-            `${e.stream}: appended version ${e.version}, JetStream says ${r.version}`,
-          );
-        liveHeads.set(e.stream, e.version);
-        live.copied++;
-      }
-      const done = live.copied + live.present;
-      if (done % every === 0) opts.onProgress?.({ part: 'live', done, total: NaN });
-    }
-
-    // ---- read both sides back
-    const problems: string[] = [];
-    const note = (p: string) => {
-      if (problems.length < 50) problems.push(p);
-      else if (problems.length === 50) problems.push('… (more not shown)');
-    };
-    const inNats = new Map<string, Seen>();
-    for await (const e of target.readAll()) {
-      const prev = inNats.get(e.id);
-      if (prev) prev.twice = true;
-      else
-        inNats.set(e.id, {
-          stream: e.stream,
-          version: e.version,
-          position: e.position,
-          digest: digest(e),
-        });
-    }
-    const inArchive = new Map<string, Seen>();
-    for await (const m of scanJetStream(
-      js,
-      opts.nc,
-      cfg.archive.name,
-      `${cfg.archive.subjectPrefix}.>`,
-    )) {
-      const decoded = decodeEvent(JSON.parse(m.text) as unknown);
-      if (!decoded.ok) continue;
-      const id = decoded.event.id;
-      const prev = inArchive.get(id);
-      if (prev) prev.twice = true;
-      else
-        inArchive.set(id, {
-          stream: decoded.event.stream,
-          version: Number(m.version),
-          position: m.seq,
-          digest: digest(decoded.event),
-        });
-    }
-    let lastPosition = 0;
-    const fileVersions = new Map<string, number>();
-    for await (const e of file.readAll()) {
-      fileVersions.set(e.stream, e.version);
-      const got = inNats.get(e.id);
-      const since = got ? undefined : inArchive.get(e.id);
-      if (since) {
-        // Archived by retention on NATS since an earlier run: the copy must still say the same.
-        if (since.twice) note(`stored twice in ${cfg.archive.name}: ${e.id}`);
-        if (since.stream !== e.stream || since.version !== e.version || since.digest !== digest(e))
-          note(`${e.id}: differs in ${cfg.archive.name}`);
-      } else if (!got) note(`missing from ${cfg.name}: ${e.stream} version ${e.version} (${e.id})`);
-      else {
-        if (got.twice) note(`stored twice in ${cfg.name}: ${e.id}`);
-        if (got.stream !== e.stream || got.version !== e.version)
-          note(
-            `${e.id}: ${e.stream} v${e.version} in the file, ${got.stream} v${got.version} in ${cfg.name}`,
-          );
-        if (got.digest !== digest(e)) note(`${e.id}: content differs`);
-        if (got.position <= lastPosition)
-          note(`${e.id}: out of the file store's order in ${cfg.name}`);
-        lastPosition = got.position;
-      }
-    }
-    let newerInJetStream = 0;
-    for (const s of inNats.values()) {
-      const v = fileVersions.get(s.stream);
-      if (v !== undefined && s.version > v) newerInJetStream++;
-    }
-    for (const seg of segments) {
-      for (const e of archiveRecords(seg.file)) {
-        const got = inArchive.get(e.id);
-        if (!got)
-          note(`missing from ${cfg.archive.name}: ${e.stream} version ${e.version} (${e.id})`);
-        else {
-          if (got.twice) note(`stored twice in ${cfg.archive.name}: ${e.id}`);
-          if (got.stream !== e.stream || got.version !== e.version || got.digest !== digest(e))
-            note(`${e.id}: differs in ${cfg.archive.name}`);
-        }
-        if (inNats.has(e.id)) note(`${e.id}: archived in the file store, live in ${cfg.name}`);
-      }
-    }
+    const segmentFiles = segments.map((seg) => seg.file);
+    const archived = await copyArchive(c, segmentFiles, heads);
+    const live = await copyLive(c, file, target, heads);
+    const { problems, newerInJetStream } = await verifyMigration({
+      file,
+      target,
+      cfg: c.cfg,
+      archiveInNats: scanArchive(c),
+      archiveInFile: function* () {
+        for (const segFile of segmentFiles) yield* archiveRecords(segFile);
+      },
+    });
     const report: MigrationReport = {
-      live: {
-        streams: live.streams.size,
-        events: live.events,
-        copied: live.copied,
-        present: live.present,
-      },
-      archive: {
-        segments: segments.length,
-        streams: archived.streams.size,
-        events: archived.events,
-        copied: archived.copied,
-        present: archived.present,
-      },
+      live: partOf(live),
+      archive: { segments: segments.length, ...partOf(archived) },
       newerInJetStream,
       problems,
       ms: Math.round(performance.now() - t0),

@@ -12,24 +12,27 @@ import type { Leases, Presence } from '../ports/coordination.js';
 import type { EventStore } from '../ports/eventStore.js';
 import type { FlyMachines } from '../ports/flyMachines.js';
 import type { Ids } from '../ports/ids.js';
-import { ActorRuntime } from '../runtime/actorRuntime.js';
-import { SnapshotFile } from '../runtime/snapshot.js';
-import { createEffectRunner, type InFlightCreates } from '../runtime/effects.js';
+import type { ActorRuntime } from '../runtime/actorRuntime.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { buildPrivateApp, buildPublicApp, type WhereServices } from './app.js';
 import type { WhereConfig } from './config.js';
-import { machineSpec } from './machineSpec.js';
 import { WhereMetrics } from './metrics.js';
-import { AutospawnDriver } from './services/autospawn.js';
+import type { AutospawnDriver } from './services/autospawn.js';
 import { restoreHolds } from './services/capacity.js';
-import { Callbacks } from './services/callbacks.js';
 import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
-import { Launches } from './services/launches.js';
-import { LaunchTimesFeed, launchTimesPath } from './services/launchTimesFeed.js';
-import { Reconciler } from './services/reconciler.js';
-import { Retention } from './services/retention.js';
+import type { Launches } from './services/launches.js';
+import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
+import type { Reconciler } from './services/reconciler.js';
+import type { Retention } from './services/retention.js';
+import {
+  buildRuntime,
+  buildServices,
+  snapshotLoop,
+  type BootState,
+  type SnapshotLoop,
+} from './systemParts.js';
 
 export interface WherePorts {
   store: EventStore;
@@ -82,6 +85,25 @@ export function loadAssets(dir: string): Map<string, Buffer> {
   return out;
 }
 
+/** The parts that start and stop drive, in the order createWhere built them. */
+interface WhereParts {
+  cfg: WhereConfig;
+  ports: WherePorts;
+  state: BootState;
+  cluster: Cluster;
+  metrics: WhereMetrics;
+  runtime: ActorRuntime;
+  fleet: Fleet;
+  snapshot: SnapshotLoop;
+  retention: Retention;
+  launchTimes: LaunchTimesFeed;
+  launches: Launches;
+  reconciler: Reconciler;
+  autospawn: AutospawnDriver;
+  publicApp: FastifyInstance;
+  privateApp: FastifyInstance;
+}
+
 export async function createWhere(
   cfg: WhereConfig,
   ports: WherePorts,
@@ -96,122 +118,17 @@ export async function createWhere(
     log,
     beatMs: opts.beatMs,
   });
-  let booted = false;
+  const state: BootState = { booted: false };
 
   // Without a caller's registry (tests, benches, many apps per process): no process-wide defaults,
   // whose event-loop monitor and GC observer would outlive the app.
   const metrics = opts.metrics ?? new WhereMetrics({ now: () => clock.now(), defaults: false });
-  const creates: InFlightCreates = new Map();
-  const runEffect = createEffectRunner({
-    creates,
-    fly: ports.fly,
-    ledger: ports.ledger,
-    clock,
-    log: log.child({ part: 'effects' }),
-    maxMachines: () => cfg.maxMachines,
-    machineSpec: (p) => machineSpec(cfg, p),
-    autoLaunch: { owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
-  });
-  const runtime = new ActorRuntime({
-    store: metrics.instrumentStore(ports.store),
-    clock,
-    timers: ports.timers,
-    ids: ports.ids,
-    log: log.child({ part: 'runtime' }),
-    instance: cfg.instance,
-    runEffect,
-    drives: (r) => cluster.drives(r),
-    ...(opts.random ? { random: opts.random } : {}),
-  });
-  cluster.attach(runtime);
-
+  const { creates, runtime } = buildRuntime(cfg, ports, opts, cluster, metrics);
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
-  // Boot snapshots (ADR 0015): the open actors and the position they cover, so boot reads the tail.
-  const snapshots =
-    ports.snapshot && cfg.snapshotIntervalMs > 0
-      ? new SnapshotFile({
-          ...ports.snapshot,
-          log: log.child({ part: 'snapshot' }),
-          now: () => clock.now(),
-        })
-      : undefined;
-  const SNAPSHOT_TIMER = 'where/snapshot';
-  const armSnapshot = (): void => {
-    if (!snapshots) return;
-    ports.timers.set(SNAPSHOT_TIMER, clock.now() + cfg.snapshotIntervalMs, () => {
-      void snapshots.save(runtime.snapshotState()).finally(() => {
-        if (booted) armSnapshot();
-      });
-    });
-  };
-  const retention = new Retention({
-    store: ports.store,
-    clock,
-    timers: ports.timers,
-    log: log.child({ part: 'retention' }),
-    cfg: cfg.retention,
-  });
-  // Before Launches: its change listener then finds each launch's timeline already folded.
-  const launchTimes = new LaunchTimesFeed({
-    runtime,
-    store: ports.store,
-    clock,
-    timers: ports.timers,
-    log: log.child({ part: 'launchTimes' }),
-    broadcast: (chunk) => fleet.broadcast(chunk),
-    // Saved beside the boot snapshot, as often (ADR 0015): a boot then reads only the tail.
-    file:
-      ports.snapshot && cfg.snapshotIntervalMs > 0
-        ? {
-            path: launchTimesPath(ports.snapshot.path),
-            store: ports.snapshot.store,
-            everyMs: cfg.snapshotIntervalMs,
-          }
-        : undefined,
-  });
-  const launches = new Launches({
-    runtime,
-    clock,
-    ids: ports.ids,
-    cfg,
-    retention,
-    times: launchTimes,
-  });
-  const callbacks = new Callbacks({ runtime, launches, clock, secret: cfg.callback.secret });
-  const reconciler = new Reconciler({
-    fly: ports.fly,
-    runtime,
-    clock,
-    timers: ports.timers,
-    log: log.child({ part: 'reconciler' }),
-    minGapMs: cfg.reconcile.minGapMs,
-    intervalMs: cfg.reconcile.intervalMs,
-    ttl: cfg.ttl,
-    isLeader: () => cluster.isLeader(),
-    ledger: ports.ledger,
-    creates,
-    drives: (r) => cluster.drives(r),
-    onRun: (r) => metrics.reconciled(r),
-  });
-  const autospawn = new AutospawnDriver({
-    runtime,
-    clock,
-    log: log.child({ part: 'autospawn' }),
-    cfg: cfg.autospawn,
-    isLeader: () => cluster.isLeader(),
-    visitors: () => cluster.totalVisitors(),
-    ...(opts.random ? { random: opts.random } : {}),
-  });
-
-  fleet.onVisitors((n) => {
-    cluster.setLocalVisitors(n);
-    void autospawn.sync();
-  });
-  cluster.onChange(() => {
-    if (!booted) return;
-    void autospawn.configure().then(() => autospawn.sync());
-    reconciler.request();
-  });
+  const snapshot = snapshotLoop(cfg, ports, runtime, state);
+  const built = buildServices(cfg, ports, opts, { cluster, metrics, runtime, fleet, creates });
+  const { retention, launchTimes, launches, callbacks, reconciler, autospawn } = built;
+  wireEvents(state, cluster, fleet, autospawn, reconciler);
 
   const services: WhereServices = {
     cfg,
@@ -227,7 +144,7 @@ export async function createWhere(
     reconciler,
     retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
-    ready: () => booted,
+    ready: () => state.booted,
     metrics,
   };
   metrics.attach({
@@ -240,72 +157,118 @@ export async function createWhere(
   const publicApp = await buildPublicApp(services);
   const privateApp = await buildPrivateApp(services);
 
+  const parts: WhereParts = {
+    cfg,
+    ports,
+    state,
+    cluster,
+    metrics,
+    runtime,
+    fleet,
+    snapshot,
+    retention,
+    launchTimes,
+    launches,
+    reconciler,
+    autospawn,
+    publicApp,
+    privateApp,
+  };
   return {
     services,
     publicApp,
     privateApp,
-    async start(listen = true) {
-      await cluster.start();
-      const from = await snapshots?.load();
-      const report = await runtime.boot({
-        ...(from ? { from } : {}),
-        // Capacity holds and the fleet are rebuilt from the actors, restored or folded alike.
-        beforeDrive: (open) =>
-          restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
-      });
-      fleet.resync();
-      await launchTimes.boot();
-      metrics.markLive();
-      booted = true;
-      await autospawn.configure();
-      await autospawn.sync();
-      reconciler.start();
-      autospawn.start();
-      retention.start();
-      armSnapshot();
-      log.info(
-        { instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report },
-        'landing app ready',
-      );
-      if (!listen) return {};
-      const publicUrl = await publicApp.listen({ host: cfg.public.host, port: cfg.public.port });
-      const privateUrl = await privateApp.listen({
-        host: cfg.private.host,
-        port: cfg.private.port,
-      });
-      return { publicUrl, privateUrl };
-    },
-    async stop() {
-      booted = false;
-      const steps: [string, () => Promise<unknown> | void][] = [
-        ['public listener', () => publicApp.close()],
-        ['private listener', () => privateApp.close()],
-        ['reconciler', () => reconciler.stop()],
-        ['autospawn', () => autospawn.stop()],
-        ['retention', () => retention.stop()],
-        ['fleet', () => fleet.close()],
-        ['launch streams', () => launches.close()],
-        ['launch times', () => launchTimes.stop()],
-        ['runtime', () => runtime.close()],
-        ['metrics', () => metrics.close()],
-        [
-          'snapshot',
-          async () => {
-            if (!snapshots) return;
-            ports.timers.clear(SNAPSHOT_TIMER);
-            await snapshots.save(runtime.snapshotState());
-          },
-        ],
-        ['cluster', () => cluster.stop()],
-        ['adapters', () => ports.close?.()],
-      ];
-      for (const [what, step] of steps) {
-        try {
-          await step();
-        } catch (err) {
-          log.warn({ err: errorMessage(err), what }, 'error while stopping');
-        }
-      }
-    },
+    start: (listen = true) => startWhere(parts, listen),
+    stop: () => stopWhere(parts),
   };
+}
+
+/**
+ * Visitor counts feed the cluster and autospawn; a cluster change (leadership, peers) re-plans
+ * autospawn and asks for a reconcile, but only once booted: before that the runtime is not folded.
+ */
+function wireEvents(
+  state: BootState,
+  cluster: Cluster,
+  fleet: Fleet,
+  autospawn: AutospawnDriver,
+  reconciler: Reconciler,
+): void {
+  fleet.onVisitors((n) => {
+    cluster.setLocalVisitors(n);
+    void autospawn.sync();
+  });
+  cluster.onChange(() => {
+    if (!state.booted) return;
+    void autospawn.configure().then(() => autospawn.sync());
+    reconciler.request();
+  });
+}
+
+/** Joins the cluster, boots the runtime, then starts the drivers; listens last, once ready. */
+async function startWhere(
+  p: WhereParts,
+  listen: boolean,
+): Promise<{ publicUrl?: string; privateUrl?: string }> {
+  const { cfg, ports, cluster, runtime, autospawn } = p;
+  const { clock, log } = ports;
+  await cluster.start();
+  const from = await p.snapshot.file?.load();
+  const report = await runtime.boot({
+    ...(from ? { from } : {}),
+    // Capacity holds and the fleet are rebuilt from the actors, restored or folded alike.
+    beforeDrive: (open) =>
+      restoreHolds(open, { ledger: ports.ledger, clock, log: log.child({ part: 'capacity' }) }),
+  });
+  p.fleet.resync();
+  await p.launchTimes.boot();
+  p.metrics.markLive();
+  p.state.booted = true;
+  await autospawn.configure();
+  await autospawn.sync();
+  p.reconciler.start();
+  autospawn.start();
+  p.retention.start();
+  p.snapshot.arm();
+  log.info(
+    { instance: cfg.instance, region: cfg.region, leader: cluster.isLeader(), ...report },
+    'landing app ready',
+  );
+  if (!listen) return {};
+  const publicUrl = await p.publicApp.listen({ host: cfg.public.host, port: cfg.public.port });
+  const privateUrl = await p.privateApp.listen({
+    host: cfg.private.host,
+    port: cfg.private.port,
+  });
+  return { publicUrl, privateUrl };
+}
+
+/**
+ * Stops in reverse dependency order: listeners first, adapters last. Each step runs even when an
+ * earlier one failed, so one stuck part does not leak the rest.
+ */
+async function stopWhere(p: WhereParts): Promise<void> {
+  p.state.booted = false;
+  const steps: [string, () => Promise<unknown> | void][] = [
+    ['public listener', () => p.publicApp.close()],
+    ['private listener', () => p.privateApp.close()],
+    ['reconciler', () => p.reconciler.stop()],
+    ['autospawn', () => p.autospawn.stop()],
+    ['retention', () => p.retention.stop()],
+    ['fleet', () => p.fleet.close()],
+    ['launch streams', () => p.launches.close()],
+    ['launch times', () => p.launchTimes.stop()],
+    ['runtime', () => p.runtime.close()],
+    ['metrics', () => p.metrics.close()],
+    ['snapshot', () => p.snapshot.finish()],
+    ['cluster', () => p.cluster.stop()],
+    ['adapters', () => p.ports.close?.()],
+  ];
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (err) {
+      p.ports.log.warn({ err: errorMessage(err), what }, 'error while stopping');
+    }
+  }
 }

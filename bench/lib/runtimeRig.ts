@@ -18,7 +18,9 @@ import {
   type ActorRecord,
 } from '../../src/runtime/actorRuntime.js';
 import { createEffectRunner } from '../../src/runtime/effects.js';
+import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
+import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
 import { machineSpec } from '../../src/where/machineSpec.js';
 
 export const INSTANCE = 'bench-1';
@@ -41,6 +43,40 @@ const SPEC_CFG = {
 };
 
 /** A ledger that records nothing: isolates the actors' own memory in the heap bench. */
+/**
+ * The whole landing app's configuration over a real store (the file store in `dataDir`, or NATS):
+ * one instance, no listeners, a fake Fly client. For the soak bench and the migration test; `name`
+ * only tells their tokens apart in a log.
+ */
+export function storeRigConfig(rig: {
+  name: string;
+  dataDir: string;
+  natsUrl?: string | undefined;
+  env?: Record<string, string> | undefined;
+}): WhereConfig {
+  return toConfig(
+    parseEnv(whereEnv, {
+      WM_LOCAL: '1',
+      LOG_LEVEL: 'silent',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      PRIVATE_HOST: '127.0.0.1',
+      PRIVATE_PORT: '0',
+      WM_INSTANCE_ID: INSTANCE,
+      FLY_REGION: REGION,
+      WM_CALLBACK_SECRET: 's'.repeat(40),
+      // buildPorts makes the Fly client, which wants a token; the fake replaces it.
+      FLY_API_TOKEN: `${rig.name}-unused`,
+      DEBUG_TOKEN: `${rig.name}-debug-token`,
+      WM_AUTOSPAWN: '0',
+      WM_MAX_MACHINES: '1000',
+      WM_DATA_DIR: rig.dataDir,
+      ...(rig.natsUrl ? { NATS_URL: rig.natsUrl } : {}),
+      ...rig.env,
+    }),
+  );
+}
+
 export class NullLedger implements CapacityLedger {
   async reserve(): Promise<{ ok: true; live: number }> {
     return { ok: true, live: 0 };

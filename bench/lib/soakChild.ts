@@ -15,13 +15,12 @@ import { MemoryCapacityLedger } from '../../src/adapters/memory/memoryCoordinati
 import { eventStreamConfig, type NatsConnection } from '../../src/adapters/nats/connection.js';
 import { SystemTimers, systemClock } from '../../src/adapters/system/systemClock.js';
 import { UlidIds } from '../../src/adapters/system/ulidIds.js';
-import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
-import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
+import type { WhereConfig } from '../../src/where/config.js';
 import { buildPorts, openNatsPorts } from '../../src/where/wiring.js';
 import type { RetentionRun } from '../../src/where/services/retention.js';
 import { createWhere, type WherePorts } from '../../src/where/system.js';
-import { changeWaiters, INSTANCE, REGION, runLaunch } from './runtimeRig.js';
+import { changeWaiters, REGION, runLaunch, storeRigConfig } from './runtimeRig.js';
 import { settleHeap } from './stats.js';
 
 export type SoakStore = 'file' | 'nats';
@@ -88,30 +87,6 @@ async function memory(): Promise<Memory> {
   return { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external, rss: m.rss };
 }
 
-export function soakConfig(task: Pick<SoakTask, 'dataDir' | 'natsUrl' | 'env'>): WhereConfig {
-  return toConfig(
-    parseEnv(whereEnv, {
-      WM_LOCAL: '1',
-      LOG_LEVEL: 'silent',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      PRIVATE_HOST: '127.0.0.1',
-      PRIVATE_PORT: '0',
-      WM_INSTANCE_ID: INSTANCE,
-      FLY_REGION: REGION,
-      WM_CALLBACK_SECRET: 's'.repeat(40),
-      // buildPorts makes the Fly client, which wants a token; the fake replaces it.
-      FLY_API_TOKEN: 'soak-bench-unused',
-      DEBUG_TOKEN: 'soak-bench-debug-token',
-      WM_AUTOSPAWN: '0',
-      WM_MAX_MACHINES: '1000',
-      WM_DATA_DIR: task.dataDir,
-      ...(task.natsUrl ? { NATS_URL: task.natsUrl } : {}),
-      ...task.env,
-    }),
-  );
-}
-
 async function disk(task: SoakTask, cfg: WhereConfig, nc?: NatsConnection): Promise<Disk> {
   if (task.store === 'file') {
     let archive = 0;
@@ -152,7 +127,7 @@ async function run(task: SoakTask): Promise<SoakReport> {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 200);
   try {
-    const cfg = soakConfig(task);
+    const cfg = storeRigConfig({ ...task, name: 'soak-bench' });
     const fly = new FakeFlyMachines({ mode: 'immediate', region: REGION });
     // Fly never reuses a machine id; a fresh fake counts from 1 again, and its ids would name vm
     // streams the previous process archived (refused: StreamArchivedError). Each process counts

@@ -20,12 +20,17 @@ import { connectNats, type NatsConnection } from '../../../src/adapters/nats/con
 import { JetStreamEventStore } from '../../../src/adapters/nats/jetStreamEventStore.js';
 import type { StoredEvent } from '../../../src/events/envelope.js';
 import { migrateFileToJetStream } from '../../../src/migrate/copy.js';
-import { parseEnv } from '../../../src/shared/env.js';
 import { silentLogger } from '../../../src/shared/log.js';
-import { toConfig, whereEnv, type WhereConfig } from '../../../src/where/config.js';
+import type { WhereConfig } from '../../../src/where/config.js';
 import { buildPorts } from '../../../src/where/wiring.js';
 import { createWhere, type WhereSystem } from '../../../src/where/system.js';
-import { INSTANCE, REGION, changeWaiters, runLaunch } from '../../../bench/lib/runtimeRig.js';
+import {
+  INSTANCE,
+  REGION,
+  changeWaiters,
+  runLaunch,
+  storeRigConfig,
+} from '../../../bench/lib/runtimeRig.js';
 import { anEvent } from '../../support/events.js';
 import { NatsServer } from '../../support/natsServer.js';
 import { NATS_SERVER, needs } from '../../support/require.js';
@@ -40,29 +45,17 @@ const FINISHED = 2000;
 const IN_FLIGHT = 12;
 
 function config(dataDir: string, natsUrl?: string): WhereConfig {
-  return toConfig(
-    parseEnv(whereEnv, {
-      WM_LOCAL: '1',
-      LOG_LEVEL: 'silent',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      PRIVATE_HOST: '127.0.0.1',
-      PRIVATE_PORT: '0',
-      WM_INSTANCE_ID: INSTANCE,
-      FLY_REGION: REGION,
-      WM_CALLBACK_SECRET: 's'.repeat(40),
-      FLY_API_TOKEN: 'migrate-test-unused',
-      DEBUG_TOKEN: 'migrate-test-debug-token',
-      WM_AUTOSPAWN: '0',
-      WM_MAX_MACHINES: '1000',
-      WM_DATA_DIR: dataDir,
+  return storeRigConfig({
+    name: 'migrate-test',
+    dataDir,
+    natsUrl,
+    env: {
       // Retention keeps the newest 1,000 finished actors live; the rest go to archive segments.
       WM_RETENTION_MAX_FINISHED: '1000',
       WM_COMPACT_INTERVAL: '1h',
       WM_SNAPSHOT_INTERVAL: '0',
-      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-    }),
-  );
+    },
+  });
 }
 
 async function boot(cfg: WhereConfig, fly: FakeFlyMachines): Promise<WhereSystem> {

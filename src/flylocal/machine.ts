@@ -3,7 +3,7 @@
  * its VM process, and the two ways it is shown (the Machines API's JSON, the admin snapshot).
  */
 import { fastUlid as ulid } from '../adapters/system/ulidIds.js';
-import type { FlyMachine, FlyMachineState } from '../ports/flyMachines.js';
+import { machineIdentity, type FlyMachine, type FlyMachineState } from '../ports/flyMachines.js';
 import type { MachineConfigIn } from '../adapters/fly/schemas.js';
 import type { AddressPool, MachineAddress } from './addresses.js';
 import type { Prng } from './prng.js';
@@ -86,14 +86,6 @@ export function machineName(prng: Prng): string {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** The fields an admin snapshot shares with the port's FlyMachine, read off a machine. */
-function flyMachineFields(
-  m: EmulatedMachine,
-): Omit<FlyMachine, 'createdAt' | 'updatedAt' | 'metadata'> {
-  const { id, name, state, region, instanceId } = m;
-  return { id, name, state, region, instanceId, privateIp: m.address?.ip };
 }
 
 export class EmulatedMachine {
@@ -215,7 +207,7 @@ export class EmulatedMachine {
   snapshot(): MachineSnapshot {
     return {
       app: this.app,
-      ...flyMachineFields(this),
+      ...machineIdentity(this, this.address?.ip),
       url: this.url,
       pid: this.proc?.pid,
       restarts: this.restarts,

@@ -74,9 +74,28 @@ export class DeployedNatsCluster {
     private readonly work: string,
   ) {}
 
+  /**
+   * Starts the cluster, once more on fresh ports if the first try does not come up: the ports are
+   * picked free, but on a busy test run another test's server (one restarted on its own port after
+   * a kill) can take one before ours binds it.
+   */
   static async start(
     opts: { size?: number; password?: string } = {},
   ): Promise<DeployedNatsCluster> {
+    try {
+      return await DeployedNatsCluster.startOnce(opts);
+    } catch (err) {
+      process.stderr.write(
+        `deploy/nats cluster did not come up; once more on fresh ports:\n${String(err)}\n`,
+      );
+      return DeployedNatsCluster.startOnce(opts);
+    }
+  }
+
+  private static async startOnce(opts: {
+    size?: number;
+    password?: string;
+  }): Promise<DeployedNatsCluster> {
     if (!NATS_SERVER) throw new Error('nats-server is not installed (guard with needs())');
     const size = opts.size ?? 3;
     const work = mkdtempSync(join(tmpdir(), 'wm-nats-deploy-'));
@@ -104,7 +123,7 @@ export class DeployedNatsCluster {
     const cluster = new DeployedNatsCluster(nodes, user, password, dropped, work);
     try {
       await Promise.all(nodes.map((n) => n.start()));
-      await cluster.waitHealthy();
+      await cluster.waitHealthy(40_000);
     } catch (err) {
       await cluster.cleanup();
       throw err;

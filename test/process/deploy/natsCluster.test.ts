@@ -128,7 +128,7 @@ describe.skipIf(!HAVE_NATS)('deploy/nats: three servers from the shipped config'
       process.stderr.write(
         `\n\x1b[33m⚠ the local nats-server predates 2.10: running deploy/nats/nats.conf without ${cluster.dropped.join(', ')} (the image runs 2.10)\x1b[0m\n`,
       );
-  }, 90_000);
+  }, 150_000);
   afterAll(async () => {
     await cluster?.cleanup();
   });

@@ -15,7 +15,14 @@ export interface EffectParams {
    * Create the Useless Machine of a launch → `fly.machineCreated` or `fly.createFailed`.
    * Idempotent by launch id: a re-driven create first looks for a machine with its `launch_id`.
    */
-  createMachine: { launchId: string; region: string; source: LaunchSource; ttlMs: number };
+  createMachine: {
+    launchId: string;
+    region: string;
+    source: LaunchSource;
+    ttlMs: number;
+    /** The launch's trace, carried into the create and on to the VM (docs/adr/0021). */
+    traceparent?: string;
+  };
   /** Watch a machine until it reaches a state → `fly.machineObserved` or `fly.machineGone`. */
   awaitMachine: { machineId: string; launchId?: string; state: 'started' | 'destroyed' };
   /**

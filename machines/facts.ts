@@ -8,6 +8,7 @@ import {
   LAUNCH_SOURCES,
   MACHINE_ID_PATTERN,
   REGION_PATTERN,
+  TRACEPARENT_PATTERN,
   ULID_PATTERN,
   type LaunchSource,
 } from './vocabulary.js';
@@ -56,6 +57,8 @@ export const factSchemas = {
     owner: z.string().min(1).max(64),
     readyTimeoutMs: positiveMs,
     ttlMs: positiveMs,
+    /** The launch's W3C trace position, started at the request; absent in older facts. */
+    traceparent: z.string().regex(TRACEPARENT_PATTERN, 'a W3C traceparent').optional(),
   }),
   'capacity.reserved': z.strictObject({ launchId, live: ms, limit: ms }),
   'capacity.exhausted': z.strictObject({ launchId, live: ms, limit: ms }),

@@ -4,7 +4,13 @@
  * snapshot (deadlines, launch, owner, region) and its typed view for everyone else. Pure.
  */
 import type { AnyStateMachine, SnapshotFrom } from 'xstate';
-import { launchMachine, LAUNCH_CHART, LAUNCH_FACTS, slotUntil } from './launch/launch.machine.js';
+import {
+  launchMachine,
+  LAUNCH_CHART,
+  LAUNCH_FACTS,
+  slotUntil,
+  createParams,
+} from './launch/launch.machine.js';
 import { launchView, type LaunchActorView } from './launch/launch.view.js';
 import { vmMachine, VM_CHART, VM_FACTS, vmHold } from './vm/vm.machine.js';
 import { vmView, type VmActorView } from './vm/vm.view.js';
@@ -60,6 +66,8 @@ export interface Chart<M extends AnyStateMachine = AnyStateMachine, V = unknown>
   owner(snapshot: SnapshotFrom<M>): string | undefined;
   /** The region it is in, once known. */
   region(snapshot: SnapshotFrom<M>): string | undefined;
+  /** The W3C traceparent of the work it belongs to, when it carries one (a launch's). */
+  trace(snapshot: SnapshotFrom<M>): string | undefined;
   /** What everyone else reads of it: its state as a union of names, tags and context, typed. */
   view(snapshot: SnapshotFrom<M>): V;
 }
@@ -88,8 +96,7 @@ export const launchChart: Chart<typeof launchMachine, LaunchActorView> = {
     if (s.matches('requested'))
       return [{ type: 'reserveCapacity', params: { launchId: c.launchId, until: slotUntil(c) } }];
     if (s.matches('creating')) {
-      const { launchId, region, source, ttlMs } = c;
-      return [{ type: 'createMachine', params: { launchId, region, source, ttlMs } }];
+      return [{ type: 'createMachine', params: createParams(c) }];
     }
     if (s.matches({ waitingReady: 'created' }) && c.machineId)
       return [awaitIntent({ machineId: c.machineId, launchId: c.launchId }, 'started')];
@@ -105,6 +112,7 @@ export const launchChart: Chart<typeof launchMachine, LaunchActorView> = {
   },
   timers: timersOf,
   launchOf: (s) => known(s.context.launchId),
+  trace: (s) => s.context.traceparent,
   owner: (s) => known(s.context.owner),
   region: (s) => known(s.context.region),
   view: launchView,
@@ -119,6 +127,7 @@ export const vmChart: Chart<typeof vmMachine, VmActorView> = {
   holds: (s) => vmHold(s),
   timers: timersOf,
   launchOf: (s) => s.context.launchId,
+  trace: none,
   // Driven with its launch while that lives, else by the leader (src/where/services/cluster.ts).
   owner: none,
   region: (s) => known(s.context.region),
@@ -135,6 +144,7 @@ export const autospawnerChart: Chart<typeof autospawnerMachine, AutospawnerActor
   holds: () => [],
   timers: timersOf,
   launchOf: none,
+  trace: none,
   owner: none,
   region: none,
   view: autospawnerView,

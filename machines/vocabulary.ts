@@ -33,6 +33,8 @@ export const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** A Fly machine id. */
 export const MACHINE_ID_PATTERN = /^[a-z0-9]{8,32}$/;
 /** A Fly region code. */
+/** A W3C traceparent, version 00: `00-<trace id>-<span id>-<flags>` (docs/adr/0021). */
+export const TRACEPARENT_PATTERN = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export const REGION_PATTERN = /^[a-z]{3}$/;
 /** The name part of a stream: safe in a NATS subject and a file name. */
 export const STREAM_NAME_PATTERN = new RegExp(

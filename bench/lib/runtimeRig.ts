@@ -22,6 +22,9 @@ import { parseEnv } from '../../src/shared/env.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { toConfig, whereEnv, type WhereConfig } from '../../src/where/config.js';
 import { machineSpec } from '../../src/where/machineSpec.js';
+import type { WhereMetrics } from '../../src/where/metrics.js';
+import type { FlyAction, FlyMachines } from '../../src/ports/flyMachines.js';
+import { inSpan } from '../../src/shared/trace.js';
 
 export const INSTANCE = 'bench-1';
 export const REGION = 'ams';
@@ -75,6 +78,31 @@ export function storeRigConfig(rig: {
       ...rig.env,
     }),
   );
+}
+
+/**
+ * The fake as the HTTP client would report it to the metrics: each create, wait and destroy one
+ * request observed (status 200, its duration). Other calls pass through unobserved.
+ */
+function observedFake(fake: FakeFlyMachines, metrics: WhereMetrics): FlyMachines {
+  const observer = metrics.fly;
+  const timed =
+    <A extends unknown[], R>(action: FlyAction, call: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      const t = performance.now();
+      observer.tokenWait?.(action, 0);
+      const r = await call(...a);
+      observer.request?.(action, 200, (performance.now() - t) / 1000);
+      return r;
+    };
+  return {
+    create: timed('create', fake.create.bind(fake)),
+    get: fake.get.bind(fake),
+    list: fake.list.bind(fake),
+    wait: timed('wait', fake.wait.bind(fake)),
+    stop: fake.stop.bind(fake),
+    destroy: timed('destroy', fake.destroy.bind(fake)),
+  };
 }
 
 export class NullLedger implements CapacityLedger {
@@ -135,9 +163,16 @@ export function makeRuntimeRig(
     instance?: string;
     /** Which actors this runtime drives (default all); `() => false` folds without re-driving. */
     drives?: (r: ActorRecord) => boolean;
+    /**
+     * Observability as the landing app runs it: metrics on the store, the change feed and the Fly
+     * calls, and effects in their work scope (logger and trace, ADR 0021). Default off; the
+     * observability bench compares the two.
+     */
+    observed?: WhereMetrics;
   } = {},
 ): RuntimeRig {
-  const fly = opts.fly ?? new FakeFlyMachines({ mode: 'immediate', region: REGION });
+  const fake = opts.fly ?? new FakeFlyMachines({ mode: 'immediate', region: REGION });
+  const fly = opts.observed ? observedFake(fake, opts.observed) : fake;
   const clock = systemClock;
   const timers = new SystemTimers(clock);
   const ids = new UlidIds();
@@ -152,7 +187,8 @@ export function makeRuntimeRig(
     autoLaunch: { owner: INSTANCE, readyTimeoutMs: READY_TIMEOUT_MS, ttlMs: TTL_MS },
   });
   const runtime = new ActorRuntime({
-    store,
+    store: opts.observed ? opts.observed.instrumentStore(store) : store,
+    workScope: opts.observed !== undefined,
     clock,
     timers,
     ids,
@@ -163,14 +199,17 @@ export function makeRuntimeRig(
   });
 
   const { until, stop } = changeWaiters(runtime);
+  const detach = opts.observed?.attach({ runtime });
+  opts.observed?.markLive();
 
   return {
     runtime,
-    fly,
+    fly: fake,
     store,
     ids,
     until,
     async close() {
+      detach?.();
       stop();
       await runtime.close(1000);
       timers.clearAll();
@@ -236,9 +275,14 @@ const isFinal = (r: ActorRecord) => r.snapshot.status === 'done';
  */
 export async function runLaunch(
   rig: Pick<RuntimeRig, 'runtime' | 'fly' | 'ids' | 'until'>,
+  opts: { traced?: boolean } = {},
 ): Promise<string> {
   const { runtime, fly } = rig;
   const launchId = rig.ids.next();
+  // What POST /launches does for a traced launch: a span, and its position in the first fact.
+  const traceparent = opts.traced
+    ? await inSpan('POST /launches', undefined, {}, async (tp) => tp)
+    : undefined;
   const stream = `launch.${launchId}`;
   await runtime.dispatch({
     type: 'launch.requested',
@@ -249,6 +293,7 @@ export async function runLaunch(
       owner: INSTANCE,
       readyTimeoutMs: READY_TIMEOUT_MS,
       ttlMs: TTL_MS,
+      ...(traceparent ? { traceparent } : {}),
     },
   });
   // capacity.reserved → createMachine → fly.machineCreated → awaitMachine(started) → observed.

@@ -16,6 +16,7 @@ import type { StoredEvent } from '../../src/events/envelope.js';
 import type { EventStore } from '../../src/ports/eventStore.js';
 import { bareLaunch, bareListeningVm } from '../lib/bare.js';
 import { defer } from '../lib/cleanup.js';
+import { observabilityCost } from '../lib/observability.js';
 import type { SectionContext, SectionDef, SectionOutput } from '../lib/context.js';
 import { atMost, row } from '../lib/report.js';
 import { systemClock } from '../../src/adapters/system/systemClock.js';
@@ -120,6 +121,9 @@ export const runtimeSection: SectionDef = {
     const fakePerLaunch = fakeMs() / N_SEQ;
     await seqRig.close();
 
+    ctx.progress(`runtime: observability, ${N_SEQ} launches with metrics + tracing and without`);
+    const obs = await observabilityCost(N_SEQ);
+
     ctx.progress(`runtime: throughput, ${N_THROUGHPUT} launches with ${CONCURRENCY} in flight`);
     const sourceStore = new MemoryEventStore();
     const tpRig = makeRuntimeRig(sourceStore);
@@ -209,6 +213,7 @@ export const runtimeSection: SectionDef = {
         unit: 'ms',
         fmt: fmtMs,
       }),
+      ...obs.rows,
       row({
         metric: `one vm change, ${retained} actors in memory, with the Fleet projection (floor: without), p50`,
         value: withFleet,
@@ -227,6 +232,7 @@ export const runtimeSection: SectionDef = {
       perLaunchMs: summarize(perLaunch),
       bareLaunchMs: summarize(perBare),
       fakeCpuPerLaunchMs: fakePerLaunch,
+      observability: obs.data,
       fleetProbe: {
         actorsInMemory: retained,
         withoutFleetMs: withoutFleet,
@@ -236,6 +242,7 @@ export const runtimeSection: SectionDef = {
     notes.push(
       `(a) one launch = ${EVENTS_PER_LAUNCH} appended events: launch.requested, capacity.reserved, fly.machineCreated ×2, fly.machineObserved(started) ×2, vm.listening ×2, vm.stopping, fly.machineObserved(destroyed) ×2; the fake (immediate mode) answers at once, the VM's callbacks are dispatched as the private API would.`,
       '(a) floor = createActor(launch)+createActor(vm) and send() of the same 11 events, no persistence; ratio for rates = floor rate ÷ runtime rate (how many times slower).',
+      obs.note,
       "(a) the Fleet probe: after the throughput run, 300 changes (a new machine observed started) through the same runtime, without and then with the landing app's Fleet projection subscribed (src/where/services/fleet.ts), finished actors still in memory as they are for 10 min.",
     );
 

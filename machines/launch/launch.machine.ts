@@ -6,7 +6,12 @@
  *                  ↘ failed      ↘ cleanup → failed                ↗ (ready before created)
  */
 import { assign, setup } from 'xstate';
-import { destroyOwnMachine, effectActions, type TimerTable } from '../effects.js';
+import {
+  destroyOwnMachine,
+  effectActions,
+  type EffectParams,
+  type TimerTable,
+} from '../effects.js';
 import type { ChartEvent, FactType, LaunchSource } from '../facts.js';
 import { phaseOf } from '../flyStates.js';
 import type { FailureReason, LaunchStatus } from '../vocabulary.js';
@@ -42,6 +47,8 @@ export interface LaunchContext {
   detail: string | undefined;
   cleanupAttempts: number;
   timers: TimerTable;
+  /** The W3C traceparent the request started; undefined for launches stored before traces. */
+  traceparent: string | undefined;
 }
 
 export const LAUNCH_FACTS = [
@@ -77,7 +84,14 @@ const initialContext: LaunchContext = {
   detail: undefined,
   cleanupAttempts: 0,
   timers: {},
+  traceparent: undefined,
 };
+
+/** What a create needs, from the launch (the chart's transition and a re-drive both name it). */
+export function createParams(c: LaunchContext): EffectParams['createMachine'] {
+  const { launchId, region, source, ttlMs, traceparent } = c;
+  return { launchId, region, source, ttlMs, ...(traceparent ? { traceparent } : {}) };
+}
 
 const without = (t: TimerTable, key: keyof TimerTable): TimerTable => {
   const { [key]: _, ...rest } = t;
@@ -155,6 +169,7 @@ export const launchMachine = setup({
               requestedAt: event.at,
               updatedAt: event.at,
               timers: { ready: event.at + event.readyTimeoutMs },
+              traceparent: event.traceparent,
             })),
             {
               type: 'reserveCapacity',
@@ -172,12 +187,7 @@ export const launchMachine = setup({
           target: 'creating',
           actions: {
             type: 'createMachine',
-            params: ({ context }) => ({
-              launchId: context.launchId,
-              region: context.region,
-              source: context.source,
-              ttlMs: context.ttlMs,
-            }),
+            params: ({ context }) => createParams(context),
           },
         },
         'capacity.exhausted': {

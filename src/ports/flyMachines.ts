@@ -3,6 +3,7 @@
  * src/adapters/fly/client.ts (against the real API or the local emulator) and by a scriptable fake
  * for tests (src/adapters/fly/fakeFlyMachines.ts); both pass test/contract/flyMachines.contract.ts.
  */
+import type { Logger } from '../shared/log.js';
 
 /** Fly's machine states; unknown future states arrive as plain strings. */
 export type FlyMachineState =
@@ -62,12 +63,23 @@ export interface CreateMachineInput {
 
 export type WaitState = 'started' | 'stopped' | 'suspended' | 'destroyed';
 
+/**
+ * Who a call is made for (ADR 0021): its log lines go to `log` (a child naming the launch and its
+ * trace), and `traceparent` goes out with the request. Passed, not looked up, so it costs nothing
+ * where it is not given.
+ */
+export interface CallScope {
+  readonly log?: Logger | undefined;
+  readonly traceparent?: string | undefined;
+}
+
 export interface CreateOptions {
   /**
    * Asked right before the request is sent (after any client-side rate-limit wait): false withdraws
    * the create, which then fails with nothing made. A request already sent is never abandoned.
    */
   readonly proceed?: () => boolean;
+  readonly scope?: CallScope;
 }
 
 /** The message of a create withdrawn by its caller before it was sent (nothing was made). */
@@ -92,11 +104,11 @@ export interface FlyMachines {
   wait(
     machineId: string,
     state: WaitState,
-    opts?: { timeoutS?: number; instanceId?: string },
+    opts?: { timeoutS?: number; instanceId?: string; scope?: CallScope },
   ): Promise<boolean>;
   stop(machineId: string, opts?: { signal?: string; timeoutS?: number }): Promise<void>;
   /** Destroy (force: kill if running). A machine that is already gone is not an error. */
-  destroy(machineId: string, opts?: { force?: boolean }): Promise<void>;
+  destroy(machineId: string, opts?: { force?: boolean; scope?: CallScope }): Promise<void>;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type FactType,
   type TimerKey,
 } from '../../machines/index.js';
-import { kindOf, vmStream, type StreamKind } from '../../machines/vocabulary.js';
+import { kindOf, launchStream, vmStream, type StreamKind } from '../../machines/vocabulary.js';
 import {
   makeEnvelope,
   toChartEvent,
@@ -58,13 +58,23 @@ export class ActorRuntime {
   private readonly o: Required<Omit<RuntimeOptions, 'drives'>> & Pick<RuntimeOptions, 'drives'>;
 
   constructor(opts: RuntimeOptions) {
-    this.o = { random: Math.random, finishedRetentionMs: 10 * 60_000, recentSize: 6, ...opts };
+    this.o = {
+      random: Math.random,
+      finishedRetentionMs: 10 * 60_000,
+      recentSize: 6,
+      workScope: true,
+      ...opts,
+    };
     this.tasks = new Tasks(opts.log);
     this.driving = new Driving({
       ...this.o,
       tasks: this.tasks,
       apply: (stream, fact) => this.apply(stream, fact),
       dispatch: (fact) => this.dispatch(fact),
+      traceOf: (launchId) => {
+        const launch = this.actor(launchStream(launchId));
+        return launch?.chart.trace(launch.snapshot);
+      },
     });
   }
 

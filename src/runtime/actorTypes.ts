@@ -52,6 +52,10 @@ export interface EffectContext {
   readonly cause: StoredEvent | undefined;
   /** True when re-driven at boot or on takeover (the effect may have run before). */
   readonly redrive: boolean;
+  /** Logs about this actor's work: its stream, launch and trace on every line. */
+  readonly log: Logger;
+  /** The trace of the launch this work belongs to, sent with its Fly calls (ADR 0021). */
+  readonly traceparent?: string | undefined;
 }
 
 /** Runs one effect; returns the facts that are its outcome (they re-enter the runtime). */
@@ -92,4 +96,10 @@ export interface RuntimeOptions {
   /** Finished actors stay in memory this long, then only in the store. */
   finishedRetentionMs?: number;
   recentSize?: number;
+  /**
+   * Give each effect its work scope: a logger naming the actor's launch and trace, and the trace
+   * sent with its Fly calls (ADR 0021). Default true; false only for the bench's baseline, which
+   * measures what tracing costs.
+   */
+  workScope?: boolean;
 }

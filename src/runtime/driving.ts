@@ -10,6 +10,7 @@ import type { Clock, Timers } from '../ports/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ActorRecord, ApplyOutcome, EffectContext, EffectRunner, Fact } from './actorTypes.js';
+import { traceIdOf } from '../shared/trace.js';
 import { ActorTimers } from './actorTimers.js';
 import type { Tasks } from './tasks.js';
 
@@ -25,6 +26,10 @@ export interface DrivingDeps {
   /** Facts in: a timer's firing goes to its actor, an effect's outcome is routed. */
   apply: (stream: string, fact: Fact) => Promise<ApplyOutcome>;
   dispatch: (fact: Fact) => Promise<ApplyOutcome[]>;
+  /** The traceparent of a launch held here, for the effects of its machine's actor. */
+  traceOf?: (launchId: string) => string | undefined;
+  /** False: effects get the runtime's logger and no trace (RuntimeOptions.workScope). */
+  workScope?: boolean | undefined;
 }
 
 export class Driving {
@@ -101,8 +106,37 @@ export class Driving {
     cause: StoredEvent | undefined,
     redrive: boolean,
   ): void {
+    if (effects.length === 0) return;
+    if (this.o.workScope === false) {
+      for (const effect of effects) {
+        const ctx = { stream: rec.stream, record: rec, cause, redrive, log: this.o.log };
+        this.o.tasks.track(this.runOne(effect, ctx));
+      }
+      return;
+    }
+    const launchId = rec.chart.launchOf(rec.snapshot);
+    const traceparent =
+      rec.chart.trace(rec.snapshot) ?? (launchId ? this.o.traceOf?.(launchId) : undefined);
+    // Made on first use: most effects never log, and a child logger costs more than the check.
+    const parent = this.o.log;
+    let log: Logger | undefined;
+    const lazy = () =>
+      (log ??= parent.child({
+        stream: rec.stream,
+        ...(launchId ? { launchId } : {}),
+        ...(traceparent ? { traceId: traceIdOf(traceparent) } : {}),
+      }));
     for (const effect of effects) {
-      const ctx: EffectContext = { stream: rec.stream, record: rec, cause, redrive };
+      const ctx: EffectContext = {
+        stream: rec.stream,
+        record: rec,
+        cause,
+        redrive,
+        traceparent,
+        get log() {
+          return lazy();
+        },
+      };
       this.o.tasks.track(this.runOne(effect, ctx));
     }
   }
@@ -122,10 +156,7 @@ export class Driving {
       facts = await this.o.runEffect(effect, ctx);
     } catch (err) {
       // A runner must turn failures into facts; an escape here is a bug, logged, never a crash.
-      this.o.log.error(
-        { err: errorMessage(err), stream: ctx.stream, effect: effect.type },
-        'effect failed',
-      );
+      ctx.log.error({ err: errorMessage(err), effect: effect.type }, 'effect failed');
       return;
     }
     for (const f of facts) {

@@ -10,7 +10,12 @@ import type { Logger } from '../shared/log.js';
 import type { Fact } from './actorTypes.js';
 
 /** Metadata keys on every machine we create (Fly lists machines by them). */
-export const METADATA = { launchId: 'launch_id', source: 'source', owner: 'owner' } as const;
+export const METADATA = {
+  launchId: 'launch_id',
+  source: 'source',
+  owner: 'owner',
+  traceparent: 'traceparent',
+} as const;
 
 export interface EffectDeps {
   fly: FlyMachines;
@@ -26,6 +31,8 @@ export interface EffectDeps {
     source: LaunchSource;
     ttlMs: number;
     owner: string;
+    /** The create's trace position, passed to the VM (docs/adr/0021). */
+    traceparent?: string;
   }) => CreateMachineInput;
   /** What an autospawned launch is started with (its region and id come from the spawn intent). */
   autoLaunch: { owner: string; readyTimeoutMs: number; ttlMs: number };

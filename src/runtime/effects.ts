@@ -13,6 +13,7 @@ import type { EffectDeps } from './effectDeps.js';
 import { machineCreator } from './machineCreates.js';
 import { machineDestroyer } from './machineDestroys.js';
 import { sleepReal } from './realTime.js';
+import { formatTraceparent, mintTrace } from '../shared/trace.js';
 
 export { METADATA, type EffectDeps, type InFlightCreates } from './effectDeps.js';
 
@@ -29,10 +30,10 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     // Shared with whoever must know what is being created (the reconciler, the sweeps).
     creates: deps.creates ?? new Map<string, Promise<Fact[]>>(),
   };
-  const { log, sleep, waitRounds } = settled;
+  const { sleep, waitRounds } = settled;
 
   const handlers: Handlers = {
-    async reserveCapacity(p) {
+    async reserveCapacity(p, ctx) {
       const limit = deps.maxMachines();
       for (let attempt = 0; ; attempt++) {
         try {
@@ -46,7 +47,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         } catch (err) {
           // Fail closed: without a working ledger we cannot prove there is room.
           if (attempt >= 2) {
-            log.error(
+            ctx.log.error(
               { err: errorMessage(err), launchId: p.launchId },
               'capacity ledger unavailable; refusing the launch',
             );
@@ -59,33 +60,40 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
       }
     },
 
-    async holdCapacity(p) {
+    async holdCapacity(p, ctx) {
       try {
         await deps.ledger.hold(p.holder, deps.clock.now(), p.until);
       } catch (err) {
-        log.warn({ err: errorMessage(err), holder: p.holder }, 'could not record a capacity hold');
+        ctx.log.warn(
+          { err: errorMessage(err), holder: p.holder },
+          'could not record a capacity hold',
+        );
       }
       return [];
     },
 
-    async releaseCapacity(p) {
+    async releaseCapacity(p, ctx) {
       try {
         await deps.ledger.release(p.holder);
       } catch (err) {
         // The hold expires on its own; the slot comes back later rather than never.
-        log.warn({ err: errorMessage(err), holder: p.holder }, 'could not release a capacity hold');
+        ctx.log.warn(
+          { err: errorMessage(err), holder: p.holder },
+          'could not release a capacity hold',
+        );
       }
       return [];
     },
 
     createMachine: machineCreator(settled),
 
-    async awaitMachine(p, { record }) {
+    async awaitMachine(p, ctx) {
+      const { record } = ctx;
       const region = record.chart.region(record.snapshot) ?? '';
       const rounds = p.state === 'started' ? waitRounds.started : waitRounds.destroyed;
       for (let i = 0; i < rounds; i++) {
         try {
-          if (await deps.fly.wait(p.machineId, p.state, { timeoutS: 60 })) {
+          if (await deps.fly.wait(p.machineId, p.state, { timeoutS: 60, scope: ctx })) {
             return [
               {
                 type: 'fly.machineObserved',
@@ -99,7 +107,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
               { type: 'fly.machineGone', data: { machineId: p.machineId, launchId: p.launchId } },
             ];
           }
-          log.warn(
+          ctx.log.warn(
             { err: errorMessage(err), machineId: p.machineId, state: p.state },
             'waiting on a machine failed',
           );
@@ -112,7 +120,14 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     destroyMachine: machineDestroyer(settled),
 
     async spawnLaunch(p) {
-      return [{ type: 'launch.requested', data: { ...p, source: 'auto', ...deps.autoLaunch } }];
+      // An autospawned launch has no request to continue: its trace starts here.
+      const traceparent = formatTraceparent(mintTrace());
+      return [
+        {
+          type: 'launch.requested',
+          data: { ...p, source: 'auto', ...deps.autoLaunch, traceparent },
+        },
+      ];
     },
   };
 

@@ -7,6 +7,8 @@
 import { launchChart, type EffectParams } from '../../machines/index.js';
 import { CREATE_WITHDRAWN, FlyApiError, type FlyMachine } from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { inSpan, parseTraceparent } from '../shared/trace.js';
 import type { EffectContext, Fact } from './actorTypes.js';
 import { METADATA, clip, type EffectDeps, type Settled } from './effectDeps.js';
 
@@ -67,14 +69,14 @@ class MachineCreates {
    * whole life, so a machine of its that is already gone forbids another create as much as a live
    * one does (Fly frees a destroyed machine's name, so the name alone cannot stop a second one).
    */
-  private async madeBefore(p: CreateParams): Promise<Fact[] | undefined> {
+  private async madeBefore(p: CreateParams, log: Logger): Promise<Fact[] | undefined> {
     const found = await this.deps.fly.list({
       metadata: { [METADATA.launchId]: p.launchId },
       includeDeleted: true,
     });
     const live = found.find((m) => m.state !== 'destroyed');
     if (live) {
-      this.deps.log.info(
+      log.info(
         { launchId: p.launchId, machineId: live.id },
         'found the machine an earlier create made',
       );
@@ -82,7 +84,7 @@ class MachineCreates {
     }
     const gone = found[0];
     if (!gone) return undefined;
-    this.deps.log.warn(
+    log.warn(
       { launchId: p.launchId, machineId: gone.id },
       'this launch already had a machine and it is destroyed; not creating another',
     );
@@ -92,12 +94,13 @@ class MachineCreates {
   /** After a failed attempt: the facts to answer with, or undefined to try again. */
   private async afterFailure(
     p: CreateParams,
+    log: Logger,
     err: unknown,
     attempt: number,
   ): Promise<Fact[] | undefined> {
     const e = err instanceof FlyApiError ? err : undefined;
     if (e?.flyMessage === CREATE_WITHDRAWN) return [refused(p.launchId, CREATE_WITHDRAWN)];
-    this.deps.log.warn(
+    log.warn(
       {
         launchId: p.launchId,
         region: p.region,
@@ -114,9 +117,9 @@ class MachineCreates {
     // happened (unknown outcome). Look before deciding: never a blind retry.
     let seen: Fact[] | undefined;
     try {
-      seen = await this.madeBefore(p);
+      seen = await this.madeBefore(p, log);
     } catch (lookErr) {
-      this.deps.log.warn(
+      log.warn(
         { err: errorMessage(lookErr), launchId: p.launchId },
         'lookup after a failed create failed',
       );
@@ -127,6 +130,26 @@ class MachineCreates {
     if (attempt >= this.deps.createAttempts) return [failure(p.launchId, err)];
     await this.deps.sleep(500 * attempt);
     return undefined;
+  }
+
+  /**
+   * One create inside its span: the span's position goes to Fly as the request's traceparent and
+   * into the machine's metadata and environment, so the VM's callbacks continue the same trace.
+   */
+  private createTraced(p: CreateParams, ctx: EffectContext, owner: string, wanted: () => boolean) {
+    const attributes = { 'wm.launch_id': p.launchId, 'wm.region': p.region };
+    return inSpan('fly.create', parseTraceparent(p.traceparent), attributes, (traceparent) =>
+      this.deps.fly.create(this.deps.machineSpec({ ...p, owner, traceparent }), {
+        proceed: wanted,
+        // The effect's logger (made only if used), with the create span's position.
+        scope: {
+          get log() {
+            return ctx.log;
+          },
+          traceparent,
+        },
+      }),
+    );
   }
 
   private async createOnce(p: CreateParams, ctx: EffectContext): Promise<Fact[]> {
@@ -145,10 +168,10 @@ class MachineCreates {
     if (ctx.redrive) {
       // We may have made it before a crash (or another instance did): look before making one.
       try {
-        const seen = await this.madeBefore(p);
+        const seen = await this.madeBefore(p, ctx.log);
         if (seen) return seen;
       } catch (err) {
-        this.deps.log.warn(
+        ctx.log.warn(
           { err: errorMessage(err), launchId: p.launchId },
           'could not look for an existing machine',
         );
@@ -158,16 +181,14 @@ class MachineCreates {
     for (let attempt = 1; ; attempt++) {
       if (!wanted()) return [refused(p.launchId, CREATE_WITHDRAWN)];
       try {
-        const m = await this.deps.fly.create(this.deps.machineSpec({ ...p, owner }), {
-          proceed: wanted,
-        });
-        this.deps.log.info(
+        const m = await this.createTraced(p, ctx, owner, wanted);
+        ctx.log.info(
           { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
           'machine created',
         );
         return [this.created(m, p, true)];
       } catch (err) {
-        const answer = await this.afterFailure(p, err, attempt);
+        const answer = await this.afterFailure(p, ctx.log, err, attempt);
         if (answer) return answer;
       }
     }

@@ -7,23 +7,26 @@ import type { EffectParams } from '../../machines/index.js';
 import { FlyApiError, type FlyMachine } from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
 import { isRegionCode } from '../shared/regions.js';
-import type { Fact } from './actorTypes.js';
+import type { EffectContext, Fact } from './actorTypes.js';
 import { METADATA, clip, type EffectDeps, type Settled } from './effectDeps.js';
 
 type DestroyParams = EffectParams['destroyMachine'];
 
 export function machineDestroyer(deps: Settled<EffectDeps>) {
-  const { log } = deps;
-
   async function findMachines(launchId: string): Promise<FlyMachine[]> {
     return deps.fly.list({ metadata: { [METADATA.launchId]: launchId } });
   }
 
   /** A destroy that failed: gone already (404) counts as destroyed; anything else is retried. */
-  function failed(machineId: string, launchId: string | undefined, err: unknown): Fact {
+  function failed(
+    ctx: EffectContext,
+    machineId: string,
+    launchId: string | undefined,
+    err: unknown,
+  ): Fact {
     const e = err instanceof FlyApiError ? err : undefined;
     if (e?.status === 404) return { type: 'fly.machineGone', data: { machineId, launchId } };
-    log.warn(
+    ctx.log.warn(
       {
         machineId,
         launchId,
@@ -45,7 +48,7 @@ export function machineDestroyer(deps: Settled<EffectDeps>) {
     };
   }
 
-  return async (p: DestroyParams): Promise<Fact[]> => {
+  return async (p: DestroyParams, ctx: EffectContext): Promise<Fact[]> => {
     let ids: string[];
     const out: Fact[] = [];
     if (p.machineId) ids = [p.machineId];
@@ -54,7 +57,7 @@ export function machineDestroyer(deps: Settled<EffectDeps>) {
       try {
         found = await findMachines(p.launchId);
       } catch (err) {
-        log.warn(
+        ctx.log.warn(
           { err: errorMessage(err), launchId: p.launchId },
           'could not list machines to clean up',
         );
@@ -71,10 +74,10 @@ export function machineDestroyer(deps: Settled<EffectDeps>) {
     } else return [];
     for (const machineId of ids) {
       try {
-        await deps.fly.destroy(machineId, { force: true });
+        await deps.fly.destroy(machineId, { force: true, scope: ctx });
         out.push({ type: 'fly.machineDestroyed', data: { machineId, launchId: p.launchId } });
       } catch (err) {
-        out.push(failed(machineId, p.launchId, err));
+        out.push(failed(ctx, machineId, p.launchId, err));
       }
     }
     return out;

@@ -2,6 +2,7 @@
  * Calling home: one signed status report, delivered to the launching instance or, when that does not
  * answer, to any instance; retried with backoff inside a time budget, re-signed on every attempt.
  */
+import { TRACEPARENT } from '../shared/trace.js';
 import { SIGNATURE_HEADER, signBody, type MachineStatusBody } from '../shared/callbackAuth.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -49,6 +50,8 @@ export interface CallbackDeps {
   log: Logger;
   /** This launch's callback key: signs every attempt. */
   key: string;
+  /** The launch's trace, sent with every attempt so the landing app continues it. */
+  traceparent?: string | undefined;
   /** Primary first, then the fallback (if any). */
   urls: readonly string[];
   tuning: CallbackTuning;
@@ -90,6 +93,7 @@ async function attempt(
         'content-type': 'application/json',
         // Fresh timestamp on every attempt, so a late retry is never refused as stale.
         [SIGNATURE_HEADER]: signBody(deps.key, rawBody, deps.clock.now()),
+        ...(deps.traceparent ? { [TRACEPARENT]: deps.traceparent } : {}),
       },
       body: rawBody,
       redirect: 'manual',

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { envInt, envUrl } from '../shared/env.js';
+import { childOf, parseTraceparent } from '../shared/trace.js';
 import {
   MACHINE_ID_PATTERN as MACHINE_ID,
   REGION_PATTERN,
@@ -35,6 +36,8 @@ export const uselessEnv = z
     WM_IDLE_MS: envInt(0, 24 * 60 * 60 * 1000).default(120_000),
     WM_HOME_URL: envUrl.default('http://localhost:8080/'),
     WM_SOURCE: z.enum(['button', 'dash', 'auto']).default('button'),
+    /** The launch's trace (W3C traceparent); a malformed one is dropped, never fatal. */
+    WM_TRACEPARENT: z.string().max(64).optional(),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -53,6 +56,8 @@ export const uselessEnv = z
     idleMs: e.WM_IDLE_MS,
     homeUrl: e.WM_HOME_URL,
     source: e.WM_SOURCE,
+    // This VM's own position in the launch's trace: what its callbacks send onward.
+    trace: ((t) => t && childOf(t))(parseTraceparent(e.WM_TRACEPARENT)),
     logLevel: e.LOG_LEVEL,
   }));
 

@@ -2,6 +2,7 @@
  * The life of a Useless Machine VM: readiness self-check, one "listening" call home, then switching
  * itself off when its viewers are done, nobody came, its TTL runs out, or it gets a signal.
  */
+import { formatTraceparent } from '../shared/trace.js';
 import type { MachineStatusBody } from '../shared/callbackAuth.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -69,6 +70,7 @@ export class MachineLife {
       sleep: deps.sleep,
       log: deps.log,
       key: config.callbackKey,
+      traceparent: config.trace && formatTraceparent(config.trace),
       urls: config.callbackFallbackUrl
         ? [config.callbackUrl, config.callbackFallbackUrl]
         : [config.callbackUrl],

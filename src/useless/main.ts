@@ -14,7 +14,12 @@ import { listenHost, uselessEnv } from './config.js';
 
 const config = loadEnvOrExit(uselessEnv, 'useless');
 // JSON lines always: the platform reads a VM's output, and the bundle carries no pretty printer.
-const log = createLogger({ name: 'useless', level: config.logLevel, pretty: false });
+// Every line names the launch (and its trace), so one grep follows a click into this VM.
+const log = createLogger({ name: 'useless', level: config.logLevel, pretty: false }).child({
+  launchId: config.launchId,
+  machineId: config.machineId,
+  ...(config.trace ? { traceId: config.trace.traceId } : {}),
+});
 
 /** The browser bundle sits next to the server bundle (dist/web/), or in dist/ when run from source. */
 async function loadScript(logger: Logger): Promise<string | undefined> {

@@ -7,7 +7,7 @@
 import { Counter, Histogram, type LabelValues, type Registry } from 'prom-client';
 import { launchChart } from '../../machines/index.js';
 import type { ActorChange } from '../runtime/actorRuntime.js';
-import { regionLabel, sourceLabel } from './metricLabels.js';
+import { childrenByKey, regionLabel, sourceLabel } from './metricLabels.js';
 
 /** The launch phases whose durations are measured, from fact times (the facts' `at`). */
 export const LAUNCH_PHASES = [
@@ -38,6 +38,10 @@ export class LaunchMetrics {
   private readonly launches: Counter<'region' | 'source' | 'outcome'>;
   private readonly phases: Histogram<'region' | 'phase'>;
   private readonly times = new Map<string, LaunchTimes>();
+  private readonly phaseOf = childrenByKey((key) => {
+    const [region, phase] = key.split(' ') as [string, string];
+    return this.phases.labels({ region, phase });
+  });
 
   constructor(registers: Registry[]) {
     this.launches = new Counter({
@@ -73,7 +77,7 @@ export class LaunchMetrics {
     this.times.set(rec.stream, t);
     const phase = (p: LaunchPhase, from: number | undefined) => {
       if (local && from !== undefined)
-        this.phases.observe({ region, phase: p }, Math.max(0, at - from) / 1000);
+        this.phaseOf(`${region} ${p}`).observe(Math.max(0, at - from) / 1000);
     };
     const data = e.data as { state?: string };
     if (e.type === 'launch.requested') t.requested ??= at;

@@ -19,7 +19,14 @@ export type SpecConfig = Pick<WhereConfig, 'callback' | 'publicUrl'> & {
 
 export function machineSpec(
   cfg: SpecConfig,
-  p: { launchId: string; region: string; source: LaunchSource; ttlMs: number; owner: string },
+  p: {
+    launchId: string;
+    region: string;
+    source: LaunchSource;
+    ttlMs: number;
+    owner: string;
+    traceparent?: string;
+  },
 ): CreateMachineInput {
   return {
     // Names are unique per app: a second create for this launch (a re-drive racing the first,
@@ -39,11 +46,14 @@ export function machineSpec(
       ...(cfg.vm.idleMs !== undefined ? { WM_IDLE_MS: String(cfg.vm.idleMs) } : {}),
       WM_HOME_URL: cfg.publicUrl,
       WM_SOURCE: p.source,
+      // The VM sends it with its callbacks, continuing the launch's trace.
+      ...(p.traceparent ? { WM_TRACEPARENT: p.traceparent } : {}),
     },
     metadata: {
       [METADATA.launchId]: p.launchId,
       [METADATA.source]: p.source,
       [METADATA.owner]: p.owner,
+      ...(p.traceparent ? { [METADATA.traceparent]: p.traceparent } : {}),
     },
     guest: { cpuKind: 'shared', cpus: 1, memoryMb: 256 },
     internalPort: VM_PORT,

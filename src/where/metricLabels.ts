@@ -33,3 +33,20 @@ const CALLBACK_RESULTS: Record<string, string> = {
 export function callbackResult(code: string): string {
   return CALLBACK_RESULTS[code] ?? 'error';
 }
+
+/**
+ * A labelled metric's children kept by a key of their label values, so a hot path (every append,
+ * every Fly call, every launch change) skips prom-client's per-call label hashing. Bounded like the
+ * labels themselves (regions from the known list, actions, statuses).
+ */
+export function childrenByKey<T>(make: (key: string) => T): (key: string) => T {
+  const children = new Map<string, T>();
+  return (key) => {
+    let child = children.get(key);
+    if (child === undefined) {
+      child = make(key);
+      children.set(key, child);
+    }
+    return child;
+  };
+}

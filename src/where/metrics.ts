@@ -5,6 +5,7 @@
  * event store's append, and small hooks in the HTTP routes; gauges are read when scraped. Labels
  * stay bounded (metricLabels.ts).
  */
+import { childrenByKey } from './metricLabels.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventStore } from '../ports/eventStore.js';
 import type { ActorChange, ActorRuntime } from '../runtime/actorRuntime.js';
@@ -125,13 +126,13 @@ export class WhereMetrics {
     const wrapped: EventStore = {
       read: (stream, after) => store.read(stream, after),
       append: async (stream, events, opts) => {
-        const end = this.appendSeconds.startTimer();
+        const started = performance.now();
         try {
           const res = await store.append(stream, events, opts);
           this.appended.inc(events.length);
           return res;
         } finally {
-          end();
+          this.appendSeconds.observe((performance.now() - started) / 1000);
         }
       },
       readAll: (after) => store.readAll(after),
@@ -217,14 +218,20 @@ function flyCallMetrics(registers: Registry[]): FlyCallObserver {
     buckets: [0, ...API_BUCKETS],
     registers,
   });
+  const requestsOf = childrenByKey((key) => {
+    const [action, status] = key.split(' ') as [string, string];
+    return requests.labels({ action, status });
+  });
+  const durationOf = childrenByKey((action) => duration.labels({ action }));
+  const tokenWaitOf = childrenByKey((action) => tokenWait.labels({ action }));
   return {
     request: (action, status, seconds) => {
-      requests.inc({ action, status: status === 0 ? 'none' : String(status) });
-      duration.observe({ action }, seconds);
+      requestsOf(`${action} ${status === 0 ? 'none' : status}`).inc();
+      durationOf(action).observe(seconds);
       if (status === 429) rateLimited.inc({ action });
     },
     retry: (action) => retries.inc({ action }),
-    tokenWait: (action, seconds) => tokenWait.observe({ action }, seconds),
+    tokenWait: (action, seconds) => tokenWaitOf(action).observe(seconds),
   };
 }
 

@@ -62,6 +62,8 @@ export const launchView = z.object({
   timeline: z.array(launchTimelineStep).max(16).optional(),
   /** Once ready: its click→ready time and how that compared. */
   readyTime: launchReadyTime.optional(),
+  /** The W3C trace id of the launch: one grep over every log line and hop (docs/adr/0021). */
+  traceId: z.string().optional(),
 });
 export type LaunchView = z.infer<typeof launchView>;
 
@@ -79,6 +81,7 @@ export const launchAccepted = z.object({
   status: launchStatus,
   /** SSE stream of this launch. */
   events: z.string(),
+  traceId: z.string().optional(),
 });
 export type LaunchAccepted = z.infer<typeof launchAccepted>;
 

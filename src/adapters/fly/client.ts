@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../ports/clock.js';
 import type {
+  CallScope,
   CreateMachineInput,
   CreateOptions,
   FlyAction,
@@ -112,6 +113,7 @@ export class FlyMachinesHttp implements FlyMachines {
       body: createRequestBody(input),
       schema: machineSchema,
       ...(opts.proceed ? { proceed: opts.proceed } : {}),
+      scope: opts.scope,
     });
     return toFlyMachine(m);
   }
@@ -146,7 +148,7 @@ export class FlyMachinesHttp implements FlyMachines {
   async wait(
     machineId: string,
     state: WaitState,
-    opts: { timeoutS?: number; instanceId?: string } = {},
+    opts: { timeoutS?: number; instanceId?: string; scope?: CallScope } = {},
   ): Promise<boolean> {
     const timeoutS = clampWaitSeconds(opts.timeoutS);
     let instanceId = opts.instanceId;
@@ -162,6 +164,7 @@ export class FlyMachinesHttp implements FlyMachines {
       schema: okSchema.transform(() => true),
       machineId,
       extraMs: timeoutS * 1000,
+      scope: opts.scope,
       onStatus: (status) => (status === 408 ? { value: false } : undefined),
     });
   }
@@ -180,7 +183,10 @@ export class FlyMachinesHttp implements FlyMachines {
     });
   }
 
-  async destroy(machineId: string, opts: { force?: boolean } = {}): Promise<void> {
+  async destroy(
+    machineId: string,
+    opts: { force?: boolean; scope?: CallScope } = {},
+  ): Promise<void> {
     const query = new URLSearchParams();
     if (opts.force ?? true) query.set('force', 'true');
     await this.requests.call({
@@ -190,6 +196,7 @@ export class FlyMachinesHttp implements FlyMachines {
       query,
       schema: okSchema,
       machineId,
+      scope: opts.scope,
       // Already gone is what we wanted.
       onStatus: (status) => (status === 404 ? { value: {} } : undefined),
     });

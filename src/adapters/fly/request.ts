@@ -8,10 +8,12 @@ import type { Clock } from '../../ports/clock.js';
 import {
   CREATE_WITHDRAWN,
   FlyApiError,
+  type CallScope,
   isRetryableStatus,
   type FlyAction,
 } from '../../ports/flyMachines.js';
 import type { Logger } from '../../shared/log.js';
+import { TRACEPARENT } from '../../shared/trace.js';
 import { backoffMs, parseRetryAfterMs, type BackoffPolicy } from './backoff.js';
 import type { ActionBuckets } from './tokenBucket.js';
 import { authorizationHeader, describeErrorBody, snippet } from './wire.js';
@@ -61,6 +63,8 @@ export interface CallSpec<T> {
   readonly onStatus?: (status: number) => { value: T } | undefined;
   /** Asked right before each send: false withdraws the call (nothing sent, nothing made). */
   readonly proceed?: () => boolean;
+  /** The work the call is made for: its logger and traceparent (ADR 0021). */
+  readonly scope?: CallScope | undefined;
 }
 
 type Attempt =
@@ -73,6 +77,9 @@ type Attempt =
       retryAfter: string | null;
     }
   | { kind: 'noResponse'; timedOutAfterMs: number | undefined; cause: Error };
+
+/** Actions that change a machine (logged at info with Fly's request id). */
+const MUTATES: ReadonlySet<FlyAction> = new Set<FlyAction>(['create', 'stop', 'destroy']);
 
 /** A create that failed this way may have made its machine all the same. */
 const OUTCOME_UNKNOWN =
@@ -89,7 +96,11 @@ export class FlyRequests {
     const query =
       spec.query && [...spec.query.keys()].length > 0 ? `?${spec.query.toString()}` : '';
     const url = `${this.s.baseUrl}${spec.path}${query}`;
-    const log = this.s.logger?.child({ action: spec.action, machineId: spec.machineId });
+    // For a launch's work the lines carry its launch and trace ids.
+    const scope = spec.scope;
+    const base = scope?.log ?? this.s.logger;
+    const log = base?.child({ action: spec.action, machineId: spec.machineId });
+    const traceparent = scope?.traceparent;
     /** Wait `delay` before the next attempt if the budget allows it; false: it does not. */
     const retryAfter = async (delay: number, onRetry?: () => void): Promise<boolean> => {
       if (clock.now() + delay >= deadline) return false;
@@ -111,7 +122,7 @@ export class FlyRequests {
         : remaining;
 
       const sentAt = performance.now();
-      const a = await this.send(spec, url, attemptMs);
+      const a = await this.send(spec, url, attemptMs, traceparent);
       observer?.request?.(
         spec.action,
         a.kind === 'response' ? a.status : 0,
@@ -130,13 +141,16 @@ export class FlyRequests {
 
       const special = spec.onStatus?.(a.status);
       if (special) {
-        log?.debug({ attempt, status: a.status, requestId: a.requestId }, 'fly call');
+        log?.debug({ attempt, status: a.status, flyRequestId: a.requestId }, 'fly call');
         return special.value;
       }
 
       if (a.status >= 200 && a.status < 300) {
-        log?.debug(
-          { attempt, status: a.status, requestId: a.requestId, ms: clock.now() - started },
+        // Calls that change a machine are worth a line each (with Fly's request id, for support);
+        // reads and waits repeat too often for more than debug.
+        const level = MUTATES.has(spec.action) ? 'info' : 'debug';
+        log?.[level](
+          { attempt, status: a.status, flyRequestId: a.requestId, ms: clock.now() - started },
           'fly call',
         );
         return this.parse(spec, a.status, a.text, a.requestId);
@@ -148,7 +162,7 @@ export class FlyRequests {
         const delay = Math.max(asked ?? 0, this.backoff(attempt));
         const warn = () =>
           log?.warn(
-            { attempt, status: a.status, requestId: a.requestId, delayMs: Math.round(delay) },
+            { attempt, status: a.status, flyRequestId: a.requestId, delayMs: Math.round(delay) },
             'fly call will retry',
           );
         if (await retryAfter(delay, warn)) continue;
@@ -185,7 +199,12 @@ export class FlyRequests {
     if (wait > 0) await this.s.sleep(wait);
   }
 
-  private async send<T>(spec: CallSpec<T>, url: string, timeoutMs: number): Promise<Attempt> {
+  private async send<T>(
+    spec: CallSpec<T>,
+    url: string,
+    timeoutMs: number,
+    traceparent: string | undefined,
+  ): Promise<Attempt> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -198,6 +217,7 @@ export class FlyRequests {
         accept: 'application/json',
         'user-agent': this.s.userAgent,
       };
+      if (traceparent) headers[TRACEPARENT] = traceparent;
       let body: string | undefined;
       if (spec.body !== undefined) {
         headers['content-type'] = 'application/json';

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ULID_PATTERN, type LaunchSource } from '../../../machines/vocabulary.js';
 import { AppError } from '../../shared/errors.js';
 import { isRegionCode } from '../../shared/regions.js';
+import { TRACEPARENT, SpanKind, inSpan, parseTraceparent } from '../../shared/trace.js';
 import { schemaErrors } from '../../shared/zodRoutes.js';
 import type { WhereServices } from '../app.js';
 import {
@@ -23,7 +24,13 @@ import {
 import type { SseRegistry } from '../sse.js';
 import { Cooldown, SlidingWindowLimiter } from '../services/rateLimit.js';
 import { renderLaunchProgressPage } from '../views/launchProgress.js';
-import { errorBodySchema, launchAccepted, launchRequestBody, launchView } from '../wire.js';
+import {
+  errorBodySchema,
+  launchAccepted,
+  launchRequestBody,
+  launchView,
+  type LaunchView,
+} from '../wire.js';
 import { PAGE_ASSETS, sendPage } from './assets.js';
 import { clientAddress } from './limits.js';
 
@@ -60,7 +67,7 @@ export const launchRoutes: FastifyPluginAsyncZod<{
     // Without JavaScript the button is a form: on to the launch's own page.
     if (isForm(req)) return reply.header('location', `/launches/${view.launchId}`).code(303).send();
     // The reply schema keeps what a visitor sees of the launch.
-    return reply.code(202).send({ ...view, events: eventsUrl(view.launchId) });
+    return reply.code(202).send(accepted(view));
   });
 
   app.post(
@@ -70,7 +77,7 @@ export const launchRoutes: FastifyPluginAsyncZod<{
       const view = await starts.start(req, req.body?.region, 'dash');
       // Without JavaScript the tile is a form: back to the dashboard, which shows the new machine.
       if (isForm(req)) return reply.header('location', '/dash').code(303).send();
-      return reply.code(202).send({ ...view, events: eventsUrl(view.launchId) });
+      return reply.code(202).send(accepted(view));
     },
   );
 
@@ -141,6 +148,9 @@ export const launchRoutes: FastifyPluginAsyncZod<{
 
 const eventsUrl = (launchId: string) => `/launches/${launchId}/events`;
 
+/** A 202's body: the launch, its stream, and its trace id (for a bug report or a trace view). */
+const accepted = (view: LaunchView) => ({ ...view, events: eventsUrl(view.launchId) });
+
 /** The progress page of a launch that will not happen (refused, or past retention). */
 const refusalPage = (reply: FastifyReply, message: string, status: number) =>
   sendPage(
@@ -166,7 +176,7 @@ function launchStarts(s: WhereServices) {
   const asked = new WeakSet<FastifyRequest>();
 
   /** The visitor's button: the cooldown, then the per-address launch limit. */
-  const startFromButton = async (req: FastifyRequest, region: string) => {
+  const startFromButton = async (req: FastifyRequest, region: string, traceparent: string) => {
     const ip = clientAddress(cfg, req);
     const now = s.clock.now();
     // The cooldown is reserved now (no await before it, so a second request from this address
@@ -188,7 +198,7 @@ function launchStarts(s: WhereServices) {
       });
     }
     try {
-      return await s.launches.start({ region, source: 'button' });
+      return await s.launches.start({ region, source: 'button', traceparent });
     } catch (err) {
       held.release();
       throw err;
@@ -211,8 +221,25 @@ function launchStarts(s: WhereServices) {
       if (wanted !== undefined && !isRegionCode(wanted))
         throw new AppError('BAD_REGION', `"${wanted}" is not a Fly.io region we know`);
       const region = wanted ?? edgeRegion(req) ?? cfg.region;
-      if (source === 'button') return startFromButton(req, region);
-      return s.launches.start({ region, source });
+      // The launch's trace starts here (continuing the caller's when it sent a valid one); its
+      // first fact keeps the position, so every later hop, on any instance, continues it.
+      const incoming = parseTraceparent(req.headers[TRACEPARENT] as string | undefined);
+      const attributes = { 'wm.region': region, 'wm.source': source };
+      const view = await inSpan(
+        `POST ${req.routeOptions.url ?? '/launches'}`,
+        incoming,
+        attributes,
+        (traceparent) =>
+          source === 'button'
+            ? startFromButton(req, region, traceparent)
+            : s.launches.start({ region, source, traceparent }),
+        SpanKind.SERVER,
+      );
+      req.log.info(
+        { launchId: view.launchId, traceId: view.traceId, region, source },
+        'launch accepted',
+      );
+      return view;
     },
 
     guard(source: Source) {

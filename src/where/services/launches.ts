@@ -51,7 +51,13 @@ export class Launches {
   }
 
   /** Start a launch. Resolves once the cap has decided; throws AppError CAPACITY when it said no. */
-  async start(p: { region: string; source: LaunchSource; launchId?: string }): Promise<LaunchView> {
+  async start(p: {
+    region: string;
+    source: LaunchSource;
+    launchId?: string;
+    /** Where the launch's trace starts (the request's span), carried by its first fact. */
+    traceparent?: string;
+  }): Promise<LaunchView> {
     const { runtime, cfg } = this.deps;
     const launchId = p.launchId ?? this.deps.ids.next();
     const stream = launchStream(launchId);
@@ -64,6 +70,7 @@ export class Launches {
         owner: cfg.instance,
         readyTimeoutMs: cfg.readyTimeoutMs,
         ttlMs: p.source === 'auto' ? cfg.ttl.autoMs : cfg.ttl.buttonMs,
+        ...(p.traceparent ? { traceparent: p.traceparent } : {}),
       },
     });
     if (!outcome?.accepted) throw new AppError('LAUNCH_EXISTS', 'that launch already exists');

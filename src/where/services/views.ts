@@ -1,4 +1,5 @@
 /** Chart snapshots → the wire views browsers receive (src/where/wire.ts). */
+import { traceIdOf } from '../../shared/trace.js';
 import {
   launchPublic,
   vmPublic,
@@ -28,6 +29,8 @@ export function toLaunchView(
     version,
   };
   if (p.machineId) view.machineId = p.machineId;
+  const traceId = traceIdOf(p.traceparent);
+  if (traceId) view.traceId = traceId;
   if (p.machineId && (p.status === 'ready' || p.status === 'done'))
     view.url = vmUrl(cfg, p.machineId);
   if (p.reason) {

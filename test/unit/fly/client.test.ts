@@ -55,6 +55,40 @@ const input: CreateMachineInput = {
 };
 
 describe('FlyMachinesHttp: requests', () => {
+  it('given a call scope, when a create is sent, then the traceparent goes with it and the scope logs Fly’s request id', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, done) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    });
+    const log = pino({ level: 'debug' }, sink).child({ launchId: 'L1', traceId: 'T1' });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const { vt, fly, sent } = setup([
+      {
+        status: 200,
+        body: machineJson({ state: 'created' }),
+        headers: { 'fly-request-id': 'req-1' },
+      },
+      { status: 200, body: {}, headers: { 'fly-request-id': 'req-2' } },
+    ]);
+    await vt.run(fly.create(input, { scope: { log, traceparent } }));
+    // Without a scope: no header, and the line goes to the client's own logger (none here).
+    await vt.run(fly.destroy('3d8d9e1fe47189'));
+    expect(sent[0]!.headers.traceparent).toBe(traceparent);
+    expect(sent[1]!.headers.traceparent).toBeUndefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      msg: 'fly call',
+      action: 'create',
+      launchId: 'L1',
+      traceId: 'T1',
+      flyRequestId: 'req-1',
+      level: 30,
+    });
+  });
+
   it('creates with the Machines API body and a bearer token', async () => {
     const { vt, fly, sent } = setup([{ status: 200, body: machineJson({ state: 'created' }) }]);
     const m = await vt.run(fly.create(input));

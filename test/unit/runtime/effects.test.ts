@@ -55,6 +55,7 @@ function rig(fly = new FakeFlyMachines()) {
     record,
     cause: undefined,
     redrive,
+    log: silentLogger(),
   });
   const create = (redrive = false) =>
     runEffect(

@@ -87,8 +87,12 @@ function bodyHeaders(req: IncomingMessage, body: Body): OutgoingHttpHeaders {
 
 /** A write that failed because the instance closed its side: it may have answered already. */
 const PEER_CLOSED = new Set(['EPIPE', 'ECONNRESET']);
-/** Sockets whose writes are guarded, and the write error each one swallowed (if any). */
-const guarded = new WeakMap<Socket, { failed?: Error }>();
+/** Sockets whose writes are guarded: the write error swallowed (if any), and the request on it. */
+interface Guard {
+  failed?: Error;
+  request?: ClientRequest;
+}
+const guarded = new WeakMap<Socket, Guard>();
 
 /**
  * An instance may answer before it has read the whole body (a 413 for a body over its limit, a 401
@@ -101,9 +105,13 @@ const guarded = new WeakMap<Socket, { failed?: Error }>();
  * and `_writev`, the hooks every Writable calls, is the one place that sees the error before the
  * socket acts on it.
  */
-function guardWrites(socket: Socket): void {
-  if (guarded.has(socket)) return;
-  const state: { failed?: Error } = {};
+function guardWrites(socket: Socket, request: ClientRequest): void {
+  const known = guarded.get(socket);
+  if (known) {
+    known.request = request;
+    return;
+  }
+  const state: Guard = { request };
   guarded.set(socket, state);
   type Done = (err?: Error | null) => void;
   const swallow =
@@ -112,6 +120,8 @@ function guardWrites(socket: Socket): void {
       const code = err && 'code' in err ? String(err.code) : '';
       if (err && PEER_CLOSED.has(code)) {
         state.failed ??= err;
+        // The connection is spent: once this answer is read it must not carry another request.
+        if (state.request) state.request.shouldKeepAlive = false;
         cb();
       } else cb(err);
     };
@@ -161,7 +171,7 @@ export function sendToInstance(
       agent: pool.agent,
     });
     pool.inFlight.add(up);
-    up.once('socket', guardWrites);
+    up.once('socket', (socket: Socket) => guardWrites(socket, up));
     // The client gave up before the instance answered: stop waiting on its behalf.
     const onClientGone = (): void => void up.destroy();
     res.once('close', onClientGone);

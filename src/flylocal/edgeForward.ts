@@ -1,8 +1,10 @@
 /**
  * Carrying one request to an instance and its answer back: the body is kept while it fits the
  * replay limit (past it, streamed and no longer replayable), the response head is flushed at once
- * and its body piped (an event stream stays open), and either side going away ends the other.
+ * and its body piped (an event stream stays open), an answer the instance gives before the body
+ * is all sent still reaches the client, and either side going away ends the other.
  */
+import type { Socket } from 'node:net';
 import {
   request as httpRequest,
   type Agent,
@@ -83,6 +85,67 @@ function bodyHeaders(req: IncomingMessage, body: Body): OutgoingHttpHeaders {
     : { 'transfer-encoding': 'chunked' };
 }
 
+/** A write that failed because the instance closed its side: it may have answered already. */
+const PEER_CLOSED = new Set(['EPIPE', 'ECONNRESET']);
+/** Sockets whose writes are guarded: the write error swallowed (if any), and the request on it. */
+interface Guard {
+  failed?: Error;
+  request?: ClientRequest;
+}
+const guarded = new WeakMap<Socket, Guard>();
+
+/**
+ * An instance may answer before it has read the whole body (a 413 for a body over its limit, a 401
+ * before an upload) and close the connection; the next write then fails with EPIPE or ECONNRESET.
+ * Node's socket destroys itself on a failed write, usually before it has read the answer that is
+ * already waiting in the kernel, and its HTTP client reports the write error instead of the answer.
+ * Fly's proxy relays the answer, so here a write that fails that way is swallowed (the rest of the
+ * body is dropped) and the socket keeps reading: the answer arrives as usual, or the connection's
+ * end does (then the request fails with the write error, see `unreachable`). Wrapping `_write`
+ * and `_writev`, the hooks every Writable calls, is the one place that sees the error before the
+ * socket acts on it.
+ */
+function guardWrites(socket: Socket, request: ClientRequest): void {
+  const known = guarded.get(socket);
+  if (known) {
+    known.request = request;
+    return;
+  }
+  const state: Guard = { request };
+  guarded.set(socket, state);
+  type Done = (err?: Error | null) => void;
+  const swallow =
+    (cb: Done): Done =>
+    (err) => {
+      const code = err && 'code' in err ? String(err.code) : '';
+      if (err && PEER_CLOSED.has(code)) {
+        state.failed ??= err;
+        // The connection is spent: once this answer is read it must not carry another request.
+        if (state.request) state.request.shouldKeepAlive = false;
+        cb();
+      } else cb(err);
+    };
+  const write = socket._write.bind(socket);
+  const writev = socket._writev?.bind(socket);
+  socket._write = (chunk: unknown, encoding: BufferEncoding, cb: Done): void => {
+    if (state.failed) cb();
+    else write(chunk, encoding, swallow(cb));
+  };
+  if (writev) {
+    socket._writev = (chunks: { chunk: unknown; encoding: BufferEncoding }[], cb: Done): void => {
+      if (state.failed) cb();
+      else writev(chunks, swallow(cb));
+    };
+  }
+}
+
+/** Why an attempt got no answer: a body write the instance cut short says more than "hang up". */
+function unreachable(up: ClientRequest, err: Error): string {
+  const failed = up.socket ? guarded.get(up.socket)?.failed : undefined;
+  if (!failed) return errorMessage(err);
+  return `${errorMessage(failed)} while sending the body, and no answer came (${errorMessage(err)})`;
+}
+
 /** Send one attempt to `target`; resolves with the response head, or an error. */
 export function sendToInstance(
   pool: UpstreamPool,
@@ -108,6 +171,7 @@ export function sendToInstance(
       agent: pool.agent,
     });
     pool.inFlight.add(up);
+    up.once('socket', (socket: Socket) => guardWrites(socket, up));
     // The client gave up before the instance answered: stop waiting on its behalf.
     const onClientGone = (): void => void up.destroy();
     res.once('close', onClientGone);
@@ -119,13 +183,22 @@ export function sendToInstance(
       res.off('close', onClientGone);
       resolve({ ok: true, upstream, request: up });
     });
-    up.once('error', (err) => resolve({ ok: false, error: errorMessage(err) }));
+    // `on`, not `once`: a late error after the answer must not go unhandled.
+    up.on('error', (err) => resolve({ ok: false, error: unreachable(up, err) }));
     const body = to.body;
     if (body.kind === 'buffered') up.end(body.data);
     else if (body.kind === 'stream') {
       for (const c of body.prefix) up.write(c);
       req.pipe(up);
       req.resume();
+      // The instance closed before the body ended (it answered early, or broke): the rest of the
+      // body is read and dropped, so the client, still sending, can read the answer rather than
+      // fail its own write the same way.
+      up.once('close', () => {
+        if (req.complete) return;
+        req.unpipe(up);
+        req.resume();
+      });
     } else up.end();
   });
 }

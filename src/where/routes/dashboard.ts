@@ -32,6 +32,7 @@ export const dashboardRoutes: FastifyPluginAsyncZod<{ services: WhereServices }>
       renderDashboard({
         edgeRegion: edgeRegion(req),
         fleet: s.fleet.snapshot(),
+        launchTimes: s.launchTimes.view(),
         autospawner: s.autospawn.view(),
         assets: DASH_ASSETS,
         nonce,

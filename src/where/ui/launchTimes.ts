@@ -15,6 +15,11 @@ export function typicalText(t: RegionTimesView): string {
   return `typical ${formatSeconds(t.medianMs)} (last ${t.count})`;
 }
 
+/** A dashboard tile's line beside its button: the typical time, or that none was timed yet. */
+export function tileTimesText(t: RegionTimesView | undefined): string {
+  return t ? typicalText(t) : 'no launch timed yet';
+}
+
 /** The launch panel's line about the region a launch goes to. */
 export function regionTimesSentence(city: string, t: RegionTimesView | undefined): string {
   return t ? `Launches in ${city}: ${typicalText(t)}.` : `No launch in ${city} has been timed yet.`;

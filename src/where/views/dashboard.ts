@@ -1,10 +1,10 @@
 /**
  * The operator's dashboard: capacity, machines per region, the autospawner with its switch, the
- * map, a launch button per region (no redirect) and the live machine list. Server-rendered; the
- * dash bundle keeps it live from the fleet stream.
+ * map, a launch button per region with its typical launch time (no redirect) and the live machine
+ * list. Server-rendered; the dash bundle keeps it live from the fleet stream.
  */
 import { REGIONS, findRegion } from '../../shared/regions.js';
-import type { FleetMachine, FleetSnapshot } from '../wire.js';
+import type { FleetMachine, FleetSnapshot, LaunchTimesView, RegionTimesView } from '../wire.js';
 import { machineLink, type PageConfig, type Timing } from '../ui/config.js';
 import {
   capacityText,
@@ -16,6 +16,7 @@ import {
   regionCounts,
 } from '../ui/format.js';
 import { idleLaunchButton } from '../ui/launchButton.view.js';
+import { tileTimesText } from '../ui/launchTimes.js';
 import { markup, safeUrl, type SafeHtml } from './html.js';
 import { pageConfig, renderEdgeSentence, renderRegionChips, type PageAssets } from './landing.js';
 import { renderDocument } from './layout.js';
@@ -43,6 +44,8 @@ export interface AutospawnerView {
 export interface DashboardModel {
   readonly edgeRegion?: string | undefined;
   readonly fleet: FleetSnapshot;
+  /** Typical launch times by region (the fleet stream's `launchTimes`), beside each tile's button. */
+  readonly launchTimes?: LaunchTimesView | undefined;
   readonly autospawner: AutospawnerView;
   /** `appJs` is the dashboard bundle (`dist/web/dash.js`). */
   readonly assets: PageAssets;
@@ -118,11 +121,18 @@ ${a.spawns !== undefined ? markup`<dt>Spawned</dt><dd>${a.spawns}${last !== unde
 
 const IDLE_TILE = idleLaunchButton('tile');
 
-function renderTile(code: string, city: string, count: number, launches: string): SafeHtml {
+function renderTile(
+  code: string,
+  city: string,
+  count: number,
+  launches: string,
+  times: RegionTimesView | undefined,
+): SafeHtml {
   return markup`<li class="tile panel" data-tile="${code}" data-live="${count > 0 ? 'true' : 'false'}">
 <div class="tile-head"><span class="tile-city">${city}</span><code>${code}</code></div>
 <span class="tile-count" data-count="${count}">${count} live</span>
-<form class="tile-form" method="post" action="${launches}" data-region="${code}"><input type="hidden" name="region" value="${code}"><button class="tile-button" type="submit" data-state="${IDLE_TILE.state}"><span class="tile-label">${IDLE_TILE.label}</span><span class="visually-hidden"> a machine in ${city}</span></button></form>
+<p class="tile-times" id="times-${code}" data-times="${code}">${tileTimesText(times)}</p>
+<form class="tile-form" method="post" action="${launches}" data-region="${code}"><input type="hidden" name="region" value="${code}"><button class="tile-button" type="submit" data-state="${IDLE_TILE.state}" aria-describedby="times-${code}"><span class="tile-label">${IDLE_TILE.label}</span><span class="visually-hidden"> a machine in ${city}</span></button></form>
 <p class="tile-note" data-note="${code}">${IDLE_TILE.message}</p>
 </li>`;
 }
@@ -133,9 +143,11 @@ export function renderDashboard(model: DashboardModel): string {
   const counts = regionCounts(fleet.machines.map((m) => m.region));
   const countOf = new Map(counts.map((c) => [c.code, c.count]));
   const launches = model.endpoints?.launches ?? '/launches';
+  const times = model.launchTimes?.regions;
+  const timesOf = (code: string) => (times && Object.hasOwn(times, code) ? times[code] : undefined);
   const tiles = [...REGIONS]
     .sort((a, b) => a.city.localeCompare(b.city, 'en'))
-    .map((r) => renderTile(r.code, r.city, countOf.get(r.code) ?? 0, launches));
+    .map((r) => renderTile(r.code, r.city, countOf.get(r.code) ?? 0, launches, timesOf(r.code)));
   const cap = fleet.capacity;
   const body = markup`<div class="wrap dash">
 <header class="brand"><a href="/">WhereMachines</a><nav><a href="/">Visitor page</a></nav></header>
@@ -156,10 +168,10 @@ ${renderRegionChips(counts, 'dash-regions')}
 ${renderAutospawner(model.autospawner, model.endpoints?.autospawner ?? '/dash/autospawner', nowMs)}
 </div>
 <figure class="map-panel panel">
-${renderMap({ edgeRegion: model.edgeRegion, machines: fleet.machines })}
+${renderMap({ edgeRegion: model.edgeRegion, machines: fleet.machines, ...(times ? { times } : {}) })}
 <figcaption class="legend"><span><i class="k-region"></i>Fly.io region</span><span><i class="k-edge"></i>Your edge region</span><span><i class="k-live"></i>Has Useless Machines</span><span><i class="k-own"></i>Launched from here</span></figcaption>
 </figure>
-<div class="section-title"><h2 id="tiles-h">Launch in a region</h2><p>Each button starts a machine there; this page stays put.</p></div>
+<div class="section-title"><h2 id="tiles-h">Launch in a region</h2><p>Each button starts a machine there; this page stays put. Beside it, the median click → ready of the region's last launches.</p></div>
 <ul class="tiles" aria-labelledby="tiles-h">${tiles}</ul>
 <div class="section-title"><h2 id="machines-h">Live machines</h2><p>Updated as they change.</p></div>
 <div class="table-wrap panel"><table class="machines" aria-labelledby="machines-h">

@@ -194,6 +194,7 @@ dl.kv dd { margin: 0; }
 .tile-count { font: 600 .78rem var(--mono); color: var(--muted); margin-top: -.3rem; }
 .tile[data-live="true"] .tile-count { color: var(--ink); }
 .tile[data-live="true"] .tile-count::before { content: "● "; color: var(--live); }
+.tile-times { margin: -.2rem 0 0; font-size: .78rem; color: var(--muted); }
 .tile form { margin: 0; }
 .tile-button { width: 100%; font: 600 .85rem/1.2 var(--sans); padding: .5rem .6rem; border-radius: .55rem; cursor: pointer;
   border: 1px solid var(--line); background: var(--bg-2); color: var(--ink); text-align: center; }

@@ -1,6 +1,7 @@
 /**
- * The dashboard's script: capacity, per-region counts, the machine list and the map stay live from
- * the fleet stream; every region tile runs its own launch button chart (no redirect).
+ * The dashboard's script: capacity, per-region counts and launch times, the machine list and the
+ * map stay live from the fleet stream; every region tile runs its own launch button chart (no
+ * redirect).
  */
 import { renderChips } from './chips.js';
 import { CONFIG_ELEMENT_ID, parseConfig } from '../ui/config.js';
@@ -12,6 +13,7 @@ import {
 } from './fleet.store.js';
 import { connectFleet } from './fleetStream.js';
 import { capacityText, formatCountdown, parseTime } from '../ui/format.js';
+import { tileTimesText } from '../ui/launchTimes.js';
 import { mountLaunchButton } from './launchButton.js';
 import { refreshAges, renderMachineTable } from './machineTable.js';
 import { bindMap } from './mapView.js';
@@ -38,6 +40,19 @@ store.select(selectRegionSummary, sameRegionSummary).subscribe(({ counts }) => {
   const total = byId('region-total');
   if (total) total.textContent = String(counts.length);
 });
+
+// Typical launch times: the map's marker titles (as on the visitor's map) and each tile's line.
+store
+  .select((c) => c.launchTimes)
+  .subscribe((times) => {
+    if (!times) return;
+    map.setTimes(times);
+    for (const el of document.querySelectorAll<HTMLElement>('[data-times]')) {
+      const code = el.dataset.times ?? '';
+      const text = tileTimesText(Object.hasOwn(times, code) ? times[code] : undefined);
+      if (el.textContent !== text) el.textContent = text;
+    }
+  });
 
 store
   .select((c) => c.machines)

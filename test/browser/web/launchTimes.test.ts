@@ -1,8 +1,9 @@
 /**
  * Launch times in Chromium through the whole local platform (emulator, edge proxy, landing app,
- * real VM processes): launches made here, then the map's marker titles and the launch panel must
- * tell the times those launches' own facts give (read back with GET /launches/:id), and the
- * machine's page must lead back to its launch's timeline. Screenshots go to test-results/.
+ * real VM processes): launches made here, then the map's marker titles, the launch panel and the
+ * dashboard's region tiles must tell the times those launches' own facts give (read back with
+ * GET /launches/:id), and the machine's page must lead back to its launch's timeline.
+ * Screenshots go to test-results/.
  */
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,12 +48,21 @@ describe.skipIf(!hasChromium)('launch times in Chromium, through the local platf
   const launchView = async (launchId: string): Promise<LaunchView> =>
     (await (await fetch(`${stack.url}/launches/${launchId}`)).json()) as LaunchView;
 
+  /** Click→ready of every launch this file made, by region: what the typical times are made of. */
+  const readyTimes = new Map<string, number[]>();
+  const typicalOf = (region: string): string => {
+    const times = readyTimes.get(region) ?? [];
+    return `typical ${formatSeconds(median(times))} (last ${times.length})`;
+  };
+
   /** Waits until the launch is ready and returns its view. */
   async function ready(launchId: string): Promise<LaunchView> {
     await expect
       .poll(async () => (await launchView(launchId)).status, { timeout: 30_000 })
       .toBe('ready');
-    return launchView(launchId);
+    const view = await launchView(launchId);
+    readyTimes.set(view.region, [...(readyTimes.get(view.region) ?? []), readyMs(view)]);
+    return view;
   }
 
   /** A launch the way another visitor's page makes one. */
@@ -168,6 +178,46 @@ describe.skipIf(!hasChromium)('launch times in Chromium, through the local platf
       await visitor.screenshot({ path: 'test-results/launch-times-page.png' });
       await watcher.close();
       await visitor.close();
+    },
+  );
+
+  it(
+    'the dashboard shows each region’s typical time beside its button, and follows a launch from its tile',
+    { timeout: 120_000 },
+    async () => {
+      await launchElsewhere('syd');
+      const dash = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await dash.goto(`${stack.url}/dash`);
+      const line = (code: string) =>
+        dash.locator(`[data-tile="${code}"] .tile-times`).textContent();
+
+      // First paint, from the server.
+      for (const region of readyTimes.keys()) expect(await line(region)).toBe(typicalOf(region));
+      expect(await line('nrt')).toBe('no launch timed yet');
+      expect(await title(dash, 'syd')).toContain(typicalOf('syd'));
+      // The button is described by its region's line.
+      expect(
+        await dash.locator('form[data-region="syd"] button').getAttribute('aria-describedby'),
+      ).toBe('times-syd');
+
+      // A launch from the Sydney tile: its line and marker follow over the fleet stream.
+      await dash.waitForSelector('body[data-fleet="open"]');
+      const before = readyTimes.get('syd')!.length;
+      const accepted = dash.waitForResponse(
+        (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/dash/launches',
+      );
+      await dash.locator('form[data-region="syd"] button').click();
+      const { launchId } = (await (await accepted).json()) as { launchId: string };
+      await ready(launchId);
+      expect(readyTimes.get('syd')).toHaveLength(before + 1);
+      await expect.poll(() => line('syd'), { timeout: 10_000 }).toBe(typicalOf('syd'));
+      await expect.poll(() => title(dash, 'syd'), { timeout: 10_000 }).toContain(typicalOf('syd'));
+      expect(await line('nrt')).toBe('no launch timed yet');
+      mkdirSync('test-results', { recursive: true });
+      await dash
+        .locator('ul.tiles')
+        .screenshot({ path: 'test-results/launch-times-dashboard.png' });
+      await dash.close();
     },
   );
 });

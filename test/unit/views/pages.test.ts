@@ -224,6 +224,26 @@ describe('dashboard', () => {
     expect(page).toContain('<span id="cap-limit">8</span>');
   });
 
+  it('shows each region’s typical launch time beside its button, and says when none is timed yet', () => {
+    const page = dash({
+      launchTimes: {
+        regions: { nrt: { medianMs: 2_440, count: 12 } },
+        at: '2025-01-01T00:10:00.000Z',
+      },
+    });
+    expect(page).toMatch(
+      /<li class="tile panel" data-tile="nrt"[\s\S]*?<p class="tile-times" id="times-nrt" data-times="nrt">typical 2\.4 s \(last 12\)<\/p>[\s\S]*?<button class="tile-button" type="submit" data-state="idle" aria-describedby="times-nrt">/,
+    );
+    expect(page).toContain(
+      '<p class="tile-times" id="times-fra" data-times="fra">no launch timed yet</p>',
+    );
+    // The map's marker names the time too, as on the visitor's map.
+    expect(page).toMatch(
+      /<g [^>]*id="region-nrt"[^>]*>[^]*?<title>[^<]*typical 2\.4 s \(last 12\)/,
+    );
+    expect(dash()).not.toContain('typical');
+  });
+
   it('shows the autospawner and a switch that posts the opposite state', () => {
     const on = dash();
     expect(on).toContain(

@@ -39,8 +39,8 @@ export interface RequestSettings {
   readonly attemptTimeoutMs: number;
   readonly maxAttempts: number;
   readonly backoff: BackoffPolicy;
-  /** Undefined: no client-side pacing. */
-  readonly buckets: ActionBuckets<FlyAction> | undefined;
+  /** Undefined: no client-side pacing. Keyed by CallSpec.bucket, else by action. */
+  readonly buckets: ActionBuckets<string> | undefined;
   readonly logger: Logger | undefined;
   readonly userAgent: string;
   readonly observer: FlyCallObserver | undefined;
@@ -55,6 +55,8 @@ export interface CallSpec<T> {
   readonly body?: unknown;
   readonly schema: z.ZodType<T>;
   readonly machineId?: string;
+  /** The rate-limit bucket when it is not the action's own (Fly limits some actions per machine). */
+  readonly bucket?: string;
   /** Extra budget on top of timeoutMs (a wait's own server-side timeout). */
   readonly extraMs?: number;
   /** Statuses with a meaning of their own (408 on wait, 404 on destroy): return a value instead of failing. */
@@ -100,7 +102,7 @@ export class FlyRequests {
     };
 
     for (let attempt = 1; ; attempt++) {
-      await this.takeToken(spec.action, deadline);
+      await this.takeToken(spec.action, deadline, spec.bucket);
       if (spec.proceed && !spec.proceed())
         throw new FlyApiError(spec.action, 0, CREATE_WITHDRAWN, false, undefined);
       const remaining = deadline - clock.now();
@@ -169,9 +171,9 @@ export class FlyRequests {
     return backoffMs(this.s.backoff, attempt, this.s.random());
   }
 
-  private async takeToken(action: FlyAction, deadline: number): Promise<void> {
+  private async takeToken(action: FlyAction, deadline: number, bucket?: string): Promise<void> {
     if (!this.s.buckets) return;
-    const wait = this.s.buckets.bucket(action).reserve(Math.max(0, deadline - this.s.clock.now()));
+    const wait = this.s.buckets.bucket(bucket ?? action).reserve(Math.max(0, deadline - this.s.clock.now()));
     if (wait === undefined) {
       throw new FlyApiError(
         action,

@@ -4,11 +4,7 @@
  * state rules. Calls that change a machine honour its lease.
  */
 import { readFileSync } from 'node:fs';
-import {
-  durationMs,
-  type SignalName,
-  type UpdateMachineRequest,
-} from '../adapters/fly/schemas.js';
+import { durationMs, type SignalName, type UpdateMachineRequest } from '../adapters/fly/schemas.js';
 import type { Clock } from '../ports/clock.js';
 import { EmulatorError } from './emulatorError.js';
 import { acquireLease, activeLease, assertLease, leaseJson, releaseLease } from './leases.js';

@@ -20,7 +20,10 @@ import type { MachineRoute } from './machinesRoutes.js';
 import { body, leaseNonce, one, params } from './routeParams.js';
 import type { FastifyRequest } from 'fastify';
 
-type ActionWithWork = Exclude<EmulatedAction, 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy'>;
+type ActionWithWork = Exclude<
+  EmulatedAction,
+  'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy'
+>;
 
 const ok = { body: { ok: true } };
 

@@ -94,11 +94,14 @@ export class FlyMachinesHttp implements FlyMachines {
       buckets:
         limits === false
           ? undefined
-          : new ActionBuckets<string>((key) => {
-              // Keys are an action, or `<action> <machine id>` for the ones Fly limits per machine.
-              const a = key.split(' ')[0] as FlyAction;
-              return limits?.[a] ?? (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT);
-            }, () => clock.now()),
+          : new ActionBuckets<string>(
+              (key) => {
+                // Keys are an action, or `<action> <machine id>` for the ones Fly limits per machine.
+                const a = key.split(' ')[0] as FlyAction;
+                return limits?.[a] ?? (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT);
+              },
+              () => clock.now(),
+            ),
       logger: opts.logger?.child({ component: 'fly-client', app: opts.app }),
       userAgent: opts.userAgent ?? 'wheremachines/0.1',
       observer: opts.observer,

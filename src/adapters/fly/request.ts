@@ -173,7 +173,9 @@ export class FlyRequests {
 
   private async takeToken(action: FlyAction, deadline: number, bucket?: string): Promise<void> {
     if (!this.s.buckets) return;
-    const wait = this.s.buckets.bucket(bucket ?? action).reserve(Math.max(0, deadline - this.s.clock.now()));
+    const wait = this.s.buckets
+      .bucket(bucket ?? action)
+      .reserve(Math.max(0, deadline - this.s.clock.now()));
     if (wait === undefined) {
       throw new FlyApiError(
         action,

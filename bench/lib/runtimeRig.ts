@@ -102,6 +102,11 @@ function observedFake(fake: FakeFlyMachines, metrics: WhereMetrics): FlyMachines
     wait: timed('wait', fake.wait.bind(fake)),
     stop: fake.stop.bind(fake),
     destroy: timed('destroy', fake.destroy.bind(fake)),
+    start: fake.start.bind(fake),
+    update: fake.update.bind(fake),
+    getMetadata: fake.getMetadata.bind(fake),
+    setMetadata: fake.setMetadata.bind(fake),
+    deleteMetadata: fake.deleteMetadata.bind(fake),
   };
 }
 

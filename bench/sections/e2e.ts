@@ -138,6 +138,7 @@ async function startStack(): Promise<Stack> {
           FLYLOCAL_PORT: String(flyPort),
           FLYLOCAL_TOKEN: token,
           FLYLOCAL_REGION: 'ams',
+          FLYLOCAL_PROFILE: 'fast',
           FLYLOCAL_PROXY_PORT: String(proxyPort),
           FLYLOCAL_STATIC_INSTANCES: JSON.stringify({
             where: [{ id: 'where-ams', region: 'ams', url: `http://127.0.0.1:${publicPort}` }],

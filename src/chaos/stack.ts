@@ -74,6 +74,7 @@ function flylocalProcess(s: Shared): ManagedProcess {
       FLYLOCAL_REGION: s.opts.regions[0]!,
       FLYLOCAL_FAULTS: JSON.stringify(faults),
       FLYLOCAL_RATE_LIMITS: 'true',
+      FLYLOCAL_PROFILE: 'fast',
       FLYLOCAL_PROXY: 'false',
       LOG_LEVEL: 'info',
     },

@@ -226,6 +226,8 @@ async function main(): Promise<void> {
     FLYLOCAL_PORT: String(flyPort),
     FLYLOCAL_TOKEN: flyToken,
     FLYLOCAL_REGION: instances[0]!,
+    // Fly-like latency by default; WM_FLY_PROFILE=fast (or FLYLOCAL_PROFILE) for an instant platform.
+    FLYLOCAL_PROFILE: process.env.WM_FLY_PROFILE ?? process.env.FLYLOCAL_PROFILE ?? 'fly',
     FLYLOCAL_PROXY_PORT: String(proxyPort),
     FLYLOCAL_STATIC_INSTANCES: JSON.stringify({
       where: plan.map((p) => ({ id: p.id, region: p.region, url: `http://127.0.0.1:${p.port}` })),

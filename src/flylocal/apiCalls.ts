@@ -1,10 +1,12 @@
 /**
- * What happens around every emulated Machines API call: Fly's rate limits (when enforced), then the
- * seeded faults before the work (latency, 429, 5xx, a hang) and after it (a dropped connection,
- * a malformed body), each counted in the HTTP stats.
+ * What happens around every emulated Machines API call: Fly's rate limits (when enforced: per
+ * action and machine, or per action and app for create and list), then the seeded faults before
+ * the work (latency, 429, 5xx, a hang) and after it (a dropped connection, a malformed body), each
+ * counted in the HTTP stats.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ActionBuckets, FLY_DEFAULT_LIMIT, FLY_GET_LIMIT } from '../adapters/fly/tokenBucket.js';
+import type { Clock } from '../ports/clock.js';
 import type { EmulatedAction, Faults } from './faults.js';
 import type { HttpStats } from './stats.js';
 
@@ -51,11 +53,17 @@ class Sleeps {
   }
 }
 
+/**
+ * The bucket a request draws from: Fly limits each action per machine, and the app-wide ones
+ * (create, list) per app. Keys are `<action> <app>[/<machine>]`.
+ */
+function bucketKey(action: EmulatedAction, req: FastifyRequest): string {
+  const p = req.params as { app_name?: string; machine_id?: string };
+  return `${action} ${p.app_name ?? ''}${p.machine_id ? `/${p.machine_id}` : ''}`;
+}
+
 export class ApiCalls {
-  private readonly buckets = new ActionBuckets<EmulatedAction>(
-    (a) => (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT),
-    () => Date.now(),
-  );
+  private readonly buckets: ActionBuckets<string>;
   private readonly sleeps = new Sleeps();
 
   constructor(
@@ -63,7 +71,13 @@ export class ApiCalls {
     private readonly stats: HttpStats,
     /** How early a request may arrive and still fit the rate limit (network jitter). */
     private readonly graceMs: number,
-  ) {}
+    clock: Clock = { now: () => Date.now() },
+  ) {
+    this.buckets = new ActionBuckets<string>(
+      (key) => (key.startsWith('get ') ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT),
+      () => clock.now(),
+    );
+  }
 
   /** Wake every call that sleeps in a latency or a hang (the server is closing). */
   close(): void {
@@ -89,7 +103,7 @@ export class ApiCalls {
     return async (req, reply) => {
       this.stats.arrived(action, Date.now());
       if (this.faults.enforceRateLimits) {
-        const r = this.buckets.bucket(action).tryTake(this.graceMs);
+        const r = this.buckets.bucket(bucketKey(action, req)).tryTake(this.graceMs);
         if (!r.ok) {
           this.stats.rateLimited[action] = (this.stats.rateLimited[action] ?? 0) + 1;
           return rateLimited(reply, action, Math.max(1, Math.ceil(r.retryAfterMs / 1000)));

@@ -104,7 +104,12 @@ export function buildFlyLocalApp(
     genReqId: () => `${randomBytes(10).toString('hex')}-flylocal`,
   });
   const stats = new HttpStats();
-  const calls = new ApiCalls(emulator.faults, stats, opts.rateLimitGraceMs ?? 250);
+  const calls = new ApiCalls(
+    emulator.faults,
+    stats,
+    opts.rateLimitGraceMs ?? 250,
+    emulator.time.clock,
+  );
   app.addHook('onClose', async () => calls.close());
 
   parseJsonBodies(app);

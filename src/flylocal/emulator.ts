@@ -1,15 +1,28 @@
 /**
  * The emulator's model of Fly machines: the Machines API's operations (create, get, list, stop,
- * destroy, wait) over the machine store, with the lifecycle in lifecycle.ts and one real child
- * process per running machine. HTTP lives in app.ts; this file knows nothing of it.
+ * destroy, wait here; the other per-machine ones in machineActions.ts) over the machine store, with
+ * the lifecycle in lifecycle.ts, latency from a profile on the emulator's clock (latency.ts), and
+ * one real child process per running machine. HTTP lives in app.ts; this file knows nothing of it.
  */
 import type { CreateMachineRequest, SignalName } from '../adapters/fly/schemas.js';
+import { systemClock, SystemTimers } from '../adapters/system/systemClock.js';
+import type { Clock, Timers } from '../ports/clock.js';
 import type { Logger } from '../shared/log.js';
 import { findRegion } from '../shared/regions.js';
 import { AddressPool, defaultAddressMode, type AddressMode } from './addresses.js';
 import { EmulatorError, notFound, shuttingDown } from './emulatorError.js';
 import { Faults, type FaultConfig } from './faults.js';
+import {
+  ImageCache,
+  LatencyModel,
+  resolveProfile,
+  type EmulatorTime,
+  type LatencyProfile,
+  type LatencyProfileName,
+} from './latency.js';
+import { assertLease } from './leases.js';
 import { MachineLifecycle } from './lifecycle.js';
+import { MachineActions } from './machineActions.js';
 import {
   EmulatedMachine,
   machineName,
@@ -51,6 +64,13 @@ export interface EmulatorOptions {
   readonly killChildrenOnSignal?: boolean;
   /** Seed for generated names. */
   readonly seed?: number;
+  /**
+   * How slow the platform is: `fly` (the default: image pulls, VM boots, starts and stops as long
+   * as on Fly), `fast` (about nothing; tests), or a profile of one's own.
+   */
+  readonly profile?: LatencyProfileName | LatencyProfile;
+  /** The emulator's clock and timers (default: the wall clock); a ManualClock drives latency in tests. */
+  readonly clock?: Clock & Timers;
 }
 
 /** What the edge proxy needs: the live machines of an app and where to reach them. */
@@ -78,6 +98,12 @@ export class FlyLocalEmulator implements MachineDirectory {
   private readonly lifecycle: MachineLifecycle;
   private readonly names: Prng;
   private closing = false;
+  /** The emulator made its own timers (no clock was given), so close() clears them all. */
+  private readonly ownTimers: boolean;
+  readonly time: EmulatorTime;
+  readonly latency: LatencyModel;
+  /** Every per-machine endpoint besides get, stop, destroy and wait. */
+  readonly actions: MachineActions;
 
   private readonly defaultRegion: string;
   private readonly closeGraceMs: number;
@@ -90,6 +116,11 @@ export class FlyLocalEmulator implements MachineDirectory {
     this.names = mulberry32(opts.seed ?? 7);
     this.addresses = new AddressPool(opts.addressMode ?? defaultAddressMode());
     this.faults = new Faults(opts.faults ?? {});
+    this.ownTimers = opts.clock === undefined;
+    this.time = opts.clock
+      ? { clock: opts.clock, timers: opts.clock }
+      : { clock: systemClock, timers: new SystemTimers(systemClock) };
+    this.latency = new LatencyModel(resolveProfile(opts.profile), opts.seed);
     this.lifecycle = new MachineLifecycle({
       vm: {
         defaultCommand: opts.defaultCommand ?? [process.execPath, 'dist/useless.mjs'],
@@ -97,11 +128,19 @@ export class FlyLocalEmulator implements MachineDirectory {
         baseEnv: opts.baseEnv ?? hostBaseEnv(),
       },
       faults: this.faults,
+      latency: this.latency,
+      images: new ImageCache(this.time, this.latency.imagePullMs),
       addresses: this.addresses,
       logger: opts.logger,
       restartDelayMs: opts.restartDelayMs ?? 100,
       defaultStopTimeoutMs: (opts.defaultStopTimeoutS ?? 5) * 1000,
       closing: () => this.closing,
+    });
+    this.actions = new MachineActions({
+      store: this.store,
+      lifecycle: this.lifecycle,
+      clock: this.time.clock,
+      assertOpen: () => this.assertOpen(),
     });
     ensureCleanupHooks({ signals: opts.killChildrenOnSignal ?? true });
   }
@@ -141,13 +180,24 @@ export class FlyLocalEmulator implements MachineDirectory {
 
     const name = req.name ?? machineName(this.names);
     const m = new EmulatedMachine(
-      { app, id, name, region, config: req.config, internalPort, address, logLines: this.logLines },
+      {
+        app,
+        id,
+        name,
+        region,
+        config: req.config,
+        internalPort,
+        address,
+        logLines: this.logLines,
+        time: this.time,
+      },
       (changed) => this.waits.changed(changed),
     );
     this.store.add(m);
     m.event('launch', 'created', 'user');
     const body = m.toJson();
-    if (!req.skip_launch) m.later(0, () => this.lifecycle.start(m));
+    if (req.skip_launch) this.lifecycle.prepare(m);
+    else m.later(0, () => this.lifecycle.launch(m));
     return body;
   }
 
@@ -159,9 +209,15 @@ export class FlyLocalEmulator implements MachineDirectory {
     return this.store.list(app, filter).map((m) => m.toJson());
   }
 
-  stop(app: string, id: string, opts: { signal?: SignalName; timeoutMs?: number } = {}): void {
+  stop(
+    app: string,
+    id: string,
+    opts: { signal?: SignalName; timeoutMs?: number } = {},
+    leaseNonce?: string,
+  ): void {
     this.assertOpen();
     const m = this.store.find(app, id);
+    assertLease(m, leaseNonce, this.time.clock.now());
     switch (m.state) {
       case 'starting':
       case 'started':
@@ -171,15 +227,16 @@ export class FlyLocalEmulator implements MachineDirectory {
       case 'destroyed':
         throw new EmulatorError(412, `failed_precondition: machine ${m.id} is ${m.state}`);
       default:
-        // created, stopping, stopped: nothing to do, as stopping twice is not an error.
+        // created, stopping, stopped, suspended: nothing to do, as stopping twice is not an error.
         return;
     }
   }
 
-  async destroy(app: string, id: string, force: boolean): Promise<void> {
+  async destroy(app: string, id: string, force: boolean, leaseNonce?: string): Promise<void> {
     this.assertOpen();
     const m = this.store.find(app, id);
     if (m.state === 'destroyed') throw notFound();
+    assertLease(m, leaseNonce, this.time.clock.now());
     if (m.state === 'destroying') {
       await this.waits.waitFor(m, 'destroyed', 10_000);
       return;
@@ -188,7 +245,8 @@ export class FlyLocalEmulator implements MachineDirectory {
       m.proc !== undefined ||
       m.state === 'starting' ||
       m.state === 'started' ||
-      m.state === 'stopping';
+      m.state === 'stopping' ||
+      m.state === 'suspending';
     if (active && !force) {
       throw new EmulatorError(
         412,
@@ -264,6 +322,7 @@ export class FlyLocalEmulator implements MachineDirectory {
     this.waits.closeAll();
     const machines = this.store.all();
     for (const m of machines) m.clearTimers();
+    if (this.ownTimers) this.time.timers.clearAll();
     const procs = machines.map((m) => m.proc).filter((p): p is VmProcess => p !== undefined);
     for (const p of procs) p.signal('SIGTERM');
     const all = Promise.all(procs.map((p) => p.exited));

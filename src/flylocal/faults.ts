@@ -7,7 +7,27 @@
 import { z } from 'zod';
 import { mulberry32, type Prng } from './prng.js';
 
-export const EMULATED_ACTIONS = ['create', 'get', 'list', 'wait', 'stop', 'destroy'] as const;
+export const EMULATED_ACTIONS = [
+  'create',
+  'get',
+  'list',
+  'wait',
+  'stop',
+  'destroy',
+  'start',
+  'restart',
+  'suspend',
+  'update',
+  'signal',
+  'cordon',
+  'events',
+  'versions',
+  'lease',
+  'ps',
+  'getMetadata',
+  'setMetadata',
+  'deleteMetadata',
+] as const;
 export type EmulatedAction = (typeof EMULATED_ACTIONS)[number];
 export const emulatedAction = z.enum(EMULATED_ACTIONS);
 
@@ -63,7 +83,10 @@ export const faultConfigSchema = z.strictObject({
   startLatencyMs: latencySchema.optional(),
   /** Regions where create answers "insufficient capacity". */
   capacityRegions: z.array(z.string()).optional(),
-  /** Answer 429 past Fly's published limits (1/s per action, burst 3; get 5/s, burst 10). */
+  /**
+   * Answer 429 past Fly's published limits: 1/s with a burst of 3 per action and machine (create
+   * and list: per action and app), Get Machine 5/s with a burst of 10.
+   */
   enforceRateLimits: z.boolean().optional(),
 });
 export type FaultConfig = z.infer<typeof faultConfigSchema>;

@@ -16,6 +16,8 @@ export type {
 } from './emulator.js';
 export type { FaultConfig, ActionFaults, FaultKind, EmulatedAction } from './faults.js';
 export { HttpStats } from './stats.js';
+export { LATENCY_PROFILES } from './latency.js';
+export type { LatencyProfile, LatencyProfileName } from './latency.js';
 
 export const FLYLOCAL_DEFAULT_PORT = 4280;
 

@@ -1,13 +1,16 @@
 /**
- * A machine's life past its create: start after the emulated start latency, one VM process per
- * start, the restart policy when it exits, stop signals with a kill after the stop timeout, and
- * the way to stopped, auto_destroy and destroyed.
+ * A machine's life past its create: the launch of a create (image pull on first use in a region,
+ * then VM boot), the start of an existing machine, one VM process per start, the restart policy
+ * when it exits, stop/suspend/restart signals with a kill after the stop timeout, the VM teardown,
+ * and the way to stopped, suspended, auto_destroy and destroyed. Every wait is on the emulator's clock.
  */
 import { durationMs, type SignalName } from '../adapters/fly/schemas.js';
 import type { Logger } from '../shared/log.js';
 import type { AddressPool } from './addresses.js';
 import type { Faults } from './faults.js';
-import type { EmulatedMachine } from './machine.js';
+import { EmulatorError } from './emulatorError.js';
+import type { ImageCache, LatencyModel } from './latency.js';
+import type { EmulatedMachine, StopKind } from './machine.js';
 import { VmProcess, type ExitInfo } from './supervisor.js';
 import { vmSpawnSpec, type VmDefaults } from './vmCommand.js';
 
@@ -16,6 +19,8 @@ const DEFAULT_MAX_RETRIES = 10;
 export interface LifecycleSettings {
   readonly vm: VmDefaults;
   readonly faults: Faults;
+  readonly latency: LatencyModel;
+  readonly images: ImageCache;
   readonly addresses: AddressPool;
   readonly logger: Logger | undefined;
   /** Pause before a crashed machine is started again. */
@@ -29,20 +34,60 @@ export interface LifecycleSettings {
 export class MachineLifecycle {
   constructor(private readonly s: LifecycleSettings) {}
 
-  start(m: EmulatedMachine): void {
-    if (this.s.closing() || m.intent !== 'run') return;
-    if (m.state !== 'created' && m.state !== 'stopped' && m.state !== 'starting') return;
-    if (m.state !== 'starting') m.setState('starting');
-    m.event('start', 'starting', 'flyd');
-    m.later(this.s.faults.startLatencyMs(), () => this.spawn(m));
+  /** A create's launch: the image (pulled on its first use in the region), then the VM's boot. */
+  launch(m: EmulatedMachine): void {
+    if (this.s.closing() || m.intent !== 'run' || m.state !== 'created') return;
+    this.s.images.ensure(
+      m.region,
+      m.config.image,
+      m.unlessCleared(() => {
+        if (this.s.closing() || m.intent !== 'run' || m.state !== 'created') return;
+        m.setState('starting');
+        m.event('start', 'starting', 'flyd');
+        m.later(this.s.latency.createBootMs() + this.s.faults.startLatencyMs(), () =>
+          this.spawn(m),
+        );
+      }),
+    );
   }
 
-  /** A user's stop of a starting or started machine: signal its process, kill it after the timeout. */
-  stop(m: EmulatedMachine, opts: { signal?: SignalName; timeoutMs?: number }): void {
+  /** A create with skip_launch still prepares the image, so a later start is fast. */
+  prepare(m: EmulatedMachine): void {
+    this.s.images.ensure(m.region, m.config.image, () => undefined);
+  }
+
+  /** Start a machine that exists (created, stopped or suspended): the emulated start latency, then its process. */
+  start(m: EmulatedMachine, source: 'user' | 'flyd' = 'user'): void {
+    if (this.s.closing() || m.intent !== 'run') return;
+    if (m.state !== 'created' && m.state !== 'stopped' && m.state !== 'suspended') return;
+    m.setState('starting');
+    m.event('start', 'starting', source);
+    // An image still being pulled (a skip_launch create moments ago, or an update to a new image) is waited for.
+    this.s.images.ensure(
+      m.region,
+      m.config.image,
+      m.unlessCleared(() =>
+        m.later(this.s.latency.startMs() + this.s.faults.startLatencyMs(), () => this.spawn(m)),
+      ),
+    );
+  }
+
+  /**
+   * A user's stop (or suspend, or the stop half of a restart) of a starting or started machine:
+   * signal its process, kill it after the timeout.
+   */
+  stop(
+    m: EmulatedMachine,
+    opts: { signal?: SignalName; timeoutMs?: number },
+    kind: StopKind = 'stop',
+  ): void {
     m.intent = 'stop';
+    m.stopKind = kind;
     m.clearTimers();
-    m.setState('stopping');
-    m.event('stop', 'stopping', 'user', opts.signal ? { signal: opts.signal } : undefined);
+    m.setState(kind === 'suspend' ? 'suspending' : 'stopping');
+    m.event(kind, kind === 'suspend' ? 'suspending' : 'stopping', 'user', {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     const proc = m.proc;
     if (!proc) {
       // Stopped while waiting to spawn: there is no process to signal.
@@ -60,18 +105,45 @@ export class MachineLifecycle {
     m.later(timeoutMs, () => proc.kill());
   }
 
-  /** The process has ended (or never ran): stopped, then destroyed when the config says so. */
+  /** Send a signal to the machine's process (Fly's `signal`): what it does is up to the process. */
+  signal(m: EmulatedMachine, signal: SignalName): void {
+    if (!m.proc)
+      throw new EmulatorError(
+        412,
+        `failed_precondition: machine ${m.id} has no running process to signal (state: ${m.state})`,
+      );
+    m.event('signal', m.state, 'user', { signal });
+    m.proc.signal(signal);
+  }
+
+  /** The process has ended (or never ran): the VM's teardown, then stopped (or suspended). */
   stopped(m: EmulatedMachine): void {
     m.clearTimers();
+    const ms = this.s.latency.stopMs();
+    if (ms > 0) m.later(ms, () => this.settle(m));
+    else this.settle(m);
+  }
+
+  /** Stopped (or suspended); then destroyed when the config says so, or started again for a restart. */
+  private settle(m: EmulatedMachine): void {
+    const kind = m.stopKind;
+    m.stopKind = 'stop';
+    if (kind === 'suspend') {
+      m.setState('suspended');
+      m.event('suspend', 'suspended', 'flyd');
+      m.intent = 'run';
+      return;
+    }
     m.setState('stopped');
     m.event('exit', 'stopped', 'flyd');
-    if (m.config.auto_destroy) {
+    if (kind !== 'restart' && m.config.auto_destroy) {
       m.intent = 'destroy';
       m.setState('destroying');
       this.destroyed(m);
-    } else {
-      m.intent = 'run';
+      return;
     }
+    m.intent = 'run';
+    if (kind === 'restart') this.start(m, 'flyd');
   }
 
   destroyed(m: EmulatedMachine): void {
@@ -81,7 +153,7 @@ export class MachineLifecycle {
   }
 
   private spawn(m: EmulatedMachine): void {
-    if (this.s.closing() || m.intent !== 'run' || m.state !== 'starting') return;
+    if (this.s.closing() || m.intent !== 'run' || m.state !== 'starting' || m.proc) return;
     const proc = new VmProcess(
       vmSpawnSpec(m, this.s.vm),
       (line) => {
@@ -96,6 +168,7 @@ export class MachineLifecycle {
       },
     );
     m.proc = proc;
+    m.procStartedAt = Date.now();
     m.spawns += 1;
     void proc.exited.then((info) => this.onExit(m, proc, info));
   }

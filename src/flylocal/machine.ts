@@ -1,11 +1,13 @@
 /**
- * One emulated machine: what it was created with, its state and history, its events and timers,
- * its VM process, and the two ways it is shown (the Machines API's JSON, the admin snapshot).
+ * One emulated machine: its config and versions, its state and history, its events and timers
+ * (on the emulator's clock), its VM process, lease and cordon, and the two ways it is shown (the
+ * Machines API's JSON, the admin snapshot).
  */
 import { fastUlid as ulid } from '../adapters/system/ulidIds.js';
 import { machineIdentity, type FlyMachine, type FlyMachineState } from '../ports/flyMachines.js';
 import type { MachineConfigIn } from '../adapters/fly/schemas.js';
 import type { AddressPool, MachineAddress } from './addresses.js';
+import type { EmulatorTime } from './latency.js';
 import type { Prng } from './prng.js';
 import { RingBuffer, type ExitInfo, type LogLine, type VmProcess } from './supervisor.js';
 
@@ -22,6 +24,7 @@ export interface MachineSnapshot extends Pick<
   readonly lastExit: ExitInfo | undefined;
   readonly metadata: Readonly<Record<string, string>>;
   readonly states: readonly string[];
+  readonly cordoned: boolean;
 }
 
 export interface MachineInstance {
@@ -32,7 +35,7 @@ export interface MachineInstance {
   readonly state: FlyMachineState;
 }
 
-interface MachineEventJson {
+export interface MachineEventJson {
   id: string;
   type: string;
   status: string;
@@ -50,7 +53,20 @@ export interface NewMachine {
   readonly internalPort: number;
   readonly address: MachineAddress | undefined;
   readonly logLines: number;
+  readonly time: EmulatorTime;
 }
+
+/** A lease on a machine (the Machines API's Lease, `expires_at` in epoch seconds). */
+export interface MachineLease {
+  readonly nonce: string;
+  readonly owner: string;
+  readonly description: string;
+  readonly version: string;
+  expiresAtMs: number;
+}
+
+/** What ends the current process: a stop, a suspend, or a restart (stop, then start again). */
+export type StopKind = 'stop' | 'suspend' | 'restart';
 
 const NAME_WORDS_A = [
   'quiet',
@@ -78,6 +94,8 @@ const NAME_WORDS_B = [
 ];
 const HISTORY = 100;
 const EVENTS = 50;
+const VERSIONS = 20;
+let timerSeq = 0;
 
 /** A generated machine name, Fly style: `quiet-lever-4821`. */
 export function machineName(prng: Prng): string {
@@ -93,21 +111,34 @@ export class EmulatedMachine {
   readonly id: string;
   readonly name: string;
   readonly region: string;
-  readonly instanceId = ulid();
-  readonly config: MachineConfigIn;
-  readonly createdAt = Date.now();
+  /** The current version; a new one with every update (`FLY_MACHINE_VERSION`). */
+  instanceId: string;
+  config: MachineConfigIn;
+  readonly createdAt: number;
   readonly internalPort: number;
   readonly address: MachineAddress | undefined;
   readonly logs: RingBuffer<LogLine>;
+  private readonly time: EmulatorTime;
   private readonly events: MachineEventJson[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Earlier versions, newest first (the current one included). */
+  private readonly versionList: { version: string; config: MachineConfigIn }[] = [];
+  private readonly timers = new Set<string>();
+  /** Bumped by clearTimers(): callbacks armed before (image pulls) check it and stand down. */
+  private epoch = 0;
   /** Every state the machine has been in, in order (bounded). */
   private readonly history: FlyMachineState[] = ['created'];
   state: FlyMachineState = 'created';
-  private updatedAt = this.createdAt;
+  private updatedAt: number;
   proc: VmProcess | undefined;
+  /** When the current process was spawned (epoch ms), for `ps`. */
+  procStartedAt: number | undefined;
   /** Why the current process should end: it runs until it exits, or it is being stopped/destroyed. */
   intent: 'run' | 'stop' | 'destroy' = 'run';
+  /** What the stop under way leads to. */
+  stopKind: StopKind = 'stop';
+  /** The proxy does not route to a cordoned machine. */
+  cordoned = false;
+  lease: MachineLease | undefined;
   restarts = 0;
   spawns = 0;
   lastExit: ExitInfo | undefined;
@@ -125,6 +156,41 @@ export class EmulatedMachine {
     this.internalPort = init.internalPort;
     this.address = init.address;
     this.logs = new RingBuffer<LogLine>(init.logLines);
+    this.time = init.time;
+    this.createdAt = this.time.clock.now();
+    this.updatedAt = this.createdAt;
+    this.instanceId = ulid(this.createdAt);
+    this.versionList.push({ version: this.instanceId, config: this.config });
+  }
+
+  /** A new version with this config (an update). */
+  newVersion(config: MachineConfigIn): void {
+    this.config = config;
+    this.instanceId = ulid(this.time.clock.now());
+    this.versionList.unshift({ version: this.instanceId, config });
+    if (this.versionList.length > VERSIONS) this.versionList.length = VERSIONS;
+    this.touch();
+  }
+
+  /** Replace the config's metadata (same version: metadata has endpoints of its own). */
+  setMetadata(metadata: Record<string, string>): void {
+    this.config = { ...this.config, metadata };
+    const current = this.versionList[0];
+    if (current) current.config = this.config;
+    this.touch();
+  }
+
+  versions(): { version: string; user_config: MachineConfigIn }[] {
+    return this.versionList.map((v) => ({ version: v.version, user_config: v.config }));
+  }
+
+  /** Events, newest first. */
+  eventList(): MachineEventJson[] {
+    return [...this.events].reverse();
+  }
+
+  private touch(): void {
+    this.updatedAt = this.time.clock.now();
   }
 
   get url(): string | undefined {
@@ -133,7 +199,7 @@ export class EmulatedMachine {
 
   setState(state: FlyMachineState): void {
     this.state = state;
-    this.updatedAt = Date.now();
+    this.touch();
     this.history.push(state);
     if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
     this.onStateChange(this);
@@ -150,24 +216,34 @@ export class EmulatedMachine {
       type,
       status,
       source,
-      timestamp: Date.now(),
+      timestamp: this.time.clock.now(),
       ...(request ? { request } : {}),
     });
     if (this.events.length > EVENTS) this.events.splice(0, this.events.length - EVENTS);
   }
 
-  /** Run `fn` after `ms` unless clearTimers() comes first. */
+  /** Run `fn` after `ms` on the emulator's clock unless clearTimers() comes first. */
   later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+    const key = `flylocal-${this.id}-${++timerSeq}`;
+    this.timers.add(key);
+    this.time.timers.set(key, this.time.clock.now() + ms, () => {
+      this.timers.delete(key);
       fn();
-    }, ms);
-    this.timers.add(t);
+    });
+  }
+
+  /** `fn`, unless clearTimers() was called in between (for callbacks that are not timers). */
+  unlessCleared(fn: () => void): () => void {
+    const epoch = this.epoch;
+    return () => {
+      if (epoch === this.epoch) fn();
+    };
   }
 
   clearTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
+    for (const key of this.timers) this.time.timers.clear(key);
     this.timers.clear();
+    this.epoch += 1;
   }
 
   releaseAddress(pool: AddressPool): void {
@@ -198,7 +274,7 @@ export class EmulatedMachine {
       },
       created_at: iso(this.createdAt),
       updated_at: iso(this.updatedAt),
-      events: [...this.events].reverse(),
+      events: this.eventList(),
       checks: [],
       host_status: 'ok',
     };
@@ -215,6 +291,7 @@ export class EmulatedMachine {
       lastExit: this.lastExit,
       metadata: { ...(this.config.metadata ?? {}) },
       states: [...this.history],
+      cordoned: this.cordoned,
     };
   }
 }

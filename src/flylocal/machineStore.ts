@@ -65,10 +65,10 @@ export class MachineStore {
       .sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  /** Live (not destroyed) machines of an app with an address. */
+  /** Live (not destroyed), uncordoned machines of an app with an address: what the proxy routes to. */
   instances(app: string): MachineInstance[] {
     return this.all()
-      .filter((m) => m.app === app && m.state !== 'destroyed' && m.address)
+      .filter((m) => m.app === app && m.state !== 'destroyed' && !m.cordoned && m.address)
       .map((m) => ({ id: m.id, region: m.region, url: m.url!, state: m.state }));
   }
 }

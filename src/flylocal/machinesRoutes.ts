@@ -1,9 +1,9 @@
 /**
- * The Machines API routes the project calls (create, list, get, destroy, stop, wait) with Fly's
- * paths, query parameters and answers, each wrapped by ApiCalls; any other `/v1` path is a 501.
+ * The Machines API's machine routes with Fly's paths, query parameters and answers, each wrapped
+ * by ApiCalls: create, list, get, destroy, stop and wait here, every other per-machine endpoint in
+ * machineActionsRoutes.ts; any other `/v1` path (apps, volumes, exec…) is a 501.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import {
   createMachineRequest,
   durationMs,
@@ -12,32 +12,14 @@ import {
 } from '../adapters/fly/schemas.js';
 import type { ApiCalls, ApiWork } from './apiCalls.js';
 import type { FlyLocalEmulator } from './emulator.js';
-import { EmulatorError, invalidArgument, shuttingDown } from './emulatorError.js';
+import { EmulatorError, shuttingDown } from './emulatorError.js';
 import type { EmulatedAction } from './faults.js';
-
-const appName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'app names are lowercase letters, digits and dashes');
-
-type Query = Record<string, string | string[] | undefined>;
-
-function one(req: FastifyRequest, key: string): string | undefined {
-  const v = (req.query as Query)[key];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-const truthy = (v: string | undefined): boolean => v === 'true' || v === '1';
-
-function params(req: FastifyRequest): { app: string; id: string } {
-  const p = req.params as { app_name?: string; machine_id?: string };
-  const parsed = appName.safeParse(p.app_name);
-  if (!parsed.success) throw invalidArgument(parsed.error);
-  return { app: parsed.data, id: p.machine_id ?? '' };
-}
+import { actionWorks, ACTION_ROUTES } from './machineActionsRoutes.js';
+import { body, leaseNonce, one, params, queryKeys, truthy } from './routeParams.js';
 
 function listFilter(req: FastifyRequest): Parameters<FlyLocalEmulator['list']>[1] {
   const metadata: Record<string, string> = {};
-  for (const key of Object.keys(req.query as Query)) {
+  for (const key of queryKeys(req)) {
     const value = one(req, key);
     if (key.startsWith('metadata.') && value !== undefined)
       metadata[key.slice('metadata.'.length)] = value;
@@ -90,9 +72,7 @@ function works(emulator: FlyLocalEmulator): Record<EmulatedAction, ApiWork> {
   return {
     create: async (req) => {
       const { app } = params(req);
-      const body = createMachineRequest.safeParse(req.body ?? {});
-      if (!body.success) throw invalidArgument(body.error);
-      return { body: await emulator.create(app, body.data) };
+      return { body: await emulator.create(app, body(req, createMachineRequest)) };
     },
     list: async (req) => ({ body: emulator.list(params(req).app, listFilter(req)) }),
     get: async (req) => {
@@ -101,34 +81,49 @@ function works(emulator: FlyLocalEmulator): Record<EmulatedAction, ApiWork> {
     },
     destroy: async (req) => {
       const { app, id } = params(req);
-      await emulator.destroy(app, id, truthy(one(req, 'force')) || truthy(one(req, 'kill')));
+      await emulator.destroy(
+        app,
+        id,
+        truthy(one(req, 'force')) || truthy(one(req, 'kill')),
+        leaseNonce(req),
+      );
       return { body: { ok: true } };
     },
     stop: async (req) => {
       const { app, id } = params(req);
-      const body = stopRequest.safeParse(req.body ?? {});
-      if (!body.success) throw invalidArgument(body.error);
-      emulator.stop(app, id, {
-        ...(body.data.signal ? { signal: body.data.signal } : {}),
-        ...(body.data.timeout !== undefined ? { timeoutMs: durationMs(body.data.timeout) } : {}),
-      });
+      const stop = body(req, stopRequest);
+      emulator.stop(
+        app,
+        id,
+        {
+          ...(stop.signal ? { signal: stop.signal } : {}),
+          ...(stop.timeout !== undefined ? { timeoutMs: durationMs(stop.timeout) } : {}),
+        },
+        leaseNonce(req),
+      );
       return { body: { ok: true } };
     },
     wait: waitWork(emulator),
+    ...actionWorks(emulator),
   };
 }
 
-const ROUTES: readonly {
-  method: 'GET' | 'POST' | 'DELETE';
-  url: string;
-  action: EmulatedAction;
-}[] = [
+export interface MachineRoute {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly url: string;
+  readonly action: EmulatedAction;
+  /** Its own work when several routes share an action (lease get/take/release, cordon/uncordon). */
+  readonly work?: (emulator: FlyLocalEmulator) => ApiWork;
+}
+
+const ROUTES: readonly MachineRoute[] = [
   { method: 'POST', url: '/v1/apps/:app_name/machines', action: 'create' },
   { method: 'GET', url: '/v1/apps/:app_name/machines', action: 'list' },
   { method: 'GET', url: '/v1/apps/:app_name/machines/:machine_id', action: 'get' },
   { method: 'DELETE', url: '/v1/apps/:app_name/machines/:machine_id', action: 'destroy' },
   { method: 'POST', url: '/v1/apps/:app_name/machines/:machine_id/stop', action: 'stop' },
   { method: 'GET', url: '/v1/apps/:app_name/machines/:machine_id/wait', action: 'wait' },
+  ...ACTION_ROUTES,
 ];
 
 export function registerMachinesApi(
@@ -137,8 +132,13 @@ export function registerMachinesApi(
   calls: ApiCalls,
 ): void {
   const work = works(emulator);
-  for (const { method, url, action } of ROUTES) {
-    app.route({ method, url, config: { action }, handler: calls.handler(action, work[action]) });
+  for (const { method, url, action, work: own } of ROUTES) {
+    app.route({
+      method,
+      url,
+      config: { action },
+      handler: calls.handler(action, own ? own(emulator) : work[action]),
+    });
   }
   // Everything else the real API has, we do not pretend to have.
   app.all('/v1/*', async (req, reply) =>

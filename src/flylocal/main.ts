@@ -8,6 +8,7 @@ import { envBool, envInt, loadEnvOrExit } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { regionCode } from '../shared/regions.js';
 import { faultConfigSchema } from './faults.js';
+import { latencyProfileName } from './latency.js';
 import { FLYLOCAL_DEFAULT_PORT, startFlyLocal, type MachineInstance } from './index.js';
 import { startEdgeProxy } from './proxy.js';
 
@@ -49,6 +50,8 @@ const envSchema = z.object({
   /** Fault injection at start (same JSON as POST /__flylocal/faults). */
   FLYLOCAL_FAULTS: jsonText(faultConfigSchema).optional(),
   FLYLOCAL_RATE_LIMITS: envBool.default(false),
+  /** Latency profile: `fly` (Fly's image pulls, boots, starts and stops) or `fast` (none). */
+  FLYLOCAL_PROFILE: latencyProfileName.default('fly'),
   FLYLOCAL_PROXY: envBool.default(true),
   FLYLOCAL_PROXY_HOST: z.string().default('127.0.0.1'),
   FLYLOCAL_PROXY_PORT: envInt(0, 65535).default(8080),
@@ -65,6 +68,7 @@ const local = await startFlyLocal({
   port: env.FLYLOCAL_PORT,
   token: env.FLYLOCAL_TOKEN,
   defaultRegion: env.FLYLOCAL_REGION,
+  profile: env.FLYLOCAL_PROFILE,
   ...(env.FLYLOCAL_VM_COMMAND ? { defaultCommand: env.FLYLOCAL_VM_COMMAND } : {}),
   ...(env.FLYLOCAL_ADDRESS_MODE ? { addressMode: env.FLYLOCAL_ADDRESS_MODE } : {}),
   faults: {
@@ -75,7 +79,10 @@ const local = await startFlyLocal({
   // We stop VMs gracefully on signals ourselves; the exit hook stays as the last resort.
   killChildrenOnSignal: false,
 });
-log.info({ apiUrl: local.apiUrl, adminUrl: local.adminUrl }, 'flylocal Machines API listening');
+log.info(
+  { apiUrl: local.apiUrl, adminUrl: local.adminUrl, profile: env.FLYLOCAL_PROFILE },
+  'flylocal Machines API listening',
+);
 
 const fixed = env.FLYLOCAL_STATIC_INSTANCES ?? {};
 const directory = {

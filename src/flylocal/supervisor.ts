@@ -99,7 +99,11 @@ export class VmProcess {
   private spawned = false;
   private done = false;
 
-  constructor(spec: SpawnSpec, onLine: (line: LogLine) => void, onSpawn: () => void) {
+  constructor(
+    readonly spec: SpawnSpec,
+    onLine: (line: LogLine) => void,
+    onSpawn: () => void,
+  ) {
     let settle!: (e: ExitInfo) => void;
     this.exited = new Promise<ExitInfo>((resolve) => (settle = resolve));
 

@@ -1,5 +1,6 @@
 /**
- * Port: the Fly Machines API, only the calls we make. Implemented over HTTP by
+ * Port: the Fly Machines API, only the calls we make (create, possibly without starting, get, list,
+ * wait, stop, start, update, metadata, destroy). Implemented over HTTP by
  * src/adapters/fly/client.ts (against the real API or the local emulator) and by a scriptable fake
  * for tests (src/adapters/fly/fakeFlyMachines.ts); both pass test/contract/flyMachines.contract.ts.
  */
@@ -59,6 +60,8 @@ export interface CreateMachineInput {
   readonly restart: { policy: 'no' | 'always' | 'on-failure'; maxRetries?: number };
   readonly stop: { signal: string; timeoutS: number };
   readonly name?: string;
+  /** Create the machine without starting it (Fly's skip_launch): it stays `created` until start(). */
+  readonly skipLaunch?: boolean;
 }
 
 export type WaitState = 'started' | 'stopped' | 'suspended' | 'destroyed';
@@ -86,7 +89,18 @@ export interface CreateOptions {
 export const CREATE_WITHDRAWN = 'not sent: the caller withdrew the create before it was sent';
 
 /** The port's calls by name, as FlyApiError.op names them. */
-export type FlyAction = 'create' | 'get' | 'list' | 'wait' | 'stop' | 'destroy';
+export type FlyAction =
+  | 'create'
+  | 'get'
+  | 'list'
+  | 'wait'
+  | 'stop'
+  | 'destroy'
+  | 'start'
+  | 'update'
+  | 'getMetadata'
+  | 'setMetadata'
+  | 'deleteMetadata';
 
 export interface FlyMachines {
   create(input: CreateMachineInput, opts?: CreateOptions): Promise<FlyMachine>;
@@ -109,6 +123,27 @@ export interface FlyMachines {
   stop(machineId: string, opts?: { signal?: string; timeoutS?: number }): Promise<void>;
   /** Destroy (force: kill if running). A machine that is already gone is not an error. */
   destroy(machineId: string, opts?: { force?: boolean; scope?: CallScope }): Promise<void>;
+  /**
+   * Start a machine that exists and is not running (created with skipLaunch, stopped, suspended);
+   * much faster than a create on Fly. Any other state is a 412 FlyApiError.
+   */
+  start(machineId: string): Promise<void>;
+  /**
+   * Give the machine a new config (a new version: its instanceId changes). A running machine is
+   * restarted with it (unless skipLaunch); `currentVersion` refuses the update (412) if the machine
+   * has moved on since.
+   */
+  update(
+    machineId: string,
+    input: CreateMachineInput,
+    opts?: { currentVersion?: string },
+  ): Promise<FlyMachine>;
+  /** The machine's metadata. */
+  getMetadata(machineId: string): Promise<Record<string, string>>;
+  /** Set one metadata key (same version; list filters see it at once). */
+  setMetadata(machineId: string, key: string, value: string): Promise<void>;
+  /** Remove one metadata key; a key that is not there is not an error. */
+  deleteMetadata(machineId: string, key: string): Promise<void>;
 }
 
 /**

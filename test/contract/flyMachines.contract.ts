@@ -145,6 +145,58 @@ export function flyMachinesContract(
       expect(all.find((x) => x.id === m.id)?.state).toBe('destroyed');
     });
 
+    it('creates with skipLaunch: the machine stays created until start, and a stopped one starts again as the same version', async () => {
+      const m = await create(tagged(h.input({ skipLaunch: true, autoDestroy: false })));
+      expect(m.state).toBe('created');
+      expect(await h.fly.wait(m.id, 'started', { timeoutS: 1 })).toBe(false);
+      expect((await h.fly.get(m.id)).state).toBe('created');
+      await h.fly.start(m.id);
+      expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);
+      await h.fly.stop(m.id);
+      expect(await h.fly.wait(m.id, 'stopped', { timeoutS: h.waitS })).toBe(true);
+      await h.fly.start(m.id);
+      expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);
+      const again = await h.fly.get(m.id);
+      expect([again.state, again.instanceId]).toEqual(['started', m.instanceId]);
+      const err = await rejection(h.fly.start('0de1e7ed0000ff'));
+      expect([err.status, err.retryable]).toEqual([404, false]);
+    });
+
+    it('reads, sets and deletes metadata keys; get and list filters see the change at once', async () => {
+      const m = await create(tagged(h.input({ skipLaunch: true }), { pick: 'x' }));
+      expect(await h.fly.getMetadata(m.id)).toMatchObject({ contract_run: run, pick: 'x' });
+      await h.fly.setMetadata(m.id, 'claimed_by', `L${run}`);
+      expect((await h.fly.getMetadata(m.id)).claimed_by).toBe(`L${run}`);
+      expect((await h.fly.get(m.id)).metadata).toMatchObject({ claimed_by: `L${run}`, pick: 'x' });
+      const claimed = await h.fly.list({ metadata: { contract_run: run, claimed_by: `L${run}` } });
+      expect(claimed.map((x) => x.id)).toEqual([m.id]);
+      await h.fly.deleteMetadata(m.id, 'claimed_by');
+      expect(await h.fly.getMetadata(m.id)).not.toHaveProperty('claimed_by');
+      expect(await h.fly.list({ metadata: { contract_run: run, claimed_by: `L${run}` } })).toEqual(
+        [],
+      );
+      await expect(h.fly.deleteMetadata(m.id, 'never_set')).resolves.toBeUndefined();
+      const err = await rejection(h.fly.getMetadata('0de1e7ed0000ff'));
+      expect(err.status).toBe(404);
+    });
+
+    it('updates a running machine to a new version that runs again; a stale currentVersion is refused', async () => {
+      const m = await create(tagged(h.input({ autoDestroy: false })));
+      expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);
+      const next = tagged(h.input({ autoDestroy: false }), { generation: '2' });
+      const u = await h.fly.update(m.id, next, { currentVersion: m.instanceId });
+      expect(u.id).toBe(m.id);
+      expect(u.instanceId).not.toBe(m.instanceId);
+      expect(u.metadata.generation).toBe('2');
+      expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);
+      const got = await h.fly.get(m.id);
+      expect([got.state, got.instanceId]).toEqual(['started', u.instanceId]);
+      const stale = await rejection(h.fly.update(m.id, next, { currentVersion: m.instanceId }));
+      expect(stale.status).toBeGreaterThanOrEqual(400);
+      expect(stale.status).toBeLessThan(500);
+      expect(stale.retryable).toBe(false);
+    });
+
     it('force-destroys a running machine; destroying it again, or an unknown id, is not an error', async () => {
       const m = await create(tagged(h.input()));
       expect(await h.fly.wait(m.id, 'started', { timeoutS: h.waitS })).toBe(true);

@@ -17,6 +17,8 @@ export const TEST_APP = 'test-vms';
 export async function startTestFlyLocal(opts: StartFlyLocalOptions = {}): Promise<FlyLocalHandle> {
   return startFlyLocal({
     port: 0,
+    // Tests choose the fast profile: no emulated image pulls, boots or teardowns.
+    profile: 'fast',
     defaultCommand: ['node', FIXTURE_VM],
     closeGraceMs: 1_000,
     restartDelayMs: 20,

@@ -49,6 +49,8 @@ export async function startStack(
       WM_BASE_PRIVATE_PORT: String(basePrivatePort),
       WM_DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
+      // The emulator's fast profile: tests do not wait Fly's image pulls and boots.
+      WM_FLY_PROFILE: 'fast',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,8 @@
 /**
  * FlyMachinesHttp: the FlyMachines port over HTTP, against api.machines.dev or the local emulator.
  * Each method describes its call (path, query, body, answer schema); request.ts sends it, validates
- * the answer, retries only idempotent calls and paces every action inside Fly's rate limits.
+ * the answer, retries only idempotent calls and paces every action inside Fly's rate limits (per
+ * action; start, update and metadata per action and machine, as Fly counts them).
  */
 import type { Clock } from '../../ports/clock.js';
 import type {
@@ -16,7 +17,13 @@ import type {
 import type { Logger } from '../../shared/log.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { FlyRequests, type FlyCallObserver } from './request.js';
-import { machineListSchema, machineSchema, okSchema, secondsToGoDuration } from './schemas.js';
+import {
+  machineListSchema,
+  machineSchema,
+  metadataSchema,
+  okSchema,
+  secondsToGoDuration,
+} from './schemas.js';
 import {
   ActionBuckets,
   FLY_DEFAULT_LIMIT,
@@ -88,8 +95,12 @@ export class FlyMachinesHttp implements FlyMachines {
       buckets:
         limits === false
           ? undefined
-          : new ActionBuckets<FlyAction>(
-              (a) => limits?.[a] ?? (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT),
+          : new ActionBuckets<string>(
+              (key) => {
+                // Keys are an action, or `<action> <machine id>` for the ones Fly limits per machine.
+                const a = key.split(' ')[0] as FlyAction;
+                return limits?.[a] ?? (a === 'get' ? FLY_GET_LIMIT : FLY_DEFAULT_LIMIT);
+              },
               () => clock.now(),
             ),
       logger: opts.logger?.child({ component: 'fly-client', app: opts.app }),
@@ -199,6 +210,74 @@ export class FlyMachinesHttp implements FlyMachines {
       scope: opts.scope,
       // Already gone is what we wanted.
       onStatus: (status) => (status === 404 ? { value: {} } : undefined),
+    });
+  }
+
+  async start(machineId: string): Promise<void> {
+    await this.requests.call({
+      action: 'start',
+      method: 'POST',
+      path: this.machinesPath(machineId, '/start'),
+      schema: okSchema,
+      machineId,
+      // Fly limits starts per machine: ten pooled machines may start in the same second.
+      bucket: `start ${machineId}`,
+    });
+  }
+
+  async update(
+    machineId: string,
+    input: CreateMachineInput,
+    opts: { currentVersion?: string } = {},
+  ): Promise<FlyMachine> {
+    const { config } = createRequestBody(input);
+    const m = await this.requests.call({
+      action: 'update',
+      method: 'POST',
+      path: this.machinesPath(machineId),
+      body: {
+        config,
+        ...(input.skipLaunch ? { skip_launch: true } : {}),
+        ...(opts.currentVersion ? { current_version: opts.currentVersion } : {}),
+      },
+      schema: machineSchema,
+      machineId,
+      bucket: `update ${machineId}`,
+    });
+    return toFlyMachine(m);
+  }
+
+  async getMetadata(machineId: string): Promise<Record<string, string>> {
+    return this.requests.call({
+      action: 'getMetadata',
+      method: 'GET',
+      path: this.machinesPath(machineId, '/metadata'),
+      schema: metadataSchema,
+      machineId,
+      bucket: `getMetadata ${machineId}`,
+    });
+  }
+
+  async setMetadata(machineId: string, key: string, value: string): Promise<void> {
+    await this.requests.call({
+      action: 'setMetadata',
+      method: 'POST',
+      path: this.machinesPath(machineId, `/metadata/${encodeURIComponent(key)}`),
+      body: { value },
+      schema: okSchema,
+      machineId,
+      bucket: `setMetadata ${machineId}`,
+    });
+  }
+
+  async deleteMetadata(machineId: string, key: string): Promise<void> {
+    await this.requests.call({
+      action: 'deleteMetadata',
+      method: 'DELETE',
+      path: this.machinesPath(machineId, `/metadata/${encodeURIComponent(key)}`),
+      schema: okSchema,
+      machineId,
+      bucket: `deleteMetadata ${machineId}`,
     });
   }
 }

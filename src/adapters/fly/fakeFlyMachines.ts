@@ -1,7 +1,8 @@
 /**
  * An in-memory, scriptable FlyMachines for fast runtime tests: no processes, no HTTP. States move
- * at once or on command, failures are scripted per call, and a ledger keeps every machine ever
- * created so a test can count orphans. Passes test/contract/flyMachines.contract.ts.
+ * at once or on command (skipLaunch machines wait for start()), failures are scripted per call,
+ * metadata can change after the create, and a ledger keeps every machine ever created so a test
+ * can count orphans. Passes test/contract/flyMachines.contract.ts.
  */
 import { fastUlid as ulid } from '../system/ulidIds.js';
 import type { Clock, Timers } from '../../ports/clock.js';
@@ -56,6 +57,8 @@ interface FakeMachine {
   createdAt: number;
   updatedAt: number;
   input: CreateMachineInput;
+  /** The input's metadata, then whatever setMetadata/deleteMetadata/update made of it. */
+  metadata: Record<string, string>;
   behaviour: MachineBehaviour;
   restarts: number;
   history: FlyMachineState[];
@@ -116,6 +119,7 @@ export class FakeFlyMachines implements FlyMachines {
     }
     switch (m.state) {
       case 'created':
+        // A skipLaunch machine waits for start(); advance() still moves it, as a test asks.
         this.set(m, 'starting');
         break;
       case 'starting':
@@ -213,13 +217,14 @@ export class FakeFlyMachines implements FlyMachines {
       createdAt: now,
       updatedAt: now,
       input,
+      metadata: { ...input.metadata },
       behaviour: this.behaviourFor(input) ?? {},
       restarts: 0,
       history: ['created'],
     };
     this.machines.set(m.id, m);
     const created = this.view(m);
-    if (this.mode === 'immediate') {
+    if (this.mode === 'immediate' && !input.skipLaunch) {
       this.set(m, 'starting');
       this.started(m);
     }
@@ -324,7 +329,87 @@ export class FakeFlyMachines implements FlyMachines {
     if (this.mode === 'immediate') this.set(m, 'destroyed');
   }
 
+  async start(machineId: string): Promise<void> {
+    this.check('start', machineId);
+    const m = this.mustFind('start', machineId);
+    if (m.state !== 'created' && m.state !== 'stopped' && m.state !== 'suspended') {
+      throw new FlyApiError(
+        'start',
+        412,
+        `failed_precondition: unable to start machine ${m.id} from current state: '${m.state}'`,
+        false,
+        undefined,
+      );
+    }
+    this.set(m, 'starting');
+    if (this.mode === 'immediate') this.started(m);
+  }
+
+  async update(
+    machineId: string,
+    input: CreateMachineInput,
+    opts: { currentVersion?: string } = {},
+  ): Promise<FlyMachine> {
+    this.check('update', machineId);
+    const m = this.mustFind('update', machineId);
+    const refuse = (why: string): FlyApiError =>
+      new FlyApiError('update', 412, `failed_precondition: ${why}`, false, undefined);
+    if (m.state === 'destroyed' || m.state === 'destroying')
+      throw refuse(`machine ${m.id} is ${m.state}`);
+    if (opts.currentVersion !== undefined && opts.currentVersion !== m.instanceId)
+      throw refuse(`current_version ${opts.currentVersion} is not the version of machine ${m.id}`);
+    m.input = input;
+    m.metadata = { ...input.metadata };
+    m.behaviour = this.behaviourFor(input) ?? {};
+    m.instanceId = ulid(this.clock.now());
+    m.updatedAt = this.clock.now();
+    if (RUNNING.includes(m.state)) {
+      // The process is replaced: stopped, then started with the new config unless skipLaunch.
+      this.set(m, 'stopping');
+      this.set(m, 'stopped');
+      if (!input.skipLaunch) {
+        this.set(m, 'starting');
+        if (this.mode === 'immediate') this.started(m);
+      }
+    }
+    return this.view(m);
+  }
+
+  async getMetadata(machineId: string): Promise<Record<string, string>> {
+    this.check('getMetadata', machineId);
+    return { ...this.mustFind('getMetadata', machineId).metadata };
+  }
+
+  async setMetadata(machineId: string, key: string, value: string): Promise<void> {
+    this.check('setMetadata', machineId);
+    const m = this.mustLive('setMetadata', machineId);
+    m.metadata = { ...m.metadata, [key]: value };
+    m.updatedAt = this.clock.now();
+  }
+
+  async deleteMetadata(machineId: string, key: string): Promise<void> {
+    this.check('deleteMetadata', machineId);
+    const m = this.mustLive('deleteMetadata', machineId);
+    const { [key]: _gone, ...rest } = m.metadata;
+    m.metadata = rest;
+    m.updatedAt = this.clock.now();
+  }
+
   // ---- internals -------------------------------------------------------------------------------
+
+  /** A machine whose metadata may still change: not destroyed. */
+  private mustLive(op: string, id: string): FakeMachine {
+    const m = this.mustFind(op, id);
+    if (m.state === 'destroyed')
+      throw new FlyApiError(
+        op,
+        412,
+        `failed_precondition: machine ${m.id} is destroyed`,
+        false,
+        undefined,
+      );
+    return m;
+  }
 
   private started(m: FakeMachine): void {
     this.set(m, 'started');
@@ -376,7 +461,7 @@ export class FakeFlyMachines implements FlyMachines {
       ...machineIdentity(m, m.privateIp),
       createdAt: new Date(m.createdAt).toISOString(),
       updatedAt: new Date(m.updatedAt).toISOString(),
-      metadata: { ...m.input.metadata },
+      metadata: { ...m.metadata },
     };
   }
 }

@@ -41,8 +41,8 @@ export interface RequestSettings {
   readonly attemptTimeoutMs: number;
   readonly maxAttempts: number;
   readonly backoff: BackoffPolicy;
-  /** Undefined: no client-side pacing. */
-  readonly buckets: ActionBuckets<FlyAction> | undefined;
+  /** Undefined: no client-side pacing. Keyed by CallSpec.bucket, else by action. */
+  readonly buckets: ActionBuckets<string> | undefined;
   readonly logger: Logger | undefined;
   readonly userAgent: string;
   readonly observer: FlyCallObserver | undefined;
@@ -57,6 +57,8 @@ export interface CallSpec<T> {
   readonly body?: unknown;
   readonly schema: z.ZodType<T>;
   readonly machineId?: string;
+  /** The rate-limit bucket when it is not the action's own (Fly limits some actions per machine). */
+  readonly bucket?: string;
   /** Extra budget on top of timeoutMs (a wait's own server-side timeout). */
   readonly extraMs?: number;
   /** Statuses with a meaning of their own (408 on wait, 404 on destroy): return a value instead of failing. */
@@ -79,7 +81,15 @@ type Attempt =
   | { kind: 'noResponse'; timedOutAfterMs: number | undefined; cause: Error };
 
 /** Actions that change a machine (logged at info with Fly's request id). */
-const MUTATES: ReadonlySet<FlyAction> = new Set<FlyAction>(['create', 'stop', 'destroy']);
+const MUTATES: ReadonlySet<FlyAction> = new Set<FlyAction>([
+  'create',
+  'start',
+  'stop',
+  'update',
+  'destroy',
+  'setMetadata',
+  'deleteMetadata',
+]);
 
 /** A create that failed this way may have made its machine all the same. */
 const OUTCOME_UNKNOWN =
@@ -111,7 +121,7 @@ export class FlyRequests {
     };
 
     for (let attempt = 1; ; attempt++) {
-      await this.takeToken(spec.action, deadline);
+      await this.takeToken(spec.action, deadline, spec.bucket);
       if (spec.proceed && !spec.proceed())
         throw new FlyApiError(spec.action, 0, CREATE_WITHDRAWN, false, undefined);
       const remaining = deadline - clock.now();
@@ -183,9 +193,11 @@ export class FlyRequests {
     return backoffMs(this.s.backoff, attempt, this.s.random());
   }
 
-  private async takeToken(action: FlyAction, deadline: number): Promise<void> {
+  private async takeToken(action: FlyAction, deadline: number, bucket?: string): Promise<void> {
     if (!this.s.buckets) return;
-    const wait = this.s.buckets.bucket(action).reserve(Math.max(0, deadline - this.s.clock.now()));
+    const wait = this.s.buckets
+      .bucket(bucket ?? action)
+      .reserve(Math.max(0, deadline - this.s.clock.now()));
     if (wait === undefined) {
       throw new FlyApiError(
         action,

@@ -197,3 +197,36 @@ export const stopRequest = z.looseObject({
 export type StopRequest = z.infer<typeof stopRequest>;
 
 export const WAIT_STATES = ['started', 'stopped', 'suspended', 'destroyed'] as const;
+
+/** `POST /apps/{app}/machines/{id}`: a new config for the machine (UpdateMachineRequest). */
+export const updateMachineRequest = z.looseObject({
+  config: machineConfigIn,
+  /** Refuse the update unless this is still the machine's version (optimistic concurrency). */
+  current_version: z.string().optional(),
+  region: z.string().optional(),
+  name: z.string().optional(),
+  skip_launch: z.boolean().optional(),
+  skip_service_registration: z.boolean().optional(),
+  lease_ttl: z.number().int().optional(),
+});
+export type UpdateMachineRequest = z.infer<typeof updateMachineRequest>;
+
+/** `POST …/lease` (CreateLeaseRequest): `ttl` in seconds. */
+export const createLeaseRequest = z.looseObject({
+  ttl: z.number().int().min(1).max(86_400).optional(),
+  description: z.string().max(512).optional(),
+});
+
+/** `POST …/signal` (SignalRequest): the signal is required. */
+export const signalRequest = z.looseObject({ signal: signalName });
+
+/** `POST …/metadata/{key}`: the value, as fly-go sends it. */
+export const metadataValueRequest = z.looseObject({ value: z.string().max(4096) });
+
+/** Metadata keys: letters, digits, `_`, `-` and `.`. */
+export const metadataKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,128}$/, 'metadata keys are letters, digits, "_", "-" and "." (1–128)');
+
+/** `GET …/metadata`: the machine's metadata. */
+export const metadataSchema = z.record(z.string(), z.string());

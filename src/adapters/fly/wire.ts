@@ -1,5 +1,5 @@
 /**
- * The Fly client's translations between the port and the wire: the create body from our input, a
+ * The Fly client's translations between the port and the wire: the create (and update) body from our input, a
  * machine from Fly's JSON, the wait timeout Fly accepts, the auth header, and Fly's error text from
  * whatever error body arrives.
  */
@@ -57,6 +57,7 @@ export function createRequestBody(input: CreateMachineInput): CreateMachineReque
   return {
     ...(input.region ? { region: input.region } : {}),
     ...(input.name ? { name: input.name } : {}),
+    ...(input.skipLaunch ? { skip_launch: true } : {}),
     config,
   };
 }

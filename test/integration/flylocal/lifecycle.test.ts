@@ -330,9 +330,10 @@ describe('flylocal errors like Fly', () => {
 
   it('answers 501, not a fake success, for endpoints it does not emulate', async () => {
     const m = await create({}, {}, { skip_launch: true });
-    const r = await api('POST', `${machines}/${m.id}/start`);
+    const r = await api('POST', `${machines}/${m.id}/exec`, { command: ['true'] });
     expect(r.status).toBe(501);
     expect(r.body.error).toMatch(/^not_implemented: /);
+    expect((await api('GET', '/apps/test-vms')).status).toBe(501);
   });
 
   it('sends a fly-request-id with every answer, errors included', async () => {

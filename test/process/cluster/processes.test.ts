@@ -35,7 +35,7 @@ interface Instance {
 describe.skipIf(!haveNats)('landing-app processes across regions', () => {
   it('completes a launch whose owner was SIGKILLed, and the owner rebuilds it from JetStream on restart', async () => {
     nats = await NatsServer.start();
-    fly = await startFlyLocal({ port: 0, killChildrenOnSignal: false });
+    fly = await startFlyLocal({ port: 0, killChildrenOnSignal: false, profile: 'fast' });
     const [p1, p2, p3, p4] = await freePorts(4);
     const a: Instance = { name: 'ams', port: p1!, privatePort: p2! };
     const b: Instance = { name: 'syd', port: p3!, privatePort: p4! };

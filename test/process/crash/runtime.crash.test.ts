@@ -64,7 +64,7 @@ function host(dataDir: string, api: FlyLocalHandle, readyTimeoutMs: number) {
 describe('runtime crash and restart (file store, real processes)', () => {
   it('resumes a launch killed mid-wait: deadline at its original time, one machine, destroyed', async () => {
     dir = mkdtempSync(join(tmpdir(), 'wm-crash-'));
-    flylocal = await startFlyLocal({ port: 0, killChildrenOnSignal: false });
+    flylocal = await startFlyLocal({ port: 0, killChildrenOnSignal: false, profile: 'fast' });
     const launchId = monotonicFactory()();
     const stream = `launch.${launchId}`;
     const readyTimeoutMs = 4000;

@@ -268,6 +268,7 @@ describe('flylocal main (npm run flylocal)', () => {
         FLYLOCAL_PROXY_PORT: '0',
         FLYLOCAL_TOKEN: 'main-test-token',
         FLYLOCAL_REGION: 'ams',
+        FLYLOCAL_PROFILE: 'fast',
         FLYLOCAL_VM_COMMAND: JSON.stringify(['node', FIXTURE_VM, `--marker=${marker}`]),
         LOG_LEVEL: 'info',
       },

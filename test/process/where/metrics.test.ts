@@ -33,7 +33,7 @@ let base = '';
 let priv = '';
 
 beforeAll(async () => {
-  flylocal = await startFlyLocal({ port: 0, closeGraceMs: 1000 });
+  flylocal = await startFlyLocal({ port: 0, closeGraceMs: 1000, profile: 'fast' });
   cfg = testConfig({
     PRIVATE_PORT: String(await freePort()),
     FLY_API_BASE_URL: flylocal.apiUrl,

@@ -416,6 +416,54 @@ describe('FlyMachinesHttp: client-side rate limits', () => {
     expect(at('GET')).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 400, 600, 800]);
   });
 
+  it('paces start per machine: ten machines start at once, one machine 1/s past a burst of 3', async () => {
+    const { vt, fly, sent } = setup([{ status: 200, body: { previous_state: 'stopped' } }], {
+      rateLimits: undefined,
+      timeoutMs: 60_000,
+    });
+    const t0 = vt.clock.now();
+    const ten = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    await vt.run(
+      Promise.all([
+        ...ten.map((id) => fly.start(id)),
+        fly.start('m0'),
+        fly.start('m0'),
+        fly.start('m0'),
+      ]),
+    );
+    const at = (id: string) =>
+      sent.filter((r) => r.url.pathname.endsWith(`/${id}/start`)).map((r) => r.at - t0);
+    expect(at('m0')).toEqual([0, 0, 0, 1000]);
+    for (const id of ten.slice(1)) expect(at(id)).toEqual([0]);
+    expect(sent[0]).toMatchObject({ method: 'POST' });
+  });
+
+  it("sends the warm-pool calls in Fly's shapes: skip_launch, start, update, metadata", async () => {
+    const { vt, fly, sent } = setup((req) =>
+      req.url.pathname.endsWith('/metadata') && req.method === 'GET'
+        ? { status: 200, body: { launch_id: 'L1' } }
+        : req.url.pathname.includes('/metadata/')
+          ? { status: 204 }
+          : { status: 200, body: machineJson() },
+    );
+    await vt.run(fly.create({ ...input, skipLaunch: true }));
+    await vt.run(fly.update('m1', input, { currentVersion: 'v1' }));
+    expect(await vt.run(fly.getMetadata('m1'))).toEqual({ launch_id: 'L1' });
+    await vt.run(fly.setMetadata('m1', 'claimed by', 'L2'));
+    await vt.run(fly.deleteMetadata('m1', 'claimed by'));
+    expect(sent.map((r) => `${r.method} ${r.url.pathname}`)).toEqual([
+      'POST /v1/apps/useless-machine/machines',
+      'POST /v1/apps/useless-machine/machines/m1',
+      'GET /v1/apps/useless-machine/machines/m1/metadata',
+      'POST /v1/apps/useless-machine/machines/m1/metadata/claimed%20by',
+      'DELETE /v1/apps/useless-machine/machines/m1/metadata/claimed%20by',
+    ]);
+    expect(sent[0]!.body).toMatchObject({ skip_launch: true, config: { image: input.image } });
+    expect(sent[1]!.body).toMatchObject({ current_version: 'v1', config: { image: input.image } });
+    expect(sent[1]!.body).not.toHaveProperty('region');
+    expect(sent[3]!.body).toEqual({ value: 'L2' });
+  });
+
   it('spends a token on every retry too, so retries cannot break the limit', async () => {
     const { vt, fly, sent } = setup([{ status: 503, body: { error: 'x' } }], {
       rateLimits: { list: { ratePerS: 1, burst: 1 } },

@@ -243,6 +243,11 @@ describe('the reconciler', () => {
       wait: (id, state, o) => fake.wait(id, state, o),
       stop: (id, o) => fake.stop(id, o),
       destroy: (id, o) => fake.destroy(id, o),
+      start: (id) => fake.start(id),
+      update: (id, input, o) => fake.update(id, input, o),
+      getMetadata: (id) => fake.getMetadata(id),
+      setMetadata: (id, k, v) => fake.setMetadata(id, k, v),
+      deleteMetadata: (id, k) => fake.deleteMetadata(id, k),
       list: async (filter) => {
         if (explode-- > 0)
           return [{ id: 'aaaaaaaaaaaaaa', state: 'started', region: 'ams' }] as never;

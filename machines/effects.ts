@@ -22,6 +22,8 @@ export interface EffectParams {
     ttlMs: number;
     /** The launch's trace, carried into the create and on to the VM (docs/adr/0021). */
     traceparent?: string;
+    /** Regions already found full for this launch: a re-driven create does not try them again. */
+    exclude?: readonly string[];
   };
   /** Watch a machine until it reaches a state → `fly.machineObserved` or `fly.machineGone`. */
   awaitMachine: { machineId: string; launchId?: string; state: 'started' | 'destroyed' };

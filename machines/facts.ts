@@ -60,6 +60,13 @@ export const factSchemas = {
     /** The launch's W3C trace position, started at the request; absent in older facts. */
     traceparent: z.string().regex(TRACEPARENT_PATTERN, 'a W3C traceparent').optional(),
   }),
+  /** Fly had no capacity in `region` for this launch's create: the next nearest is tried. */
+  'launch.regionFull': z.strictObject({
+    launchId,
+    region: regionCode,
+    status: z.number().int().min(0).max(599),
+    message: z.string().max(500),
+  }),
   'capacity.reserved': z.strictObject({ launchId, live: ms, limit: ms }),
   'capacity.exhausted': z.strictObject({ launchId, live: ms, limit: ms }),
   'fly.machineCreated': z.strictObject({

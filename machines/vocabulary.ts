@@ -74,6 +74,8 @@ export const FAILURE_REASONS = [
   'flyError',
   'readyTimeout',
   'machineLost',
+  /** The region and the nearest ones tried after it had no capacity. */
+  'noCapacity',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 

@@ -49,12 +49,17 @@ export interface LaunchContext {
   timers: TimerTable;
   /** The W3C traceparent the request started; undefined for launches stored before traces. */
   traceparent: string | undefined;
+  /** Regions Fly said were full for this launch, in the order tried (undefined: none). */
+  fullRegions: readonly string[] | undefined;
+  /** The region its machine was made in, when not its own (`region` was full). */
+  placedIn: string | undefined;
 }
 
 export const LAUNCH_FACTS = [
   'launch.requested',
   'capacity.reserved',
   'capacity.exhausted',
+  'launch.regionFull',
   'fly.machineCreated',
   'fly.createFailed',
   'fly.noMachineFound',
@@ -85,13 +90,27 @@ const initialContext: LaunchContext = {
   cleanupAttempts: 0,
   timers: {},
   traceparent: undefined,
+  fullRegions: undefined,
+  placedIn: undefined,
 };
 
 /** What a create needs, from the launch (the chart's transition and a re-drive both name it). */
 export function createParams(c: LaunchContext): EffectParams['createMachine'] {
-  const { launchId, region, source, ttlMs, traceparent } = c;
-  return { launchId, region, source, ttlMs, ...(traceparent ? { traceparent } : {}) };
+  const { launchId, region, source, ttlMs, traceparent, fullRegions } = c;
+  return {
+    launchId,
+    region,
+    source,
+    ttlMs,
+    ...(traceparent ? { traceparent } : {}),
+    // A re-driven create skips the regions already found full.
+    ...(fullRegions ? { exclude: fullRegions } : {}),
+  };
 }
+
+/** A refused create, in the visitor's terms: a rate limit, no capacity (412), or Fly's error. */
+const failureOf = (status: number): FailureReason =>
+  status === 429 ? 'rateLimited' : status === 412 ? 'noCapacity' : 'flyError';
 
 const without = (t: TimerTable, key: keyof TimerTable): TimerTable => {
   const { [key]: _, ...rest } = t;
@@ -121,7 +140,7 @@ export const launchMachine = setup({
     recordCreateFailure: assign(({ event }) =>
       event.type === 'fly.createFailed'
         ? {
-            reason: event.status === 429 ? ('rateLimited' as const) : ('flyError' as const),
+            reason: failureOf(event.status),
             detail: event.message,
           }
         : {},
@@ -212,6 +231,14 @@ export const launchMachine = setup({
     creating: {
       tags: ['requested'],
       on: {
+        'launch.regionFull': {
+          actions: assign({
+            fullRegions: ({ context, event }) =>
+              context.fullRegions?.includes(event.region)
+                ? context.fullRegions
+                : [...(context.fullRegions ?? []), event.region],
+          }),
+        },
         'fly.machineCreated': {
           target: 'waitingReady',
           actions: [
@@ -219,6 +246,8 @@ export const launchMachine = setup({
             assign({
               machineId: ({ event }) => event.machineId,
               instanceId: ({ event }) => event.instanceId,
+              placedIn: ({ context, event }) =>
+                event.region === context.region ? undefined : event.region,
             }),
             {
               type: 'awaitMachine',

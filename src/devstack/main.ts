@@ -208,7 +208,8 @@ async function main(): Promise<void> {
   // An empty NATS_URL counts as unset.
   const natsUrl = process.env.NATS_URL || (multi ? await startOwnNats() : undefined);
 
-  const flyToken = `flylocal-${randomBytes(12).toString('hex')}`;
+  // A test that injects faults at run time names the token; otherwise a fresh one each run.
+  const flyToken = process.env.FLYLOCAL_TOKEN ?? `flylocal-${randomBytes(12).toString('hex')}`;
   const flyPort = Number(process.env.FLYLOCAL_PORT ?? 4280);
   const secret = process.env.WM_CALLBACK_SECRET ?? randomBytes(32).toString('hex');
   const debugToken = process.env.DEBUG_TOKEN ?? randomBytes(18).toString('base64url');

@@ -7,6 +7,7 @@
 import { launchChart, type EffectParams } from '../../machines/index.js';
 import { CREATE_WITHDRAWN, FlyApiError, type FlyMachine } from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
+import { nearestRegions } from '../shared/regions.js';
 import type { Logger } from '../shared/log.js';
 import { inSpan, parseTraceparent } from '../shared/trace.js';
 import type { EffectContext, Fact } from './actorTypes.js';
@@ -178,21 +179,77 @@ class MachineCreates {
         return [failure(p.launchId, err)];
       }
     }
-    for (let attempt = 1; ; attempt++) {
-      if (!wanted()) return [refused(p.launchId, CREATE_WITHDRAWN)];
+    // The launch's region first, then the nearest ones while Fly says each is full.
+    const regions = placesToTry(p);
+    const full: Fact[] = [];
+    for (let attempt = 1, at = 0; ; attempt++) {
+      if (!wanted()) return [...full, refused(p.launchId, CREATE_WITHDRAWN)];
+      const region = regions[at];
+      if (region === undefined) return [...full, noRegionLeft(p)];
       try {
-        const m = await this.createTraced(p, ctx, owner, wanted);
+        const m = await this.createTraced({ ...p, region }, ctx, owner, wanted);
         ctx.log.info(
           { launchId: p.launchId, machineId: m.id, region: m.region, state: m.state },
-          'machine created',
+          region === p.region ? 'machine created' : 'machine created in a nearby region',
         );
-        return [this.created(m, p, true)];
+        return [...full, this.created(m, p, true)];
       } catch (err) {
+        if (err instanceof FlyApiError && isNoCapacity(err)) {
+          // A definite refusal (nothing was made): record why, and try the next nearest region.
+          ctx.log.warn({ region, status: err.status, flyRequestId: err.requestId }, 'region full');
+          full.push(regionFull(p.launchId, region, err));
+          at++;
+          attempt = 0;
+          continue;
+        }
         const answer = await this.afterFailure(p, ctx.log, err, attempt);
-        if (answer) return answer;
+        if (answer) return [...full, ...answer];
       }
     }
   }
+}
+
+/** How many regions after its own a launch tries when Fly says each is full (issue 13). */
+export const NEARBY_TRIES = 2;
+
+/** Its own region, then the nearest by great-circle distance, minus those already found full. */
+function placesToTry(p: CreateParams): string[] {
+  const skip = new Set(p.exclude ?? []);
+  return [p.region, ...nearestRegions(p.region, NEARBY_TRIES)].filter((r) => !skip.has(r));
+}
+
+/**
+ * Fly's answer when a region cannot take the machine: 412 with `insufficient_capacity` (the
+ * emulator, the OpenAPI error shape), or a message saying the region lacks capacity or resources.
+ */
+export function isNoCapacity(err: FlyApiError): boolean {
+  return (
+    (err.status === 412 || err.status === 503) &&
+    /insufficient[ _](capacity|resources)|no capacity|capacity (is )?(exhausted|unavailable)/i.test(
+      err.flyMessage,
+    )
+  );
+}
+
+function regionFull(launchId: string, region: string, err: FlyApiError): Fact<'launch.regionFull'> {
+  return {
+    type: 'launch.regionFull',
+    data: { launchId, region, status: err.status, message: clip(err.flyMessage) },
+  };
+}
+
+/** Every place tried was full: a refusal (nothing was made), reason `noCapacity`. */
+function noRegionLeft(p: CreateParams): Fact<'fly.createFailed'> {
+  const tried = [p.region, ...nearestRegions(p.region, NEARBY_TRIES)].join(', ');
+  return {
+    type: 'fly.createFailed',
+    data: {
+      launchId: p.launchId,
+      status: 412,
+      message: clip(`insufficient capacity in ${tried}`),
+      machineMayExist: false,
+    },
+  };
 }
 
 /** Nothing was made, for certain: the launch fails without sweeping. */

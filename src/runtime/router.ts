@@ -15,6 +15,7 @@ export function routeFact<T extends FactType>(
   const machineId = typeof d.machineId === 'string' ? d.machineId : undefined;
   switch (type) {
     case 'launch.requested':
+    case 'launch.regionFull':
     case 'capacity.reserved':
     case 'capacity.exhausted':
     case 'fly.createFailed':

@@ -82,3 +82,29 @@ export function findRegion(code: string | undefined | null): Region | undefined 
 export function cityName(code: string | undefined | null): string {
   return findRegion(code)?.city ?? (code ? `an unlisted region (${code})` : 'your computer');
 }
+
+/** Great-circle distance in km between two regions (haversine on a sphere; coarse coordinates). */
+export function distanceKm(a: Region, b: Region): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const h =
+    Math.sin(dLat / 2) ** 2 +
+    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/**
+ * The `n` regions nearest to `code` by great-circle distance, nearest first (ties by code, so the
+ * order is stable): where a launch goes when its own region has no capacity. Empty for an unknown
+ * region.
+ */
+export function nearestRegions(code: string, n: number): string[] {
+  const from = findRegion(code);
+  if (!from) return [];
+  return REGIONS.filter((r) => r.code !== code)
+    .map((r) => ({ code: r.code, km: distanceKm(from, r) }))
+    .sort((x, y) => x.km - y.km || x.code.localeCompare(y.code))
+    .slice(0, n)
+    .map((r) => r.code);
+}

@@ -64,6 +64,10 @@ export const launchView = z.object({
   readyTime: launchReadyTime.optional(),
   /** The W3C trace id of the launch: one grep over every log line and hop (docs/adr/0021). */
   traceId: z.string().optional(),
+  /** Where its machine was made, when not in `region` (that region was full). */
+  placedIn: z.string().optional(),
+  /** Regions Fly said were full for this launch, in the order tried. */
+  fullRegions: z.array(z.string()).max(8).optional(),
 });
 export type LaunchView = z.infer<typeof launchView>;
 
@@ -143,4 +147,5 @@ export const FAILURE_WORDS: Record<FailureReason, string> = {
   flyError: 'The cloud could not create a machine just now.',
   readyTimeout: 'The machine did not get ready in time, so it was removed.',
   machineLost: 'The machine stopped before it was ready.',
+  noCapacity: 'The cloud is full in your region and the nearest ones. Try again in a minute.',
 };

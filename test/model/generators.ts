@@ -94,6 +94,31 @@ export function launchEvents(s: SnapshotFrom<LaunchMachine>): ChartEvent[] {
       t,
       18,
     ),
+    fact(
+      'launch.regionFull',
+      { launchId: LAUNCH_ID, region: 'fra', status: 412, message: 'insufficient_capacity' },
+      t,
+      19,
+    ),
+    fact(
+      'fly.createFailed',
+      { launchId: LAUNCH_ID, status: 412, message: 'no capacity', machineMayExist: false },
+      t,
+      20,
+    ),
+    fact(
+      'fly.machineCreated',
+      {
+        machineId: LAUNCH_MACHINE,
+        launchId: LAUNCH_ID,
+        region: 'ams',
+        instanceId: 'I1',
+        state: 'created',
+        createdAt: t,
+      },
+      t,
+      21,
+    ),
     fact('fly.noMachineFound', { launchId: LAUNCH_ID, settled: true }, t, 16),
     fact('fly.noMachineFound', { launchId: LAUNCH_ID, settled: false }, t, 17),
   ];

@@ -24,6 +24,10 @@ export interface Stack {
   port: number;
   debugToken: string;
   privateUrl: string;
+  /** The Machines API emulator (its `/__flylocal/faults` sets faults at run time). */
+  flyUrl: string;
+  /** Its bearer token. */
+  flyToken: string;
   output: string[];
   stop(): Promise<void>;
 }
@@ -39,6 +43,7 @@ export async function startStack(
     await freePort(),
   ];
   const dataDir = mkdtempSync(join(tmpdir(), 'wm-stack-'));
+  const flyToken = `flylocal-test-${flyPort}`;
   const output: string[] = [];
   const proc: ChildProcess = spawn(process.execPath, ['dist/devstack.mjs', ...args], {
     env: {
@@ -51,6 +56,7 @@ export async function startStack(
       LOG_LEVEL: 'warn',
       // The emulator's fast profile: tests do not wait Fly's image pulls and boots.
       WM_FLY_PROFILE: 'fast',
+      FLYLOCAL_TOKEN: flyToken,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -86,6 +92,8 @@ export async function startStack(
     port,
     debugToken,
     privateUrl: `http://127.0.0.1:${basePrivatePort}`,
+    flyUrl: `http://127.0.0.1:${flyPort}`,
+    flyToken,
     output,
     stop,
   };

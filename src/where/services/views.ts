@@ -31,6 +31,8 @@ export function toLaunchView(
   if (p.machineId) view.machineId = p.machineId;
   const traceId = traceIdOf(p.traceparent);
   if (traceId) view.traceId = traceId;
+  if (p.placedIn && p.placedIn !== p.region) view.placedIn = p.placedIn;
+  if (p.fullRegions) view.fullRegions = [...p.fullRegions];
   if (p.machineId && (p.status === 'ready' || p.status === 'done'))
     view.url = vmUrl(cfg, p.machineId);
   if (p.reason) {

@@ -110,7 +110,8 @@ export const launchButtonMachine = setup({
       return {
         version: v.version,
         machineId: v.machineId ?? context.machineId,
-        machineRegion: v.region || context.machineRegion,
+        // Where the machine is: another region when its own was full.
+        machineRegion: v.placedIn || v.region || context.machineRegion,
         url: v.url ?? context.url,
         timer: anchored(context, v, event.receivedAt),
       };

@@ -86,3 +86,26 @@ export function timelineItems(
 export function timelineText(items: readonly TimelineItem[]): string {
   return items.map((i) => (i.after ? `${i.label} ${i.after}` : i.label)).join(' → ');
 }
+
+/**
+ * Where a launch's machine went when its region was full ("Sydney is full — your machine is in
+ * Singapore."), or, while it is still looking, which regions were full so far; undefined when
+ * nothing was full.
+ */
+export function placementSentence(
+  view: {
+    readonly region: string;
+    readonly placedIn?: string;
+    readonly fullRegions?: readonly string[];
+  },
+  cityOf: (code: string) => string,
+): string | undefined {
+  const full = view.fullRegions ?? [];
+  if (full.length === 0 && !view.placedIn) return undefined;
+  const names = (full.length > 0 ? full : [view.region]).map(cityOf);
+  const listed =
+    names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} and ${names.at(-1)!}`;
+  const verb = names.length === 1 ? 'is' : 'are';
+  if (view.placedIn) return `${listed} ${verb} full — your machine is in ${cityOf(view.placedIn)}.`;
+  return `${listed} ${verb} full — trying the nearest region.`;
+}

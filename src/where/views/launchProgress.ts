@@ -69,7 +69,7 @@ export function renderLaunchProgressPage(model: LaunchProgressModel): string {
     const id = v.machineId ? markup`Machine <code>${v.machineId}</code>` : 'Your machine';
     const words: Partial<Record<LaunchStatus, SafeHtml>> = {
       requested: markup`Asking for a machine in ${cityName(v.region)}.`,
-      created: markup`${id} was created in ${cityName(v.region)} and is booting.`,
+      created: markup`${id} was created in ${cityName(v.placedIn ?? v.region)} and is booting.`,
       started: markup`${id} is running and about to say hello.`,
     };
     detail = markup`<p>${words[v.status] ?? ''}</p><p class="timer" role="timer">${elapsed(v)}</p><p class="noscript">This page refreshes itself every second.</p>`;

@@ -4,7 +4,12 @@
  * launch's timeline of facts for its own page.
  */
 import { cityName } from '../../shared/regions.js';
-import { readyTimeSentence, regionTimesSentence, timelineItems } from '../ui/launchTimes.js';
+import {
+  placementSentence,
+  readyTimeSentence,
+  regionTimesSentence,
+  timelineItems,
+} from '../ui/launchTimes.js';
 import type { LaunchTimesView, LaunchView, RegionTimesView } from '../wire.js';
 import { markup, type SafeHtml } from './html.js';
 
@@ -13,6 +18,7 @@ export const PANEL_IDS = {
   typical: 'launch-typical',
   timeline: 'launch-timeline',
   compare: 'launch-compare',
+  placement: 'launch-placement',
 } as const;
 
 const TIMELINE_LABEL = 'The launch, fact by fact';
@@ -30,7 +36,8 @@ export function renderLaunchTimesPanel(
     : undefined;
   return markup`<p class="times" id="${PANEL_IDS.typical}" data-region="${region ?? ''}"${typical ? '' : markup` hidden`}>${typical ?? ''}</p>
 <ol class="timeline" id="${PANEL_IDS.timeline}" aria-label="${TIMELINE_LABEL}" hidden></ol>
-<p class="compare" id="${PANEL_IDS.compare}" hidden></p>`;
+<p class="compare" id="${PANEL_IDS.compare}" hidden></p>
+<p class="placement" id="${PANEL_IDS.placement}" role="status" hidden></p>`;
 }
 
 /** A launch's steps as an ordered list: each fact's name and its time since the request. */
@@ -52,9 +59,11 @@ export function renderLaunchTimes(
   view: LaunchView,
   typical: RegionTimesView | undefined,
 ): SafeHtml {
-  const city = cityName(view.region);
+  const city = cityName(view.placedIn ?? view.region);
+  const placed = placementSentence(view, cityName);
+  const placement = placed ? markup`<p class="placement">${placed}</p>` : '';
   const compare = view.readyTime
     ? markup`<p class="compare">${readyTimeSentence(view.readyTime, city)}</p>`
     : '';
-  return markup`${compare}${renderTimeline(view)}<p class="times">${regionTimesSentence(city, typical)}</p>`;
+  return markup`${placement}${compare}${renderTimeline(view)}<p class="times">${regionTimesSentence(city, typical)}</p>`;
 }

@@ -19,6 +19,7 @@ const panel = bindLaunchPanel(
     typical: document.getElementById('launch-typical'),
     timeline: document.getElementById('launch-timeline'),
     compare: document.getElementById('launch-compare'),
+    placement: document.getElementById('launch-placement'),
   },
   map.cityOf,
 );

@@ -152,6 +152,12 @@ export function asLaunchView(v: unknown): LaunchView | undefined {
   const timeline = optional(v.timeline, asTimeline);
   const readyTime = optional(v.readyTime, asReadyTime);
   if (timeline === false || readyTime === false) return undefined;
+  const { traceId, placedIn, fullRegions } = v;
+  if (!optStr(traceId) || !optStr(placedIn)) return undefined;
+  const full = optional(fullRegions, (x) =>
+    Array.isArray(x) && x.length <= 8 && x.every(isStr) ? x : undefined,
+  );
+  if (full === false) return undefined;
   return {
     launchId,
     status,
@@ -166,6 +172,9 @@ export function asLaunchView(v: unknown): LaunchView | undefined {
     ...(isStr(message) ? { message } : {}),
     ...(timeline ? { timeline } : {}),
     ...(readyTime ? { readyTime } : {}),
+    ...(isStr(traceId) ? { traceId } : {}),
+    ...(isStr(placedIn) ? { placedIn } : {}),
+    ...(full ? { fullRegions: full } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
  * ready how it compared. Text nodes only: nothing from the server becomes markup.
  */
 import {
+  placementSentence,
   readyTimeSentence,
   regionTimesSentence,
   timelineItems,
@@ -15,6 +16,8 @@ export interface LaunchPanelDom {
   readonly typical: HTMLElement | null;
   readonly timeline: HTMLElement | null;
   readonly compare: HTMLElement | null;
+  /** Where the machine went when its region was full. */
+  readonly placement?: HTMLElement | null;
 }
 
 export interface LaunchPanel {
@@ -69,6 +72,13 @@ export function bindLaunchPanel(
     el.hidden = items.length === 0;
   };
 
+  /** The machine went elsewhere: the typical time shown is the one where it is. */
+  const setRegionOnce = (next: string) => {
+    if (region === next) return;
+    region = next;
+    showTypical();
+  };
+
   return {
     setTimes(next) {
       times = next;
@@ -85,8 +95,17 @@ export function bindLaunchPanel(
         if (dom.compare) dom.compare.hidden = true;
       }
       showTimeline(view);
+      const placed = placementSentence(view, cityOf);
+      if (dom.placement) {
+        dom.placement.textContent = placed ?? '';
+        dom.placement.hidden = placed === undefined;
+      }
+      if (view.placedIn) setRegionOnce(view.placedIn);
       if (dom.compare && view.readyTime) {
-        dom.compare.textContent = readyTimeSentence(view.readyTime, cityOf(view.region));
+        dom.compare.textContent = readyTimeSentence(
+          view.readyTime,
+          cityOf(view.placedIn ?? view.region),
+        );
         dom.compare.hidden = false;
       }
     },

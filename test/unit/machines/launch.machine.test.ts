@@ -258,4 +258,54 @@ describe('launch chart', () => {
     expect(r.snapshot.value).toBe('cleanup');
     expect(r.snapshot.context.reason).toBe('machineLost');
   });
+
+  it('given its region is full, when the machine is made in a nearby one, then the launch keeps why and where, and a re-drive skips the full region', () => {
+    const full = ev(
+      'launch.regionFull',
+      { launchId: L, region: 'ams', status: 412, message: 'insufficient_capacity' },
+      T0 + 300,
+    );
+    const waiting = fold(launchMachine, [requested, reserved, full]);
+    expect(waiting.snapshot.value).toBe('creating');
+    expect(waiting.snapshot.context.fullRegions).toEqual(['ams']);
+    // The same fact twice (a re-driven create) keeps the list as it was.
+    expect(
+      fold(launchMachine, [requested, reserved, full, full]).snapshot.context.fullRegions,
+    ).toEqual(['ams']);
+    const elsewhere = ev(
+      'fly.machineCreated',
+      {
+        machineId: M,
+        launchId: L,
+        region: 'fra',
+        instanceId: 'I',
+        state: 'created',
+        createdAt: T0 + 600,
+      },
+      T0 + 600,
+    );
+    const r = fold(launchMachine, [requested, reserved, full, elsewhere]);
+    expect(r.snapshot.value).toMatchObject({ waitingReady: expect.anything() });
+    expect(r.snapshot.context.placedIn).toBe('fra');
+    expect(launchPublic(r.snapshot)?.region).toBe('ams');
+    // A machine made in its own region is not "placed elsewhere".
+    expect(
+      fold(launchMachine, [requested, reserved, created()]).snapshot.context.placedIn,
+    ).toBeUndefined();
+  });
+
+  it('given every region tried is full, when the create fails with 412, then the launch fails with reason noCapacity and gives its slot back', () => {
+    const r = fold(launchMachine, [
+      requested,
+      reserved,
+      ev(
+        'fly.createFailed',
+        { launchId: L, status: 412, message: 'full', machineMayExist: false },
+        T0 + 700,
+      ),
+    ]);
+    expect(r.snapshot.value).toBe('failed');
+    expect(r.snapshot.context.reason).toBe('noCapacity');
+    expect(r.effects.map((e) => e.type)).toContain('releaseCapacity');
+  });
 });

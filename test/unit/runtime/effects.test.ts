@@ -9,6 +9,7 @@ import { launchChart } from '../../../machines/index.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import { machineSpec } from '../../../src/where/machineSpec.js';
 import { testConfig } from '../../support/whereRig.js';
+import { REGIONS, distanceKm, findRegion, nearestRegions } from '../../../src/shared/regions.js';
 import { T0, ev, fold } from '../../support/charts.js';
 
 const L = '01JZ0000000000000000000077';
@@ -57,11 +58,17 @@ function rig(fly = new FakeFlyMachines()) {
     redrive,
     log: silentLogger(),
   });
-  const create = (redrive = false) =>
+  const create = (redrive = false, exclude?: string[]) =>
     runEffect(
       {
         type: 'createMachine',
-        params: { launchId: L, region: 'ams', source: 'button', ttlMs: 60_000 },
+        params: {
+          launchId: L,
+          region: 'ams',
+          source: 'button',
+          ttlMs: 60_000,
+          ...(exclude ? { exclude } : {}),
+        },
       },
       ctx(redrive),
     );
@@ -189,5 +196,77 @@ describe('effect runner: createMachine', () => {
       expect.objectContaining({ type: 'fly.machineObserved' }),
       expect.objectContaining({ type: 'fly.machineDestroyed' }),
     ]);
+  });
+});
+
+describe('effect runner: a full region', () => {
+  const FULL = { status: 412, message: 'insufficient_capacity: no capacity in region' };
+  const [nearest, next] = nearestRegions('ams', 2) as [string, string];
+
+  it('given Fly says the region is full, when the launch creates, then it records why and makes the machine in the nearest region', async () => {
+    const fly = new FakeFlyMachines().failNext('create', FULL);
+    const { create } = rig(fly);
+    const facts = await create();
+    expect(facts.map((f) => f.type)).toEqual(['launch.regionFull', 'fly.machineCreated']);
+    expect(facts[0]!.data).toMatchObject({ launchId: L, region: 'ams', status: 412 });
+    expect(facts[1]!.data).toMatchObject({ launchId: L, region: nearest });
+    // One machine, in the nearest region, named for the launch like any other.
+    expect(fly.ledger().map((m) => [m.region, m.name])).toEqual([
+      [nearest, `wm-${L.toLowerCase()}`],
+    ]);
+  });
+
+  it('given every region tried is full, when the launch creates, then nothing is made and it fails as a refusal (412)', async () => {
+    const fly = new FakeFlyMachines().failNext('create', FULL, 3);
+    const { create } = rig(fly);
+    const facts = await create();
+    expect(facts.map((f) => f.type)).toEqual([
+      'launch.regionFull',
+      'launch.regionFull',
+      'launch.regionFull',
+      'fly.createFailed',
+    ]);
+    expect(facts.slice(0, 3).map((f) => (f.data as { region: string }).region)).toEqual([
+      'ams',
+      nearest,
+      next,
+    ]);
+    expect(facts[3]!.data).toMatchObject({ status: 412, machineMayExist: false });
+    expect(fly.ledger()).toHaveLength(0);
+  });
+
+  it('given regions already found full, when the create is re-driven, then it starts past them', async () => {
+    const fly = new FakeFlyMachines();
+    const { create } = rig(fly);
+    const facts = await create(false, ['ams', nearest]);
+    expect(facts.map((f) => f.type)).toEqual(['fly.machineCreated']);
+    expect(fly.ledger()[0]!.region).toBe(next);
+  });
+
+  it('given another refusal (not capacity), when the launch creates, then it does not move region', async () => {
+    const fly = new FakeFlyMachines().failNext('create', { status: 422, message: 'bad config' });
+    const { create } = rig(fly);
+    const facts = await create();
+    expect(facts.map((f) => f.type)).toEqual(['fly.createFailed']);
+    expect(fly.ledger()).toHaveLength(0);
+  });
+});
+
+describe('nearestRegions', () => {
+  it('lists the nearest regions by great-circle distance, nearest first, never the region itself', () => {
+    const near = nearestRegions('syd', 3);
+    expect(near).toHaveLength(3);
+    expect(near).not.toContain('syd');
+    const from = findRegion('syd')!;
+    const km = near.map((c) => distanceKm(from, findRegion(c)!));
+    expect([...km].sort((a, b) => a - b)).toEqual(km);
+    // No other region is nearer than the last one listed.
+    for (const r of REGIONS)
+      if (r.code !== 'syd' && !near.includes(r.code))
+        expect(distanceKm(from, r)).toBeGreaterThanOrEqual(km.at(-1)!);
+    expect(nearestRegions('zzz', 2)).toEqual([]);
+    // Amsterdam to London is about 360 km on a sphere of radius 6371 km.
+    expect(distanceKm(findRegion('ams')!, findRegion('lhr')!)).toBeGreaterThan(300);
+    expect(distanceKm(findRegion('ams')!, findRegion('lhr')!)).toBeLessThan(420);
   });
 });

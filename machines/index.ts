@@ -11,7 +11,7 @@ import {
   slotUntil,
   createParams,
 } from './launch/launch.machine.js';
-import { launchView, type LaunchActorView } from './launch/launch.view.js';
+import { launchSummary, launchView, type LaunchActorView } from './launch/launch.view.js';
 import { vmMachine, VM_CHART, VM_FACTS, vmHold } from './vm/vm.machine.js';
 import { vmView, type VmActorView } from './vm/vm.view.js';
 import {
@@ -86,7 +86,10 @@ const awaitIntent = (
   params: { machineId: p.machineId, launchId: p.launchId, state },
 });
 
-export const launchChart: Chart<typeof launchMachine, LaunchActorView> = {
+export const launchChart: Chart<typeof launchMachine, LaunchActorView> & {
+  /** The few fields a per-change reader needs, without copying the context (the metrics). */
+  summary: typeof launchSummary;
+} = {
   kind: 'launch',
   id: LAUNCH_CHART,
   machine: launchMachine,
@@ -116,6 +119,7 @@ export const launchChart: Chart<typeof launchMachine, LaunchActorView> = {
   owner: (s) => known(s.context.owner),
   region: (s) => known(s.context.region),
   view: launchView,
+  summary: launchSummary,
 };
 
 export const vmChart: Chart<typeof vmMachine, VmActorView> = {

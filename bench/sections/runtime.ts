@@ -121,8 +121,9 @@ export const runtimeSection: SectionDef = {
     const fakePerLaunch = fakeMs() / N_SEQ;
     await seqRig.close();
 
-    ctx.progress(`runtime: observability, ${N_SEQ} launches with metrics + tracing and without`);
-    const obs = await observabilityCost(N_SEQ);
+    ctx.progress(`runtime: observability, launches with metrics + tracing and without`);
+    const obsFile = await observabilityCost(q ? 100 : 600, 'file');
+    const obsMemory = await observabilityCost(N_SEQ, 'memory');
 
     ctx.progress(`runtime: throughput, ${N_THROUGHPUT} launches with ${CONCURRENCY} in flight`);
     const sourceStore = new MemoryEventStore();
@@ -213,7 +214,8 @@ export const runtimeSection: SectionDef = {
         unit: 'ms',
         fmt: fmtMs,
       }),
-      ...obs.rows,
+      ...obsFile.rows,
+      ...obsMemory.rows,
       row({
         metric: `one vm change, ${retained} actors in memory, with the Fleet projection (floor: without), p50`,
         value: withFleet,
@@ -232,7 +234,7 @@ export const runtimeSection: SectionDef = {
       perLaunchMs: summarize(perLaunch),
       bareLaunchMs: summarize(perBare),
       fakeCpuPerLaunchMs: fakePerLaunch,
-      observability: obs.data,
+      observability: [obsFile.data, obsMemory.data],
       fleetProbe: {
         actorsInMemory: retained,
         withoutFleetMs: withoutFleet,
@@ -242,7 +244,8 @@ export const runtimeSection: SectionDef = {
     notes.push(
       `(a) one launch = ${EVENTS_PER_LAUNCH} appended events: launch.requested, capacity.reserved, fly.machineCreated ×2, fly.machineObserved(started) ×2, vm.listening ×2, vm.stopping, fly.machineObserved(destroyed) ×2; the fake (immediate mode) answers at once, the VM's callbacks are dispatched as the private API would.`,
       '(a) floor = createActor(launch)+createActor(vm) and send() of the same 11 events, no persistence; ratio for rates = floor rate ÷ runtime rate (how many times slower).',
-      obs.note,
+      obsFile.note,
+      obsMemory.note,
       "(a) the Fleet probe: after the throughput run, 300 changes (a new machine observed started) through the same runtime, without and then with the landing app's Fleet projection subscribed (src/where/services/fleet.ts), finished actors still in memory as they are for 10 min.",
     );
 

@@ -41,3 +41,23 @@ export function launchPublic(snapshot: LaunchSnapshot): LaunchPublic | undefined
   const view = launchView(snapshot);
   return view.status === undefined ? undefined : { ...view, status: view.status };
 }
+
+/** The few fields a per-change reader needs (the metrics), without copying the whole context. */
+export interface LaunchSummary {
+  readonly state: LaunchState;
+  readonly open: boolean;
+  readonly region: string;
+  readonly source: LaunchContext['source'];
+  readonly reason: LaunchContext['reason'];
+}
+
+export function launchSummary(snapshot: LaunchSnapshot): LaunchSummary {
+  const { region, source, reason } = snapshot.context;
+  return {
+    state: topState(snapshot.value),
+    open: snapshot.status === 'active',
+    region,
+    source,
+    reason,
+  };
+}

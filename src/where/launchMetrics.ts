@@ -70,7 +70,7 @@ export class LaunchMetrics {
 
   /** One change of a launch actor. */
   changed({ record: rec, event: e, local }: ActorChange): void {
-    const launch = launchChart.view(rec.snapshot);
+    const launch = launchChart.summary(rec.snapshot);
     const at = Date.parse(e.at);
     const region = regionLabel(launch.region);
     const t = this.times.get(rec.stream) ?? {};

@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- <section>... | --quick]`: the benchmark suite. Each section prints one table
  * where every figure sits beside a floor measured in the same run, as a ratio, with its target and
- * PASS/MISS; results also go to bench/results/latest.json. Sections: runtime vm e2e sse nats soak
- * (soak runs only when named: it takes minutes, see docs/benchmarks.md).
+ * PASS/MISS; results also go to bench/results/latest.json. Sections: runtime vm e2e sse nats pool
+ * soak (pool and soak run only when named: they take minutes, see docs/benchmarks.md).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { renderSection, type SectionResult } from './lib/report.js';
 import { hasGc } from './lib/stats.js';
 import { e2eSection } from './sections/e2e.js';
 import { natsSection } from './sections/nats.js';
+import { poolSection } from './sections/pool.js';
 import { runtimeSection } from './sections/runtime.js';
 import { soakSection } from './sections/soak.js';
 import { sseSection } from './sections/sse.js';
@@ -30,10 +31,11 @@ const SECTIONS: readonly SectionDef[] = [
   e2eSection,
   sseSection,
   natsSection,
+  poolSection,
   soakSection,
 ];
 /** Sections run only when named (long): `npm run bench -- soak`. */
-const ON_REQUEST = new Set(['soak']);
+const ON_REQUEST = new Set(['soak', 'pool']);
 
 /** The commit measured, and product files that differed from it (others edit the same tree). */
 function revision(): { commit: string; dirty: string[] } {

@@ -276,7 +276,7 @@ function scrapedGauges(registry: Registry, sources: () => MetricsSources | undef
     (g) => {
       const rt = sources()?.runtime;
       if (!rt) return;
-      const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0 };
+      const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0, pool: 0 };
       for (const a of rt.actors())
         if (a.snapshot.status === 'active') n[a.kind] = (n[a.kind] ?? 0) + 1;
       for (const [kind, v] of Object.entries(n)) g.set({ kind }, v);

@@ -211,10 +211,9 @@ export const poolMachine = setup({
     isReady: ({ context, event }) =>
       (event.type === 'pool.machineClaimed' || event.type === 'pool.machineFoundRunning') &&
       context.machines[event.machineId]?.state === 'ready',
-    knownUnclaimed: ({ context, event }) =>
-      event.type === 'pool.machineRetired' &&
-      context.machines[event.machineId] !== undefined &&
-      context.machines[event.machineId]!.state !== 'claimed',
+    // A claimed machine leaves too when its start failed (`claimFailed`): its launch creates one.
+    knownMachine: ({ context, event }) =>
+      event.type === 'pool.machineRetired' && Object.hasOwn(context.machines, event.machineId),
     refillDue: ({ context, event }) =>
       event.type === 'clock.refillElapsed' && context.timers.refill === event.due,
   },
@@ -228,7 +227,7 @@ export const poolMachine = setup({
     'pool.configured': { actions: ['configure', 'touch'] },
     'pool.machineAdded': { guard: 'unknownMachine', actions: ['added', 'touch'] },
     'pool.machineClaimed': { guard: 'isReady', actions: ['claimed', 'touch'] },
-    'pool.machineRetired': { guard: 'knownUnclaimed', actions: ['retired', 'touch'] },
+    'pool.machineRetired': { guard: 'knownMachine', actions: ['retired', 'touch'] },
     'pool.machineFoundRunning': {
       guard: 'isReady',
       actions: [

@@ -8,6 +8,7 @@ import type { Clock } from '../ports/clock.js';
 import type { CreateMachineInput, FlyMachines } from '../ports/flyMachines.js';
 import type { Logger } from '../shared/log.js';
 import type { Fact } from './actorTypes.js';
+import type { PoolClaimer } from './poolClaims.js';
 
 /** Metadata keys on every machine we create (Fly lists machines by them). */
 export const METADATA = {
@@ -43,6 +44,8 @@ export interface EffectDeps {
    * the app keeps warm pools (ADR 0022).
    */
   poolSpec?: (p: { region: string; image: string; name: string }) => CreateMachineInput;
+  /** Takes a ready machine from the launch's regional pool before a create (ADR 0022). */
+  claimPooled?: PoolClaimer;
   /** What an autospawned launch is started with (its region and id come from the spawn intent). */
   autoLaunch: { owner: string; readyTimeoutMs: number; ttlMs: number };
   /** Rounds of Fly's 60 s wait before giving up on seeing a state (the charts' deadlines cover the rest). */

@@ -178,6 +178,9 @@ class MachineCreates {
         return [failure(p.launchId, err)];
       }
     }
+    // A stopped machine of the region's warm pool starts far sooner than a create (ADR 0022).
+    const pooled = await this.deps.claimPooled?.(p, owner, ctx, wanted);
+    if (pooled) return pooled;
     for (let attempt = 1; ; attempt++) {
       if (!wanted()) return [refused(p.launchId, CREATE_WITHDRAWN)];
       try {

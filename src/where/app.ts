@@ -18,6 +18,7 @@ import type { Launches } from './services/launches.js';
 import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
 import type { Callbacks } from './services/callbacks.js';
 import type { AutospawnDriver } from './services/autospawn.js';
+import type { PoolDriver } from './services/pool.js';
 import type { Cluster } from './services/cluster.js';
 import type { Reconciler } from './services/reconciler.js';
 import type { Retention } from './services/retention.js';
@@ -44,6 +45,8 @@ export interface WhereServices {
   launchTimes: LaunchTimesFeed;
   callbacks: Callbacks;
   autospawn: AutospawnDriver;
+  /** The warm pools per region (ADR 0022); absent in apps built without them. */
+  pool?: PoolDriver;
   reconciler: Reconciler;
   /** Retention of finished actors: archived (410) or unknown (404). */
   retention: Retention;

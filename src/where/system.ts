@@ -24,6 +24,7 @@ import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
 import type { Launches } from './services/launches.js';
 import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
+import type { PoolDriver } from './services/pool.js';
 import type { Reconciler } from './services/reconciler.js';
 import type { Retention } from './services/retention.js';
 import {
@@ -100,6 +101,7 @@ interface WhereParts {
   launches: Launches;
   reconciler: Reconciler;
   autospawn: AutospawnDriver;
+  pool: PoolDriver;
   publicApp: FastifyInstance;
   privateApp: FastifyInstance;
 }
@@ -127,8 +129,8 @@ export async function createWhere(
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
   const snapshot = snapshotLoop(cfg, ports, runtime, state);
   const built = buildServices(cfg, ports, opts, { cluster, metrics, runtime, fleet, creates });
-  const { retention, launchTimes, launches, callbacks, reconciler, autospawn } = built;
-  wireEvents(state, cluster, fleet, autospawn, reconciler);
+  const { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool } = built;
+  wireEvents(state, cluster, fleet, autospawn, reconciler, pool);
 
   const services: WhereServices = {
     cfg,
@@ -141,6 +143,7 @@ export async function createWhere(
     launchTimes,
     callbacks,
     autospawn,
+    pool,
     reconciler,
     retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
@@ -152,6 +155,7 @@ export async function createWhere(
     capacity: () => fleet.capacity(),
     sseClients: () => ({ fleet: fleet.visitors, launch: launches.streams }),
     isLeader: () => cluster.isLeader(),
+    pools: () => pool.pools(),
     ...(ports.natsConnected ? { natsConnected: ports.natsConnected } : {}),
   });
   const publicApp = await buildPublicApp(services);
@@ -171,6 +175,7 @@ export async function createWhere(
     launches,
     reconciler,
     autospawn,
+    pool,
     publicApp,
     privateApp,
   };
@@ -193,6 +198,7 @@ function wireEvents(
   fleet: Fleet,
   autospawn: AutospawnDriver,
   reconciler: Reconciler,
+  pool: PoolDriver,
 ): void {
   fleet.onVisitors((n) => {
     cluster.setLocalVisitors(n);
@@ -201,6 +207,8 @@ function wireEvents(
   cluster.onChange(() => {
     if (!state.booted) return;
     void autospawn.configure().then(() => autospawn.sync());
+    // A new leader states the pools (a no-op when they already say what we would).
+    void pool.configure();
     reconciler.request();
   });
 }
@@ -226,6 +234,7 @@ async function startWhere(
   p.state.booted = true;
   await autospawn.configure();
   await autospawn.sync();
+  await p.pool.configure();
   p.reconciler.start();
   autospawn.start();
   p.retention.start();

@@ -1,0 +1,153 @@
+/**
+ * The launch path's warm start (ADR 0022): before a launch creates its machine, take a ready one
+ * from its region's pool. The claim is the fact `pool.machineClaimed`, appended with the pool
+ * stream's expected version, so of two instances racing for the same machine one is refused (the
+ * runtime re-folds on a version conflict and the chart takes a claim only for a `ready` machine).
+ * Then the machine gets the launch's metadata (so the create path's lookups by `launch_id` find
+ * it) and is started, and the launch hears `fly.machineCreated` as from a create. Any failure after
+ * the claim retires that machine and the launch creates as it would have: it never gets two.
+ */
+import {
+  poolChart,
+  poolStream,
+  type EffectParams,
+  type PoolActorView,
+} from '../../machines/index.js';
+import type { Clock } from '../ports/clock.js';
+import type { FlyMachines } from '../ports/flyMachines.js';
+import { errorMessage } from '../shared/errors.js';
+import type { ActorRecord, ApplyOutcome, EffectContext, Fact } from './actorTypes.js';
+import { METADATA } from './effectDeps.js';
+
+/** How a claim went: a machine started, the pool was empty, every try lost a race, or it failed. */
+export type PoolClaimResult = 'claimed' | 'empty' | 'raced' | 'failed';
+
+export interface PoolClaimDeps {
+  fly: FlyMachines;
+  clock: Clock;
+  /** The pool actor of a region as this instance has folded it. */
+  pool: (stream: string) => ActorRecord | undefined;
+  dispatch: (fact: Fact) => Promise<ApplyOutcome[]>;
+  onClaim?: (region: string, result: PoolClaimResult) => void;
+}
+
+/** Races a claim may lose in a row before the launch creates instead. */
+const CLAIM_TRIES = 3;
+
+export type PoolClaimer = (
+  p: EffectParams['createMachine'],
+  owner: string,
+  ctx: EffectContext,
+  wanted: () => boolean,
+) => Promise<Fact[] | undefined>;
+
+export function poolClaimer(deps: PoolClaimDeps): PoolClaimer {
+  const view = (region: string): PoolActorView | undefined => {
+    const rec = deps.pool(poolStream(region));
+    return rec && rec.snapshot.status === 'active'
+      ? poolChart.view(rec.snapshot as never)
+      : undefined;
+  };
+
+  /** A machine this launch already claimed (a re-drive after a crash resumes it). */
+  const claimedBefore = (region: string, launchId: string) => {
+    const v = view(region);
+    if (!v) return undefined;
+    for (const [id, m] of Object.entries(v.machines))
+      if (m.state === 'claimed' && m.launchId === launchId) return id;
+    return undefined;
+  };
+
+  async function claimOne(
+    p: EffectParams['createMachine'],
+  ): Promise<{ machineId: string } | 'empty' | 'raced'> {
+    let raced = false;
+    for (let i = 0; i < CLAIM_TRIES; i++) {
+      const candidate = view(p.region)?.ready[0];
+      if (!candidate) return raced ? 'raced' : 'empty';
+      const outcomes = await deps.dispatch({
+        type: 'pool.machineClaimed',
+        data: { region: p.region, machineId: candidate, launchId: p.launchId },
+      });
+      if (outcomes.some((o) => o.accepted)) return { machineId: candidate };
+      raced = true;
+    }
+    return 'raced';
+  }
+
+  /** Undo a claim whose start failed: the machine leaves the pool, destroyed. */
+  async function giveUp(p: EffectParams['createMachine'], machineId: string, ctx: EffectContext) {
+    try {
+      await deps.fly.deleteMetadata(machineId, METADATA.launchId);
+      await deps.fly.destroy(machineId, { force: true, scope: ctx });
+    } catch (err) {
+      // Left with no launch (or the launch's id): the reconciler finds it and retires it.
+      ctx.log.warn({ machineId, err: errorMessage(err) }, 'could not retire a failed pooled claim');
+    }
+    await deps.dispatch({
+      type: 'pool.machineRetired',
+      data: { region: p.region, machineId, reason: 'claimFailed' },
+    });
+  }
+
+  return async (p, owner, ctx, wanted) => {
+    if (!wanted()) return undefined;
+    let machineId = claimedBefore(p.region, p.launchId);
+    if (!machineId) {
+      const got = await claimOne(p);
+      if (got === 'empty' || got === 'raced') {
+        // No pool for the region says nothing worth counting.
+        if (view(p.region)) deps.onClaim?.(p.region, got);
+        return undefined;
+      }
+      machineId = got.machineId;
+    }
+    const v = view(p.region);
+    const m = v?.machines[machineId];
+    try {
+      // The launch's identity first (a create's lookups by launch_id find this machine), then start.
+      await Promise.all([
+        deps.fly.setMetadata(machineId, METADATA.launchId, p.launchId),
+        deps.fly.setMetadata(machineId, METADATA.source, p.source),
+        deps.fly.setMetadata(machineId, METADATA.owner, owner),
+        ...(ctx.traceparent || p.traceparent
+          ? [
+              deps.fly.setMetadata(
+                machineId,
+                METADATA.traceparent,
+                (ctx.traceparent ?? p.traceparent)!,
+              ),
+            ]
+          : []),
+      ]);
+      await deps.fly.start(machineId);
+    } catch (err) {
+      ctx.log.warn(
+        { launchId: p.launchId, machineId, err: errorMessage(err) },
+        'starting a pooled machine failed; creating one instead',
+      );
+      deps.onClaim?.(p.region, 'failed');
+      await giveUp(p, machineId, ctx);
+      return undefined;
+    }
+    deps.onClaim?.(p.region, 'claimed');
+    ctx.log.info({ launchId: p.launchId, machineId, region: p.region }, 'pooled machine started');
+    return [
+      {
+        type: 'fly.machineCreated',
+        data: {
+          machineId,
+          launchId: p.launchId,
+          region: p.region,
+          instanceId: m?.instanceId ?? '',
+          // Started, not yet seen running: the launch watches it reach `started` as after a create.
+          state: 'created',
+          source: p.source,
+          ttlMs: p.ttlMs,
+          createdAt: deps.clock.now(),
+          pooled: true,
+        },
+      },
+    ];
+  };
+}

@@ -129,7 +129,8 @@ export async function createWhere(
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
   const snapshot = snapshotLoop(cfg, ports, runtime, state);
   const built = buildServices(cfg, ports, opts, { cluster, metrics, runtime, fleet, creates });
-  const { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool } = built;
+  const { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool, poolClaims } =
+    built;
   wireEvents(state, cluster, fleet, autospawn, reconciler, pool);
 
   const services: WhereServices = {
@@ -144,6 +145,7 @@ export async function createWhere(
     callbacks,
     autospawn,
     pool,
+    poolClaims,
     reconciler,
     retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),

@@ -13,6 +13,7 @@ import { SnapshotFile } from '../runtime/snapshot.js';
 import { machineSpec, poolMachineSpec } from './machineSpec.js';
 import { poolClaimer } from '../runtime/poolClaims.js';
 import { PoolDriver } from './services/pool.js';
+import { PoolClaimDesk } from './services/poolClaimDesk.js';
 import type { WhereMetrics } from './metrics.js';
 import { AutospawnDriver } from './services/autospawn.js';
 import { Callbacks } from './services/callbacks.js';
@@ -197,5 +198,11 @@ export function buildServices(
     image: cfg.vm.image,
     isLeader: () => cluster.isLeader(),
   });
-  return { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool };
+  const poolClaims = new PoolClaimDesk({
+    runtime,
+    clock,
+    secret: cfg.callback.secret,
+    idleMs: cfg.vm.idleMs,
+  });
+  return { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool, poolClaims };
 }

@@ -39,7 +39,7 @@ function rig(answer: (url: string, n: number) => { status: number; body: unknown
   const calls: { url: string; body: string; sig: string }[] = [];
   const fetch = (async (url: string, init: RequestInit) => {
     const headers = init.headers as Record<string, string>;
-    calls.push({ url, body: String(init.body), sig: headers[SIGNATURE_HEADER]! });
+    calls.push({ url, body: init.body as string, sig: headers[SIGNATURE_HEADER]! });
     const a = answer(url, calls.length);
     if (a === 'down') throw new Error('ECONNREFUSED');
     const text = JSON.stringify(a.body);

@@ -120,8 +120,21 @@ export function poolEffects(deps: Deps) {
         { region: p.region, machineId: p.machineId },
         'stopped an unclaimed pooled machine',
       );
+      // Pooled machines are auto-destroyed when they stop (they are consumed after a claim), so a
+      // stray start costs the machine: say so at once, and the pool replaces it.
+      const after = await deps.fly.get(p.machineId).catch((err: unknown) => {
+        if (err instanceof FlyApiError && err.status === 404) return undefined;
+        throw err;
+      });
+      if (!after || after.state === 'destroyed' || after.state === 'destroying')
+        return [
+          {
+            type: 'pool.machineRetired',
+            data: { region: p.region, machineId: p.machineId, reason: 'gone' },
+          },
+        ] as Fact[];
     } catch (err) {
-      // The reconciler finds it running again on its next pass.
+      // The reconciler finds it again on its next pass.
       ctx.log.warn(
         { machineId: p.machineId, err: errorMessage(err) },
         'could not stop a pooled machine',

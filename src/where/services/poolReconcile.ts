@@ -38,10 +38,24 @@ export async function reconcilePools(
     const v = rec?.version ? poolChart.view(rec.snapshot as never) : undefined;
     return v && v.state !== 'unconfigured' ? v : undefined;
   };
-  const seen = new Set<string>();
+  const seen = new Set(listed.filter((m) => m.state !== 'destroyed').map((m) => m.id));
+  // First what has gone (so an adopted machine below takes its place, not an extra one): ready
+  // or retiring machines the list no longer shows (a young one may be missing from a list that
+  // lags its create).
+  for (const rec of runtime.actors('pool')) {
+    if (!rec.version || rec.snapshot.status !== 'active') continue;
+    const pool = poolChart.view(rec.snapshot as never);
+    for (const [machineId, m] of Object.entries(pool.machines)) {
+      if (m.state === 'claimed' || seen.has(machineId) || deps.now - m.at < deps.graceMs) continue;
+      const [o] = await runtime.dispatch({
+        type: 'pool.machineRetired',
+        data: { region: pool.region, machineId, reason: 'gone' },
+      });
+      if (o?.accepted) report.gone++;
+    }
+  }
   for (const m of listed) {
     if (m.state === 'destroyed' || !isPooled(m) || !MACHINE_ID_PATTERN.test(m.id)) continue;
-    seen.add(m.id);
     const region = m.metadata[METADATA.pool]!;
     const pool = isRegionCode(region) ? view(region) : undefined;
     if (!pool || !POOL_NAME.test(m.name)) {
@@ -85,20 +99,6 @@ export async function reconcilePools(
         report.stopped++;
         log.warn({ machineId: m.id, region }, 'unclaimed pooled machine running: stopping it');
       }
-    }
-  }
-  // Ready or retiring machines the list no longer shows are gone (a young one may be missing
-  // from a list that lags its create).
-  for (const rec of runtime.actors('pool')) {
-    if (!rec.version || rec.snapshot.status !== 'active') continue;
-    const pool = poolChart.view(rec.snapshot as never);
-    for (const [machineId, m] of Object.entries(pool.machines)) {
-      if (m.state === 'claimed' || seen.has(machineId) || deps.now - m.at < deps.graceMs) continue;
-      const [o] = await runtime.dispatch({
-        type: 'pool.machineRetired',
-        data: { region: pool.region, machineId, reason: 'gone' },
-      });
-      if (o?.accepted) report.gone++;
     }
   }
   return report;

@@ -185,6 +185,11 @@ export const factSchemas = {
     status: z.number().int().min(0).max(599),
     message: z.string().max(500),
   }),
+  /**
+   * The instance that sent a pooled create died with it in flight (it crashed, or the leader saw it
+   * leave): the next create goes out now rather than at the create's deadline.
+   */
+  'pool.createLost': z.strictObject({ region: regionCode, name: poolName }),
   /** A launch took a ready pooled machine: the compare-and-set of the claim (ADR 0022). */
   'pool.machineClaimed': z.strictObject({ region: regionCode, machineId, launchId }),
   /** A pooled machine left the pool unclaimed (destroyed, or no longer listed). */

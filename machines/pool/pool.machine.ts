@@ -54,6 +54,7 @@ export const POOL_FACTS = [
   'pool.configured',
   'pool.machineAdded',
   'pool.createFailed',
+  'pool.createLost',
   'pool.machineClaimed',
   'pool.machineRetired',
   'pool.machineFoundRunning',
@@ -204,7 +205,9 @@ export const poolMachine = setup({
       context.image !== '' && readyMachines(context).length < context.target,
     overTarget: ({ context }) => toRetire(context).length > 0,
     ownCreate: ({ context, event }) =>
-      (event.type === 'pool.machineAdded' || event.type === 'pool.createFailed') &&
+      (event.type === 'pool.machineAdded' ||
+        event.type === 'pool.createFailed' ||
+        event.type === 'pool.createLost') &&
       event.name === context.creating,
     unknownMachine: ({ context, event }) =>
       event.type === 'pool.machineAdded' && !Object.hasOwn(context.machines, event.machineId),
@@ -283,7 +286,14 @@ export const poolMachine = setup({
           target: 'backoff',
           actions: ['createFailed', 'touch'],
         },
-        // The create never answered (its instance died): presume it lost. Whatever it made
+        // Its instance died with it in flight: the next one goes out now. Whatever it made
+        // carries the pool's metadata, and the reconciler adopts or retires it.
+        'pool.createLost': {
+          guard: 'ownCreate',
+          target: 'steady',
+          actions: ['createLost', 'touch'],
+        },
+        // The create never answered (its instance died unseen): presume it lost. Whatever it made
         // carries the pool's metadata, and the reconciler adopts or retires it.
         'clock.refillElapsed': {
           guard: 'refillDue',

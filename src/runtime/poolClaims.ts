@@ -14,7 +14,7 @@ import {
   type PoolActorView,
 } from '../../machines/index.js';
 import type { Clock } from '../ports/clock.js';
-import type { FlyMachines } from '../ports/flyMachines.js';
+import { FlyApiError, type FlyMachines } from '../ports/flyMachines.js';
 import { errorMessage } from '../shared/errors.js';
 import type { ActorRecord, ApplyOutcome, EffectContext, Fact } from './actorTypes.js';
 import { METADATA } from './effectDeps.js';
@@ -75,6 +75,24 @@ export function poolClaimer(deps: PoolClaimDeps): PoolClaimer {
     return 'raced';
   }
 
+  /**
+   * Start the claimed machine. A start refused because it is already starting or running for this
+   * very launch is a success: a re-drive of the same claim (its owner came back while the leader
+   * had taken over) got there first. One that already ran for this launch and is past running is
+   * `spent`: it stays the launch's one machine (never a second), and the launch sees it go.
+   */
+  async function startOnce(machineId: string, launchId: string): Promise<'started' | 'spent'> {
+    try {
+      await deps.fly.start(machineId);
+      return 'started';
+    } catch (err) {
+      if (!(err instanceof FlyApiError) || err.status !== 412) throw err;
+      const m = await deps.fly.get(machineId);
+      if (m.metadata[METADATA.launchId] !== launchId) throw err;
+      return m.state === 'starting' || m.state === 'started' ? 'started' : 'spent';
+    }
+  }
+
   /** Undo a claim whose start failed: the machine leaves the pool, destroyed. */
   async function giveUp(p: EffectParams['createMachine'], machineId: string, ctx: EffectContext) {
     try {
@@ -84,16 +102,23 @@ export function poolClaimer(deps: PoolClaimDeps): PoolClaimer {
       // Left with no launch (or the launch's id): the reconciler finds it and retires it.
       ctx.log.warn({ machineId, err: errorMessage(err) }, 'could not retire a failed pooled claim');
     }
-    await deps.dispatch({
+    await retired(p, machineId);
+  }
+
+  const retired = (p: EffectParams['createMachine'], machineId: string) =>
+    deps.dispatch({
       type: 'pool.machineRetired',
       data: { region: p.region, machineId, reason: 'claimFailed' },
     });
-  }
 
   return async (p, owner, ctx, wanted) => {
     if (!wanted()) return undefined;
+    // A claim this launch made before a crash or a takeover is resumed: metadata, start.
     let machineId = claimedBefore(p.region, p.launchId);
     if (!machineId) {
+      // A re-drive may follow a create that went out before the crash: the create path looks
+      // for it first, and only a first attempt takes from the pool.
+      if (ctx.redrive) return undefined;
       const got = await claimOne(p);
       if (got === 'empty' || got === 'raced') {
         // No pool for the region says nothing worth counting.
@@ -120,14 +145,22 @@ export function poolClaimer(deps: PoolClaimDeps): PoolClaimer {
             ]
           : []),
       ]);
-      await deps.fly.start(machineId);
+      const how = await startOnce(machineId, p.launchId);
+      if (how === 'spent')
+        ctx.log.warn(
+          { launchId: p.launchId, machineId },
+          'the pooled machine of this launch already ran',
+        );
     } catch (err) {
       ctx.log.warn(
         { launchId: p.launchId, machineId, err: errorMessage(err) },
         'starting a pooled machine failed; creating one instead',
       );
       deps.onClaim?.(p.region, 'failed');
-      await giveUp(p, machineId, ctx);
+      // Gone already (404): only the pool's record is left to clear; the create path then looks
+      // for what this launch had (on a re-drive) before it creates.
+      if (err instanceof FlyApiError && err.status === 404) await retired(p, machineId);
+      else await giveUp(p, machineId, ctx);
       return undefined;
     }
     deps.onClaim?.(p.region, 'claimed');

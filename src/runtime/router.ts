@@ -32,6 +32,7 @@ export function routeFact<T extends FactType>(
     case 'pool.configured':
     case 'pool.machineAdded':
     case 'pool.createFailed':
+    case 'pool.createLost':
     case 'pool.machineClaimed':
     case 'pool.machineRetired':
     case 'pool.machineFoundRunning':

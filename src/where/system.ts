@@ -209,8 +209,9 @@ function wireEvents(
   cluster.onChange(() => {
     if (!state.booted) return;
     void autospawn.configure().then(() => autospawn.sync());
-    // A new leader states the pools (a no-op when they already say what we would).
-    void pool.configure();
+    // A new leader states the pools (a no-op when they already say what we would), and takes
+    // back the pooled creates of instances that left.
+    void pool.configure().then(() => pool.recoverLostCreates(false));
     reconciler.request();
   });
 }
@@ -237,6 +238,7 @@ async function startWhere(
   await autospawn.configure();
   await autospawn.sync();
   await p.pool.configure();
+  await p.pool.recoverLostCreates(true);
   p.reconciler.start();
   autospawn.start();
   p.retention.start();

@@ -197,6 +197,8 @@ export function buildServices(
     cfg: cfg.pool,
     image: cfg.vm.image,
     isLeader: () => cluster.isLeader(),
+    instance: cfg.instance,
+    isAlive: (i) => cluster.isAlive(i),
   });
   const poolClaims = new PoolClaimDesk({
     runtime,

@@ -328,6 +328,7 @@ export function poolEvents(s: SnapshotFrom<PoolMachineLogic>): ChartEvent[] {
         t,
         7,
       ),
+      fact('pool.createLost', { region: POOL_REGION, name: c.creating }, t, 15),
     );
   }
   const ready = ids.find((id) => c.machines[id]!.state === 'ready');

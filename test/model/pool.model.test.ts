@@ -66,7 +66,9 @@ describe('pool chart model', () => {
           const was = st.before.context.creating;
           const ends =
             st.event.type === 'clock.refillElapsed' ||
-            ((st.event.type === 'pool.machineAdded' || st.event.type === 'pool.createFailed') &&
+            ((st.event.type === 'pool.machineAdded' ||
+              st.event.type === 'pool.createFailed' ||
+              st.event.type === 'pool.createLost') &&
               st.event.name === was);
           expect(was === undefined || ends).toBe(true);
           expect(creates[0]!.params).toMatchObject({ name: st.after.context.creating });

@@ -18,6 +18,9 @@ export class PoolDriver {
       cfg: WhereConfig['pool'];
       image: string;
       isLeader: () => boolean;
+      /** This instance's id, and whether another one is alive (the cluster's view). */
+      instance: string;
+      isAlive: (instance: string) => boolean;
     },
   ) {}
 
@@ -32,6 +35,39 @@ export class PoolDriver {
   pool(region: string): PoolActorView | undefined {
     const rec = this.deps.runtime.actor(poolStream(region));
     return rec?.version ? poolChart.view(rec.snapshot as never) : undefined;
+  }
+
+  /**
+   * Pooled creates whose instance died with them in flight: the pool would otherwise wait for the
+   * create's deadline. At boot (`booting`), the creates this very instance sent before it went
+   * down; on a cluster change, the leader's view of creates sent by instances no longer alive.
+   * The instance that sent a create is the one that stored the fact naming it (its id is in the
+   * machine's name).
+   */
+  async recoverLostCreates(booting: boolean): Promise<void> {
+    const { runtime, instance, isAlive, isLeader, log } = this.deps;
+    // A leader at boot re-drives its pools' creates itself (outstanding intents).
+    if (booting ? isLeader() : !isLeader()) return;
+    for (const p of this.pools()) {
+      if (p.state !== 'creating' || !p.creating) continue;
+      const eventId = p.creating.slice(p.creating.lastIndexOf('-') + 1).toUpperCase();
+      try {
+        const history = await runtime.history(poolStream(p.region));
+        const sender = history.findLast((e) => e.id === eventId)?.meta.instance;
+        const lost = booting ? sender === instance : sender !== instance && !isAlive(sender ?? '');
+        if (!lost) continue;
+        log.warn(
+          { region: p.region, name: p.creating, sender },
+          'pooled create lost with its instance',
+        );
+        await runtime.dispatch({
+          type: 'pool.createLost',
+          data: { region: p.region, name: p.creating },
+        });
+      } catch (err) {
+        log.warn({ region: p.region, err: errorMessage(err) }, 'could not check a pooled create');
+      }
+    }
   }
 
   /** Bring every pool's target and image in line with ours; only the leader speaks. */

@@ -154,6 +154,8 @@ export const whereEnv = z
     WM_POOL: poolSetting.default([]),
     /** At most this many stopped pooled machines across all regions (the first regions named get theirs first). */
     WM_POOL_MAX: envInt(0, 1000).default(10),
+    /** Regions with a launch in the last hour keep one pooled machine too (within WM_POOL_MAX). */
+    WM_POOL_FOLLOW_DEMAND: envBool.default(false),
     WM_RECONCILE_INTERVAL_MS: envInt(1000).default(60_000),
     /** The reconciler never calls the API more often than this. */
     WM_RECONCILE_MIN_GAP_MS: envInt(0).default(5_000),
@@ -224,7 +226,12 @@ export interface WhereConfig {
   autospawn: { enabled: boolean; intervalMs: number; inactivityMs: number; regions: string[] };
   reconcile: { intervalMs: number; minGapMs: number };
   /** Warm pools (ADR 0022): regions with their targets, already bounded by `max` overall. */
-  pool: { regions: { region: string; target: number }[]; max: number };
+  pool: {
+    regions: { region: string; target: number }[];
+    max: number;
+    /** Regions with a launch in the last hour keep one machine (within `max`). */
+    followDemand: boolean;
+  };
   /** Retention of finished actors (ADR 0013). */
   retention: {
     maxAgeMs: number;
@@ -315,7 +322,11 @@ export function toConfig(env: WhereEnv): WhereConfig {
       regions: env.WM_AUTOSPAWN_REGIONS,
     },
     reconcile: { intervalMs: env.WM_RECONCILE_INTERVAL_MS, minGapMs: env.WM_RECONCILE_MIN_GAP_MS },
-    pool: { regions: boundedPools(env.WM_POOL, env.WM_POOL_MAX), max: env.WM_POOL_MAX },
+    pool: {
+      regions: boundedPools(env.WM_POOL, env.WM_POOL_MAX),
+      max: env.WM_POOL_MAX,
+      followDemand: env.WM_POOL_FOLLOW_DEMAND,
+    },
     retention: {
       maxAgeMs: env.WM_RETENTION,
       maxFinished: env.WM_RETENTION_MAX_FINISHED || undefined,

@@ -239,6 +239,7 @@ async function startWhere(
   await autospawn.sync();
   await p.pool.configure();
   await p.pool.recoverLostCreates(true);
+  p.pool.start();
   p.reconciler.start();
   autospawn.start();
   p.retention.start();
@@ -267,6 +268,7 @@ async function stopWhere(p: WhereParts): Promise<void> {
     ['private listener', () => p.privateApp.close()],
     ['reconciler', () => p.reconciler.stop()],
     ['autospawn', () => p.autospawn.stop()],
+    ['pool', () => p.pool.stop()],
     ['retention', () => p.retention.stop()],
     ['fleet', () => p.fleet.close()],
     ['launch streams', () => p.launches.close()],

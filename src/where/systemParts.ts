@@ -199,6 +199,7 @@ export function buildServices(
     isLeader: () => cluster.isLeader(),
     instance: cfg.instance,
     isAlive: (i) => cluster.isAlive(i),
+    clock,
   });
   const poolClaims = new PoolClaimDesk({
     runtime,

@@ -33,8 +33,8 @@ const pooled = (fly: FakeFlyMachines) => fly.live().filter((m) => m.metadata.poo
 const readyPooled = (fly: FakeFlyMachines) =>
   pooled(fly).filter((m) => m.state === 'created' && m.metadata.launch_id === undefined);
 
-async function launchIn(r: WhereRig, region: string) {
-  const res = await launch(r, { region });
+async function launchIn(r: WhereRig, region: string, ip?: string) {
+  const res = await launch(r, { region }, ip ? { 'fly-client-ip': ip } : {});
   expect(res.status).toBe(202);
   const body = (await res.json()) as { launchId: string; events: string };
   const sse = await openSse(r.base + body.events);
@@ -141,6 +141,22 @@ describe('a warm pool per region', () => {
       .poll(() => readyPooled(fly).map((m) => fly.inputOf(m.id)!.image))
       .toEqual(['where:v2', 'where:v2']);
     for (const id of old) expect(fly.live().some((m) => m.id === id)).toBe(false);
+  });
+});
+
+describe('the demand rule (WM_POOL_FOLLOW_DEMAND)', () => {
+  it('keeps one machine in a region that had a launch, and the next launch there takes it', async () => {
+    rig = await whereRig({ WM_POOL_FOLLOW_DEMAND: '1', WM_COOLDOWN_MS: '0' });
+    const fly = rig.fly;
+    expect(pooled(fly)).toEqual([]);
+    const first = await launchIn(rig, 'syd');
+    await expect.poll(() => statuses(first.sse)).toContain('created');
+    // The launch was created (no pool yet); the region now keeps one.
+    await expect.poll(() => readyPooled(fly).filter((m) => m.region === 'syd').length).toBe(1);
+    const [warm] = readyPooled(fly);
+    const second = await launchIn(rig, 'syd', '10.0.0.2');
+    await expect.poll(() => statuses(second.sse)).toContain('created');
+    expect(fly.live().find((m) => m.metadata.launch_id === second.launchId)!.id).toBe(warm!.id);
   });
 });
 

@@ -8,7 +8,8 @@ const cfg = (env: Record<string, string>) =>
 
 describe('WM_POOL', () => {
   it('is none by default, and reads region:count pairs', () => {
-    expect(cfg({}).pool).toEqual({ regions: [], max: 10 });
+    expect(cfg({}).pool).toEqual({ regions: [], max: 10, followDemand: false });
+    expect(cfg({ WM_POOL_FOLLOW_DEMAND: '1' }).pool.followDemand).toBe(true);
     expect(cfg({ WM_POOL: 'ams:2, syd:1' }).pool.regions).toEqual([
       { region: 'ams', target: 2 },
       { region: 'syd', target: 1 },

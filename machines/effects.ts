@@ -2,7 +2,7 @@
  * Effect intents: what a chart asks the world to do, as data. The runtime executes them after the
  * fact that caused them is stored; their outcomes come back as new facts. Pure: types only.
  */
-import type { LaunchSource, TimerKey } from './facts.js';
+import type { LaunchSource, PoolRetireReason, TimerKey } from './facts.js';
 
 export interface EffectParams {
   /** Take a cap slot for a launch → `capacity.reserved` or `capacity.exhausted`. */
@@ -34,6 +34,15 @@ export interface EffectParams {
   destroyMachine: { machineId?: string; launchId?: string };
   /** Start a launch on the autospawner's behalf (a `launch.requested` with source `auto`). */
   spawnLaunch: { launchId: string; region: string };
+  /**
+   * Create a stopped machine for a region's warm pool (Fly's skip_launch) → `pool.machineAdded` or
+   * `pool.createFailed`. Idempotent by name: a re-driven create first looks for the named machine.
+   */
+  createPooled: { region: string; image: string; name: string };
+  /** Destroy pooled machines that leave the pool unclaimed → `pool.machineRetired` for each. */
+  retirePooled: { region: string; machines: { machineId: string; reason: PoolRetireReason }[] };
+  /** Stop an unclaimed pooled machine found running (it stays in the pool). No result fact. */
+  stopPooled: { region: string; machineId: string };
 }
 
 export type EffectType = keyof EffectParams;
@@ -48,6 +57,9 @@ export const EFFECT_TYPES: readonly EffectType[] = [
   'awaitMachine',
   'destroyMachine',
   'spawnLaunch',
+  'createPooled',
+  'retirePooled',
+  'stopPooled',
 ];
 
 /**
@@ -62,6 +74,9 @@ export const effectActions = {
   awaitMachine: (_: unknown, _p: EffectParams['awaitMachine']) => {},
   destroyMachine: (_: unknown, _p: EffectParams['destroyMachine']) => {},
   spawnLaunch: (_: unknown, _p: EffectParams['spawnLaunch']) => {},
+  createPooled: (_: unknown, _p: EffectParams['createPooled']) => {},
+  retirePooled: (_: unknown, _p: EffectParams['retirePooled']) => {},
+  stopPooled: (_: unknown, _p: EffectParams['stopPooled']) => {},
 };
 
 /** Destroy an actor's own machine: by id when known, else every machine carrying its launch's id. */

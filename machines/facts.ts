@@ -24,9 +24,27 @@ const ms = z.number().int().nonnegative();
 const positiveMs = z.number().int().positive();
 
 /** Timer keys. A timer firing is the fact `clock.<key>Elapsed`. */
-export const TIMER_KEYS = ['ready', 'cleanup', 'ttl', 'stop', 'spawn', 'inactivity'] as const;
+export const TIMER_KEYS = [
+  'ready',
+  'cleanup',
+  'ttl',
+  'stop',
+  'spawn',
+  'inactivity',
+  'refill',
+] as const;
 export type TimerKey = (typeof TIMER_KEYS)[number];
 export const timerFactType = (key: TimerKey) => `clock.${key}Elapsed` as const;
+
+/** A pooled machine's image reference (registry/repo:tag or @digest). */
+const poolImage = z.string().min(1).max(256);
+/** A pooled machine's name: chosen before its create, so a re-driven create finds it again. */
+const poolName = z
+  .string()
+  .regex(/^wm-pool-[a-z]{3}-[a-z0-9]{1,40}$/, 'a pooled machine is named wm-pool-<region>-<id>');
+/** Why a pooled machine left the pool without being claimed. */
+export const POOL_RETIRE_REASONS = ['oldImage', 'overTarget', 'claimFailed', 'gone'] as const;
+export type PoolRetireReason = (typeof POOL_RETIRE_REASONS)[number];
 
 const clockFact = z.strictObject({
   key: z.enum(TIMER_KEYS),
@@ -78,6 +96,8 @@ export const factSchemas = {
     source: launchSource.optional(),
     ttlMs: positiveMs.optional(),
     createdAt: ms,
+    /** The machine came from the region's warm pool (claimed and started, not created). */
+    pooled: z.boolean().optional(),
   }),
   'fly.createFailed': z.preprocess(
     upcastCreateFailed,
@@ -143,6 +163,7 @@ export const factSchemas = {
   'clock.stopElapsed': clockFact,
   'clock.spawnElapsed': clockFact,
   'clock.inactivityElapsed': clockFact,
+  'clock.refillElapsed': clockFact,
   'autospawner.configured': z.strictObject({
     intervalMs: positiveMs,
     inactivityMs: positiveMs,
@@ -150,6 +171,42 @@ export const factSchemas = {
     enabled: z.boolean(),
   }),
   'autospawner.switched': z.strictObject({ on: z.boolean(), by: z.string().max(64) }),
+  /** The leader's wish for a region's warm pool: how many stopped machines, of which image. */
+  'pool.configured': z.strictObject({
+    region: regionCode,
+    target: z.number().int().min(0).max(100),
+    image: poolImage,
+  }),
+  /** A pooled machine exists, created without starting (its create's answer, or adopted). */
+  'pool.machineAdded': z.strictObject({
+    region: regionCode,
+    machineId,
+    name: poolName,
+    instanceId: z.string().max(64),
+    image: poolImage,
+  }),
+  /** A pooled create failed (nothing made, or the reconciler will adopt what was). */
+  'pool.createFailed': z.strictObject({
+    region: regionCode,
+    name: poolName,
+    status: z.number().int().min(0).max(599),
+    message: z.string().max(500),
+  }),
+  /**
+   * The instance that sent a pooled create died with it in flight (it crashed, or the leader saw it
+   * leave): the next create goes out now rather than at the create's deadline.
+   */
+  'pool.createLost': z.strictObject({ region: regionCode, name: poolName }),
+  /** A launch took a ready pooled machine: the compare-and-set of the claim (ADR 0022). */
+  'pool.machineClaimed': z.strictObject({ region: regionCode, machineId, launchId }),
+  /** A pooled machine left the pool unclaimed (destroyed, or no longer listed). */
+  'pool.machineRetired': z.strictObject({
+    region: regionCode,
+    machineId,
+    reason: z.enum(POOL_RETIRE_REASONS),
+  }),
+  /** The reconciler found an unclaimed pooled machine running: it must be stopped. */
+  'pool.machineFoundRunning': z.strictObject({ region: regionCode, machineId }),
   /** Visitors (open fleet streams) across the cluster; re-stated while visitors stay. */
   'presence.changed': z.strictObject({ visitors: ms, roll: z.number().min(0).lt(1) }),
 } as const;

@@ -20,6 +20,8 @@ import {
   AUTOSPAWNER_FACTS,
 } from './autospawner/autospawner.machine.js';
 import { autospawnerView, type AutospawnerActorView } from './autospawner/autospawner.view.js';
+import { poolMachine, POOL_CHART, POOL_FACTS } from './pool/pool.machine.js';
+import { poolView, type PoolActorView } from './pool/pool.view.js';
 import type { Effect, EffectParams, TimerTable } from './effects.js';
 import type { FactType } from './facts.js';
 import type { StreamKind } from './vocabulary.js';
@@ -35,6 +37,8 @@ export * from './vm/vm.machine.js';
 export * from './vm/vm.view.js';
 export * from './autospawner/autospawner.machine.js';
 export * from './autospawner/autospawner.view.js';
+export * from './pool/pool.machine.js';
+export * from './pool/pool.view.js';
 
 /**
  * A chart as the runtime drives it. The runtime is generic over charts: it reads a snapshot only
@@ -154,7 +158,45 @@ export const autospawnerChart: Chart<typeof autospawnerMachine, AutospawnerActor
   view: autospawnerView,
 };
 
-export const CHARTS = { launch: launchChart, vm: vmChart, autospawner: autospawnerChart } as const;
+/**
+ * One per region, driven by the leader. Its machines hold no cap slot while stopped: a claimed one
+ * is held by the launch that claimed it (after its `capacity.reserved`, like a create).
+ */
+export const poolChart: Chart<typeof poolMachine, PoolActorView> = {
+  kind: 'pool',
+  id: POOL_CHART,
+  machine: poolMachine,
+  facts: POOL_FACTS,
+  outstanding(s) {
+    const c = s.context;
+    const out: Effect[] = [];
+    if (s.matches('creating') && c.creating)
+      out.push({
+        type: 'createPooled',
+        params: { region: c.region, image: c.image, name: c.creating },
+      });
+    const retiring = Object.entries(c.machines)
+      .filter(([, m]) => m.state === 'retiring')
+      .map(([machineId, m]) => ({ machineId, reason: m.reason ?? ('oldImage' as const) }));
+    if (retiring.length > 0)
+      out.push({ type: 'retirePooled', params: { region: c.region, machines: retiring } });
+    return out;
+  },
+  holds: () => [],
+  timers: timersOf,
+  launchOf: none,
+  trace: none,
+  owner: none,
+  region: (s) => known(s.context.region),
+  view: poolView,
+};
+
+export const CHARTS = {
+  launch: launchChart,
+  vm: vmChart,
+  autospawner: autospawnerChart,
+  pool: poolChart,
+} as const;
 export type ChartKind = keyof typeof CHARTS;
 /** The typed view of an actor of a kind (`ViewOf<'launch'>` is `LaunchActorView`). */
 export type ViewOf<K extends ChartKind> = ReturnType<(typeof CHARTS)[K]['view']>;

@@ -7,7 +7,7 @@
 // -- streams ---------------------------------------------------------------------------------
 
 /** Every chart's stream prefix: a stream is `<kind>.<id>`. */
-export const STREAM_KINDS = ['launch', 'vm', 'autospawner'] as const;
+export const STREAM_KINDS = ['launch', 'vm', 'autospawner', 'pool'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
 
 /** The autospawner is a singleton: one stream for the whole cluster. */
@@ -16,6 +16,11 @@ export const AUTOSPAWNER_STREAM = 'autospawner.main';
 export const streamName = (kind: StreamKind, id: string) => `${kind}.${id}`;
 export const launchStream = (launchId: string) => streamName('launch', launchId);
 export const vmStream = (machineId: string) => streamName('vm', machineId);
+/** A region's warm pool of stopped machines: one actor per region (`pool.ams`). */
+export const poolStream = (region: string) => streamName('pool', region);
+
+/** The machine-name prefix of pooled machines (`wm-pool-<region>-<id>`). */
+export const POOL_NAME_PREFIX = 'wm-pool-';
 
 /** The kind of a stream name, or `undefined` for a name no chart owns. */
 export function kindOf(stream: string): StreamKind | undefined {
@@ -118,6 +123,9 @@ export const ERROR_CODES = {
   SIGNATURE_EXPIRED: 401,
   MACHINE_MISMATCH: 409,
   CALLBACK_REPLAYED: 409,
+  // a pooled VM asking for its claim
+  BAD_POOL_CLAIM: 400,
+  POOL_UNCLAIMED: 404,
   // the VM's own page
   BAD_INSTANCE: 400,
   BAD_VIEWER_ID: 400,

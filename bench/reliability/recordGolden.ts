@@ -18,6 +18,7 @@ import { CHARTS, type Chart, type ChartKind } from '../../machines/index.js';
 import type { ChartEvent, FactType } from '../../machines/facts.js';
 import { launchMachine } from '../../machines/launch/launch.machine.js';
 import { vmMachine } from '../../machines/vm/vm.machine.js';
+import { poolMachine } from '../../machines/pool/pool.machine.js';
 import { MemoryEventStore } from '../../src/adapters/memory/memoryEventStore.js';
 import { ManualClock } from '../../src/adapters/system/manualClock.js';
 import type { StoredEvent } from '../../src/events/envelope.js';
@@ -34,6 +35,9 @@ import {
   VM_MACHINE,
   vmAbstract,
   vmEvents,
+  POOL_REGION,
+  poolAbstract,
+  poolEvents,
 } from '../../test/model/generators.js';
 import { explore } from '../../test/model/harness.js';
 import { isMain } from './lib.js';
@@ -113,6 +117,18 @@ const SOURCES: Record<ChartKind, { stream: string; paths: () => { events: ChartE
     stream: 'autospawner.main',
     paths: () =>
       explore(autospawnerMachine, { events: autospawnerEvents, abstract: autospawnerAbstract }),
+  },
+  pool: {
+    stream: `pool.${POOL_REGION}`,
+    // Coarser than the model test's abstraction: one history per kind of situation is enough here.
+    paths: () =>
+      explore(poolMachine, {
+        events: poolEvents,
+        abstract: (s) => {
+          const a = poolAbstract(s);
+          return { ...a, ready: Math.min(a.ready, 1), failures: 0, target: a.target > 0 };
+        },
+      }),
   },
 };
 

@@ -17,7 +17,7 @@ import { STREAM_NAME_PATTERN, ULID_PATTERN } from '../../machines/vocabulary.js'
 export const EVENT_VERSION = 1;
 
 export const ulid = z.string().regex(ULID_PATTERN, 'expected a ULID');
-/** `launch.<id>`, `vm.<id>`, `autospawner.main`: a chart name and an actor id. */
+/** `launch.<id>`, `vm.<id>`, `autospawner.main`, `pool.<region>`: a chart name and an actor id. */
 export const streamName = z.string().regex(STREAM_NAME_PATTERN, 'bad stream name');
 
 export const eventMeta = z.object({

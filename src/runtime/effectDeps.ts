@@ -8,6 +8,7 @@ import type { Clock } from '../ports/clock.js';
 import type { CreateMachineInput, FlyMachines } from '../ports/flyMachines.js';
 import type { Logger } from '../shared/log.js';
 import type { Fact } from './actorTypes.js';
+import type { PoolClaimer } from './poolClaims.js';
 
 /** Metadata keys on every machine we create (Fly lists machines by them). */
 export const METADATA = {
@@ -15,6 +16,10 @@ export const METADATA = {
   source: 'source',
   owner: 'owner',
   traceparent: 'traceparent',
+  /** A pooled machine's region (ADR 0022): the reconciler knows it by this. */
+  pool: 'pool',
+  /** The image a pooled machine was made of (a deploy retires the older ones). */
+  poolImage: 'pool_image',
 } as const;
 
 export interface EffectDeps {
@@ -34,6 +39,13 @@ export interface EffectDeps {
     /** The create's trace position, passed to the VM (docs/adr/0021). */
     traceparent?: string;
   }) => CreateMachineInput;
+  /**
+   * The create request of a pooled machine (skip_launch, the pool's metadata, its pool key), when
+   * the app keeps warm pools (ADR 0022).
+   */
+  poolSpec?: (p: { region: string; image: string; name: string }) => CreateMachineInput;
+  /** Takes a ready machine from the launch's regional pool before a create (ADR 0022). */
+  claimPooled?: PoolClaimer;
   /** What an autospawned launch is started with (its region and id come from the spawn intent). */
   autoLaunch: { owner: string; readyTimeoutMs: number; ttlMs: number };
   /** Rounds of Fly's 60 s wait before giving up on seeing a state (the charts' deadlines cover the rest). */

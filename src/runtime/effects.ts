@@ -12,6 +12,7 @@ import type { EffectContext, EffectRunner, Fact } from './actorTypes.js';
 import type { EffectDeps } from './effectDeps.js';
 import { machineCreator } from './machineCreates.js';
 import { machineDestroyer } from './machineDestroys.js';
+import { poolEffects } from './poolEffects.js';
 import { sleepReal } from './realTime.js';
 import { formatTraceparent, mintTrace } from '../shared/trace.js';
 
@@ -31,6 +32,7 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
     creates: deps.creates ?? new Map<string, Promise<Fact[]>>(),
   };
   const { sleep, waitRounds } = settled;
+  const pool = poolEffects(settled);
 
   const handlers: Handlers = {
     async reserveCapacity(p, ctx) {
@@ -129,6 +131,10 @@ export function createEffectRunner(deps: EffectDeps): EffectRunner {
         },
       ];
     },
+
+    createPooled: pool.createPooled,
+    retirePooled: pool.retirePooled,
+    stopPooled: pool.stopPooled,
   };
 
   return (effect, ctx) => {

@@ -3,7 +3,12 @@
  * launch that made it (named in the fact, or remembered by the machine's actor).
  */
 import type { FactData, FactType } from '../../machines/facts.js';
-import { AUTOSPAWNER_STREAM, launchStream, vmStream } from '../../machines/vocabulary.js';
+import {
+  AUTOSPAWNER_STREAM,
+  launchStream,
+  poolStream,
+  vmStream,
+} from '../../machines/vocabulary.js';
 
 export function routeFact<T extends FactType>(
   type: T,
@@ -25,6 +30,15 @@ export function routeFact<T extends FactType>(
     case 'autospawner.switched':
     case 'presence.changed':
       return [AUTOSPAWNER_STREAM];
+    case 'pool.configured':
+    case 'pool.machineAdded':
+    case 'pool.createFailed':
+    case 'pool.createLost':
+    case 'pool.machineClaimed':
+    case 'pool.machineRetired':
+    case 'pool.machineFoundRunning':
+      // A region's pool only: the claimed machine's own actor starts with its `fly.machineCreated`.
+      return typeof d.region === 'string' ? [poolStream(d.region)] : [];
     case 'fly.machineCreated':
     case 'fly.machineObserved':
     case 'fly.machineGone':

@@ -15,6 +15,14 @@ export function deriveLaunchKey(secret: string, launchId: string): string {
   return createHmac('sha256', secret).update(`wm-launch-key:v1:${launchId}`).digest('hex');
 }
 
+/**
+ * A pooled machine's key (ADR 0022): HMAC(secret, its name), the name chosen before its create.
+ * It signs only the machine's request for its claim; its launch's key comes in the answer.
+ */
+export function derivePoolKey(secret: string, name: string): string {
+  return createHmac('sha256', secret).update(`wm-pool-key:v1:${name}`).digest('hex');
+}
+
 export function signBody(key: string, rawBody: string, nowMs: number): string {
   const t = Math.floor(nowMs / 1000);
   const v1 = createHmac('sha256', key).update(`${t}.${rawBody}`).digest('hex');
@@ -72,3 +80,25 @@ export const machineStatusBody = z.strictObject({
   reason: z.enum(['finished', 'idle', 'ttl', 'signal']).optional(),
 });
 export type MachineStatusBody = z.infer<typeof machineStatusBody>;
+
+/** What a pooled VM posts to `POST /api/pool_claim` when it starts, signed with its pool key. */
+export const poolClaimBody = z.strictObject({
+  machineId: z
+    .string()
+    .regex(MACHINE_ID_PATTERN, 'machine ids are 8–32 lowercase letters or digits'),
+  name: z.string().regex(/^wm-pool-[a-z]{3}-[a-z0-9]{1,40}$/, 'a pooled machine name'),
+  region: z.string().regex(REGION_PATTERN),
+  at: z.iso.datetime(),
+});
+export type PoolClaimBody = z.infer<typeof poolClaimBody>;
+
+/** The landing app's answer to a claimed pooled VM: who it now is. */
+export const poolClaimAnswer = z.strictObject({
+  launchId: z.string().regex(ULID_PATTERN),
+  callbackKey: z.string().regex(/^[0-9a-f]{64}$/),
+  ttlMs: z.number().int().positive(),
+  idleMs: z.number().int().nonnegative().optional(),
+  source: z.enum(['button', 'dash', 'auto']),
+  traceparent: z.string().max(64).optional(),
+});
+export type PoolClaimAnswer = z.infer<typeof poolClaimAnswer>;

@@ -11,7 +11,10 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { httpFetch } from './httpFetch.js';
 import { buildApp } from './app.js';
 import { listenHost, uselessEnv } from './config.js';
+import { claimedEnv, fetchClaim, pooledEnv } from './poolClaim.js';
 
+// A pooled machine learns its launch from its claim before anything else (ADR 0022).
+if (process.env.WM_POOL_REGION) await takeClaim();
 const config = loadEnvOrExit(uselessEnv, 'useless');
 // JSON lines always: the platform reads a VM's output, and the bundle carries no pretty printer.
 // Every line names the launch (and its trace), so one grep follows a click into this VM.
@@ -94,3 +97,32 @@ machine.start(selfUrl(address)).catch((err: unknown) => {
   log.fatal({ err: errorMessage(err) }, 'lifecycle failed');
   exit(1);
 });
+
+/** Fetch this pooled machine's claim into the environment, or stop: nobody claimed it. */
+async function takeClaim(): Promise<void> {
+  const pool = loadEnvOrExit(pooledEnv, 'useless');
+  const plog = createLogger({ name: 'useless', level: 'info', pretty: false }).child({
+    machineId: pool.machineId,
+    pool: pool.region,
+  });
+  const clock = systemClock;
+  const result = await fetchClaim({
+    fetch: httpFetch,
+    clock,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    log: plog,
+    pool,
+  });
+  if (!result.ok) {
+    // Unclaimed or refused: exit 0, nothing to retry (the pool retires it). No answer at all:
+    // exit 1, and the restart policy asks again.
+    plog.warn(
+      { reason: result.reason, status: result.status },
+      'no claim for this pooled machine; exiting',
+    );
+    plog.flush();
+    process.exit(result.reason === 'budget' ? 1 : 0);
+  }
+  plog.info({ launchId: result.claim.launchId, attempts: result.attempts }, 'claimed by a launch');
+  Object.assign(process.env, claimedEnv(result.claim));
+}

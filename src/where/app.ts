@@ -18,6 +18,9 @@ import type { Launches } from './services/launches.js';
 import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
 import type { Callbacks } from './services/callbacks.js';
 import type { AutospawnDriver } from './services/autospawn.js';
+import type { PoolDriver } from './services/pool.js';
+import type { PoolClaimDesk } from './services/poolClaimDesk.js';
+import { poolClaimRoutes } from './routes/poolClaims.js';
 import type { Cluster } from './services/cluster.js';
 import type { Reconciler } from './services/reconciler.js';
 import type { Retention } from './services/retention.js';
@@ -44,6 +47,10 @@ export interface WhereServices {
   launchTimes: LaunchTimesFeed;
   callbacks: Callbacks;
   autospawn: AutospawnDriver;
+  /** The warm pools per region (ADR 0022); absent in apps built without them. */
+  pool?: PoolDriver;
+  /** Answers pooled VMs asking for their claim (`POST /api/pool_claim`). */
+  poolClaims?: PoolClaimDesk;
   reconciler: Reconciler;
   /** Retention of finished actors: archived (410) or unknown (404). */
   retention: Retention;
@@ -97,6 +104,7 @@ export async function buildPrivateApp(s: WhereServices): Promise<FastifyInstance
     done(null, body),
   );
   await app.register(callbackRoutes, { services: s });
+  await app.register(poolClaimRoutes, { services: s });
   await app.register(healthRoutes, { services: s, readiness: false });
   if (s.metrics) await app.register(metricsRoutes, { metrics: s.metrics });
   await app.register(debugRoutes, { services: s, sse });

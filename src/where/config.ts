@@ -34,6 +34,36 @@ const envDuration = (minMs: number, maxMs: number) =>
     })
     .pipe(z.number().min(minMs).max(maxMs));
 
+/**
+ * `WM_POOL`: warm pools per region, `ams:2,syd:1` (a region and how many stopped machines it
+ * keeps, ADR 0022); empty: none.
+ */
+export const poolSetting = z
+  .string()
+  .trim()
+  .transform((v, ctx) => {
+    const out: { region: string; target: number }[] = [];
+    for (const entry of v
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
+      const m = /^([a-z]{3}):(\d{1,3})$/.exec(entry);
+      if (!m || !REGION_CODES.includes(m[1]!) || Number(m[2]) > 100) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}": expected <region>:<count>, a known Fly.io region and 0–100 (e.g. ams:2,syd:1)`,
+        });
+        return z.NEVER;
+      }
+      if (out.some((o) => o.region === m[1])) {
+        ctx.addIssue({ code: 'custom', message: `"${m[1]}" is named twice` });
+        return z.NEVER;
+      }
+      out.push({ region: m[1]!, target: Number(m[2]) });
+    }
+    return out;
+  });
+
 export const whereEnv = z
   .object({
     LOG_LEVEL: z
@@ -120,6 +150,12 @@ export const whereEnv = z
     WM_AUTOSPAWN_INTERVAL_MS: envInt(1000).default(2 * 60 * 60_000),
     WM_AUTOSPAWN_INACTIVITY_MS: envInt(1000).default(10 * 60_000),
     WM_AUTOSPAWN_REGIONS: regions.default(['ams', 'ord', 'syd', 'nrt', 'dfw']),
+    /** Warm pools of stopped machines per region (`ams:2,syd:1`, ADR 0022); empty: none. */
+    WM_POOL: poolSetting.default([]),
+    /** At most this many stopped pooled machines across all regions (the first regions named get theirs first). */
+    WM_POOL_MAX: envInt(0, 1000).default(10),
+    /** Regions with a launch in the last hour keep one pooled machine too (within WM_POOL_MAX). */
+    WM_POOL_FOLLOW_DEMAND: envBool.default(false),
     WM_RECONCILE_INTERVAL_MS: envInt(1000).default(60_000),
     /** The reconciler never calls the API more often than this. */
     WM_RECONCILE_MIN_GAP_MS: envInt(0).default(5_000),
@@ -189,6 +225,13 @@ export interface WhereConfig {
   };
   autospawn: { enabled: boolean; intervalMs: number; inactivityMs: number; regions: string[] };
   reconcile: { intervalMs: number; minGapMs: number };
+  /** Warm pools (ADR 0022): regions with their targets, already bounded by `max` overall. */
+  pool: {
+    regions: { region: string; target: number }[];
+    max: number;
+    /** Regions with a launch in the last hour keep one machine (within `max`). */
+    followDemand: boolean;
+  };
   /** Retention of finished actors (ADR 0013). */
   retention: {
     maxAgeMs: number;
@@ -279,6 +322,11 @@ export function toConfig(env: WhereEnv): WhereConfig {
       regions: env.WM_AUTOSPAWN_REGIONS,
     },
     reconcile: { intervalMs: env.WM_RECONCILE_INTERVAL_MS, minGapMs: env.WM_RECONCILE_MIN_GAP_MS },
+    pool: {
+      regions: boundedPools(env.WM_POOL, env.WM_POOL_MAX),
+      max: env.WM_POOL_MAX,
+      followDemand: env.WM_POOL_FOLLOW_DEMAND,
+    },
     retention: {
       maxAgeMs: env.WM_RETENTION,
       maxFinished: env.WM_RETENTION_MAX_FINISHED || undefined,
@@ -287,4 +335,17 @@ export function toConfig(env: WhereEnv): WhereConfig {
     },
     snapshotIntervalMs: env.WM_SNAPSHOT_INTERVAL,
   };
+}
+
+/** The pools' targets within the overall bound, the first regions named served first. */
+export function boundedPools(
+  pools: readonly { region: string; target: number }[],
+  max: number,
+): { region: string; target: number }[] {
+  let left = max;
+  return pools.map(({ region, target }) => {
+    const t = Math.min(target, left);
+    left -= t;
+    return { region, target: t };
+  });
 }

@@ -5,13 +5,14 @@
  * event store's append, and small hooks in the HTTP routes; gauges are read when scraped. Labels
  * stay bounded (metricLabels.ts).
  */
-import { childrenByKey } from './metricLabels.js';
+import { childrenByKey, regionLabel } from './metricLabels.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventStore } from '../ports/eventStore.js';
 import type { ActorChange, ActorRuntime } from '../runtime/actorRuntime.js';
 import type { FlyCallObserver } from '../adapters/fly/request.js';
 import { LaunchMetrics } from './launchMetrics.js';
 import type { ReconcileReport } from './services/reconciler.js';
+import type { PoolActorView } from '../../machines/index.js';
 
 export { LAUNCH_PHASES, type LaunchPhase } from './launchMetrics.js';
 export { callbackResult, regionLabel } from './metricLabels.js';
@@ -26,6 +27,8 @@ export interface MetricsSources {
   capacity?: () => { live: number; limit: number };
   sseClients?: () => Partial<Record<'fleet' | 'launch', number>>;
   isLeader?: () => boolean;
+  /** The warm pools this instance has folded (ADR 0022). */
+  pools?: () => readonly PoolActorView[];
   /** Absent without NATS: the gauge is then not exported. */
   natsConnected?: () => boolean;
 }
@@ -41,6 +44,7 @@ export class WhereMetrics {
   private readonly reconcilerRuns: Counter<'result'>;
   private readonly orphans: Counter;
   private readonly callbacks: Counter<'result'>;
+  private readonly poolClaims: Counter<'region' | 'result'>;
   private sources: MetricsSources | undefined;
   private stopFeed: (() => void) | undefined;
   private live = false;
@@ -89,6 +93,12 @@ export class WhereMetrics {
       name: 'wm_callbacks_total',
       help: 'VM callbacks (machine_status), by result: accepted, duplicate, forged, stale, replayed, unknown, mismatch, malformed.',
       labelNames: ['result'],
+      registers,
+    });
+    this.poolClaims = new Counter({
+      name: 'wm_pool_claims_total',
+      help: 'Launches that asked a warm pool for a machine, by region and result: claimed, empty, raced (every try lost to another instance), failed (the start failed; the launch created instead).',
+      labelNames: ['region', 'result'],
       registers,
     });
     scrapedGauges(this.registry, () => this.sources);
@@ -152,6 +162,11 @@ export class WhereMetrics {
   /** One VM callback, by what became of it. */
   callback(result: string): void {
     this.callbacks.inc({ result });
+  }
+
+  /** One launch's ask of its region's warm pool. */
+  poolClaim(region: string, result: 'claimed' | 'empty' | 'raced' | 'failed'): void {
+    this.poolClaims.inc({ region: regionLabel(region), result });
   }
 
   /** One reconciliation run (undefined: it threw). */
@@ -276,12 +291,25 @@ function scrapedGauges(registry: Registry, sources: () => MetricsSources | undef
     (g) => {
       const rt = sources()?.runtime;
       if (!rt) return;
-      const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0 };
+      const n: Record<string, number> = { launch: 0, vm: 0, autospawner: 0, pool: 0 };
       for (const a of rt.actors())
         if (a.snapshot.status === 'active') n[a.kind] = (n[a.kind] ?? 0) + 1;
       for (const [kind, v] of Object.entries(n)) g.set({ kind }, v);
     },
     ['kind'],
+  );
+  gauge(
+    registry,
+    'wm_pool_machines',
+    'Machines of each warm pool by state: ready (stopped, claimable), warming (a create in flight), claimed, retiring.',
+    (g) => {
+      const pools = sources()?.pools?.();
+      if (!pools) return;
+      for (const p of pools)
+        for (const [state, v] of Object.entries(p.counts))
+          g.set({ region: regionLabel(p.region), state }, v);
+    },
+    ['region', 'state'],
   );
   gauge(
     registry,

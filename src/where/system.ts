@@ -24,6 +24,7 @@ import { Cluster } from './services/cluster.js';
 import { Fleet } from './services/fleet.js';
 import type { Launches } from './services/launches.js';
 import type { LaunchTimesFeed } from './services/launchTimesFeed.js';
+import type { PoolDriver } from './services/pool.js';
 import type { Reconciler } from './services/reconciler.js';
 import type { Retention } from './services/retention.js';
 import {
@@ -100,6 +101,7 @@ interface WhereParts {
   launches: Launches;
   reconciler: Reconciler;
   autospawn: AutospawnDriver;
+  pool: PoolDriver;
   publicApp: FastifyInstance;
   privateApp: FastifyInstance;
 }
@@ -127,8 +129,9 @@ export async function createWhere(
   const fleet = new Fleet(runtime, clock, () => cfg.maxMachines);
   const snapshot = snapshotLoop(cfg, ports, runtime, state);
   const built = buildServices(cfg, ports, opts, { cluster, metrics, runtime, fleet, creates });
-  const { retention, launchTimes, launches, callbacks, reconciler, autospawn } = built;
-  wireEvents(state, cluster, fleet, autospawn, reconciler);
+  const { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool, poolClaims } =
+    built;
+  wireEvents(state, cluster, fleet, autospawn, reconciler, pool);
 
   const services: WhereServices = {
     cfg,
@@ -141,6 +144,8 @@ export async function createWhere(
     launchTimes,
     callbacks,
     autospawn,
+    pool,
+    poolClaims,
     reconciler,
     retention,
     assets: loadAssets(opts.assetsDir ?? join(process.cwd(), 'dist', 'web')),
@@ -152,6 +157,7 @@ export async function createWhere(
     capacity: () => fleet.capacity(),
     sseClients: () => ({ fleet: fleet.visitors, launch: launches.streams }),
     isLeader: () => cluster.isLeader(),
+    pools: () => pool.pools(),
     ...(ports.natsConnected ? { natsConnected: ports.natsConnected } : {}),
   });
   const publicApp = await buildPublicApp(services);
@@ -171,6 +177,7 @@ export async function createWhere(
     launches,
     reconciler,
     autospawn,
+    pool,
     publicApp,
     privateApp,
   };
@@ -193,6 +200,7 @@ function wireEvents(
   fleet: Fleet,
   autospawn: AutospawnDriver,
   reconciler: Reconciler,
+  pool: PoolDriver,
 ): void {
   fleet.onVisitors((n) => {
     cluster.setLocalVisitors(n);
@@ -201,6 +209,9 @@ function wireEvents(
   cluster.onChange(() => {
     if (!state.booted) return;
     void autospawn.configure().then(() => autospawn.sync());
+    // A new leader states the pools (a no-op when they already say what we would), and takes
+    // back the pooled creates of instances that left.
+    void pool.configure().then(() => pool.recoverLostCreates(false));
     reconciler.request();
   });
 }
@@ -226,6 +237,9 @@ async function startWhere(
   p.state.booted = true;
   await autospawn.configure();
   await autospawn.sync();
+  await p.pool.configure();
+  await p.pool.recoverLostCreates(true);
+  p.pool.start();
   p.reconciler.start();
   autospawn.start();
   p.retention.start();
@@ -254,6 +268,7 @@ async function stopWhere(p: WhereParts): Promise<void> {
     ['private listener', () => p.privateApp.close()],
     ['reconciler', () => p.reconciler.stop()],
     ['autospawn', () => p.autospawn.stop()],
+    ['pool', () => p.pool.stop()],
     ['retention', () => p.retention.stop()],
     ['fleet', () => p.fleet.close()],
     ['launch streams', () => p.launches.close()],

@@ -10,7 +10,10 @@ import type { WhereOptions, WherePorts } from './system.js';
 import { ActorRuntime } from '../runtime/actorRuntime.js';
 import { createEffectRunner, type InFlightCreates } from '../runtime/effects.js';
 import { SnapshotFile } from '../runtime/snapshot.js';
-import { machineSpec } from './machineSpec.js';
+import { machineSpec, poolMachineSpec } from './machineSpec.js';
+import { poolClaimer } from '../runtime/poolClaims.js';
+import { PoolDriver } from './services/pool.js';
+import { PoolClaimDesk } from './services/poolClaimDesk.js';
 import type { WhereMetrics } from './metrics.js';
 import { AutospawnDriver } from './services/autospawn.js';
 import { Callbacks } from './services/callbacks.js';
@@ -35,6 +38,15 @@ export function buildRuntime(
   const { clock, log } = ports;
   // Shared with the reconciler: a launch whose create is still on its way here is not given up.
   const creates: InFlightCreates = new Map();
+  // The claimer reads and appends to the pool actors of the runtime built just below.
+  const built: { runtime?: ActorRuntime } = {};
+  const claimPooled = poolClaimer({
+    fly: ports.fly,
+    clock,
+    pool: (stream) => built.runtime?.actor(stream),
+    dispatch: (fact) => built.runtime!.dispatch(fact),
+    onClaim: (region, result) => metrics.poolClaim(region, result),
+  });
   const runEffect = createEffectRunner({
     creates,
     fly: ports.fly,
@@ -43,6 +55,8 @@ export function buildRuntime(
     log: log.child({ part: 'effects' }),
     maxMachines: () => cfg.maxMachines,
     machineSpec: (p) => machineSpec(cfg, p),
+    poolSpec: (p) => poolMachineSpec(cfg, p),
+    claimPooled,
     autoLaunch: { owner: cfg.instance, readyTimeoutMs: cfg.readyTimeoutMs, ttlMs: cfg.ttl.autoMs },
   });
   const runtime = new ActorRuntime({
@@ -56,6 +70,7 @@ export function buildRuntime(
     drives: (r) => cluster.drives(r),
     ...(opts.random ? { random: opts.random } : {}),
   });
+  built.runtime = runtime;
   cluster.attach(runtime);
   return { creates, runtime };
 }
@@ -176,5 +191,21 @@ export function buildServices(
     visitors: () => cluster.totalVisitors(),
     ...(opts.random ? { random: opts.random } : {}),
   });
-  return { retention, launchTimes, launches, callbacks, reconciler, autospawn };
+  const pool = new PoolDriver({
+    runtime,
+    log: log.child({ part: 'pool' }),
+    cfg: cfg.pool,
+    image: cfg.vm.image,
+    isLeader: () => cluster.isLeader(),
+    instance: cfg.instance,
+    isAlive: (i) => cluster.isAlive(i),
+    clock,
+  });
+  const poolClaims = new PoolClaimDesk({
+    runtime,
+    clock,
+    secret: cfg.callback.secret,
+    idleMs: cfg.vm.idleMs,
+  });
+  return { retention, launchTimes, launches, callbacks, reconciler, autospawn, pool, poolClaims };
 }

@@ -8,6 +8,7 @@ import type { AutospawnerMachine } from '../../machines/autospawner/autospawner.
 import type { ChartEvent } from '../../machines/facts.js';
 import type { LaunchMachine } from '../../machines/launch/launch.machine.js';
 import type { VmMachine } from '../../machines/vm/vm.machine.js';
+import type { PoolMachineLogic } from '../../machines/pool/pool.machine.js';
 import { T0 } from '../support/charts.js';
 import { fact } from './harness.js';
 
@@ -300,3 +301,111 @@ export const autospawnerAbstract = (s: SnapshotFrom<AutospawnerMachine>) => ({
   spawned: Math.min(s.context.spawns, 2),
   timers: Object.keys(s.context.timers).sort(),
 });
+
+export const POOL_REGION = 'ams';
+export const POOL_IMAGES = ['registry.fly.io/where:v1', 'registry.fly.io/where:v2'] as const;
+export const POOL_LAUNCH_ID = '01JZ0000000000000000000005';
+
+/** A machine id the pool has not seen (ids of retired machines may come back: Fly reuses none). */
+const poolMachineId = (n: number) => `poolm${n.toString().padStart(4, '0')}`;
+
+export function poolEvents(s: SnapshotFrom<PoolMachineLogic>): ChartEvent[] {
+  const c = s.context;
+  const t = Math.max(T0, c.updatedAt) + 1000;
+  const image = c.image || POOL_IMAGES[0];
+  const ids = Object.keys(c.machines);
+  const next = poolMachineId(ids.length + c.claims + c.failures * 7);
+  const out: ChartEvent[] = [
+    fact('pool.configured', { region: POOL_REGION, target: 2, image: POOL_IMAGES[0] }, t, 1),
+    fact('pool.configured', { region: POOL_REGION, target: 1, image: POOL_IMAGES[1] }, t, 2),
+    fact('pool.configured', { region: POOL_REGION, target: 0, image }, t, 3),
+    // The reconciler adopts a pooled machine the pool never heard of: current image, or old.
+    fact(
+      'pool.machineAdded',
+      { region: POOL_REGION, machineId: next, name: 'wm-pool-ams-adopted', instanceId: 'I', image },
+      t,
+      4,
+    ),
+    fact(
+      'pool.machineAdded',
+      {
+        region: POOL_REGION,
+        machineId: next,
+        name: 'wm-pool-ams-stale',
+        instanceId: 'I',
+        image: image === POOL_IMAGES[0] ? POOL_IMAGES[1] : POOL_IMAGES[0],
+      },
+      t,
+      5,
+    ),
+  ];
+  if (c.creating) {
+    out.push(
+      fact(
+        'pool.machineAdded',
+        { region: POOL_REGION, machineId: next, name: c.creating, instanceId: 'I', image },
+        t,
+        6,
+      ),
+      fact(
+        'pool.createFailed',
+        { region: POOL_REGION, name: c.creating, status: 429, message: 'slow down' },
+        t,
+        7,
+      ),
+      fact('pool.createLost', { region: POOL_REGION, name: c.creating }, t, 15),
+    );
+  }
+  const ready = ids.find((id) => c.machines[id]!.state === 'ready');
+  const claimed = ids.find((id) => c.machines[id]!.state === 'claimed');
+  const retiring = ids.find((id) => c.machines[id]!.state === 'retiring');
+  for (const [i, id] of [ready, claimed].entries()) {
+    if (!id) continue;
+    out.push(
+      fact(
+        'pool.machineClaimed',
+        { region: POOL_REGION, machineId: id, launchId: POOL_LAUNCH_ID },
+        t,
+        8 + i,
+      ),
+    );
+  }
+  if (ready)
+    out.push(fact('pool.machineFoundRunning', { region: POOL_REGION, machineId: ready }, t, 10));
+  for (const [i, id] of [ready, retiring, claimed].entries()) {
+    if (!id) continue;
+    out.push(
+      fact(
+        'pool.machineRetired',
+        { region: POOL_REGION, machineId: id, reason: id === retiring ? 'oldImage' : 'gone' },
+        t,
+        11 + i,
+      ),
+    );
+  }
+  if (c.timers.refill !== undefined)
+    out.push(
+      fact(
+        'clock.refillElapsed',
+        { key: 'refill', due: c.timers.refill, roll: 0.5 },
+        Math.max(t, c.timers.refill),
+        14,
+      ),
+    );
+  return out;
+}
+
+export const poolAbstract = (s: SnapshotFrom<PoolMachineLogic>) => {
+  const n = { ready: 0, claimed: 0, retiring: 0 };
+  for (const m of Object.values(s.context.machines)) n[m.state]++;
+  return {
+    value: s.value,
+    ready: Math.min(n.ready, 2),
+    claimed: Math.min(n.claimed, 1),
+    retiring: Math.min(n.retiring, 1),
+    failures: Math.min(s.context.failures, 1),
+    target: s.context.target,
+    image: s.context.image,
+    timers: Object.keys(s.context.timers).sort(),
+  };
+};

@@ -49,7 +49,10 @@ const actorParams = z.object({ id: z.string().regex(STREAM_NAME_PATTERN) });
 /** One actor (live, or replayed from its stream) and its stored history, redacted. */
 const actorDetail = z.looseObject({ actor: z.unknown(), history: z.array(z.unknown()) });
 const BAD_ACTOR_ID = schemaErrors({
-  params: ['BAD_ACTOR_ID', 'actor ids look like launch.<id>, vm.<id> or autospawner.main'],
+  params: [
+    'BAD_ACTOR_ID',
+    'actor ids look like launch.<id>, vm.<id>, autospawner.main or pool.<region>',
+  ],
 });
 
 export const debugRoutes: FastifyPluginAsyncZod<{

@@ -110,6 +110,7 @@ export class Cluster {
         return this.leader;
       }
       case 'autospawner':
+      case 'pool':
         return this.leader;
     }
   }

@@ -23,6 +23,7 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { isRegionCode } from '../../shared/regions.js';
 import { Debounced } from './debounce.js';
+import { isPooled, reconcilePools, type PoolReconcileReport } from './poolReconcile.js';
 
 /** A machine younger than this may be missing from a list yet (the API lags a create). */
 export const LIST_GRACE_MS = 30_000;
@@ -35,6 +36,8 @@ export interface ReconcileReport {
   observed: number;
   orphans: number;
   gone: number;
+  /** What the pools' part did, when it did anything. */
+  pools?: PoolReconcileReport;
   error?: string;
 }
 
@@ -129,8 +132,14 @@ export class Reconciler {
     };
     const seen = new Set<string>();
     const launchesWithMachines = new Set<string>();
+    // Pooled machines waiting for a claim are the pools' (poolReconcile.ts), never orphans.
+    const pools = await reconcilePools(
+      { runtime, fly, log, now: clock.now(), graceMs: LIST_GRACE_MS },
+      machines,
+    );
+    if (pools.adopted + pools.stopped + pools.gone + pools.destroyed > 0) report.pools = pools;
     for (const m of machines) {
-      if (m.state === 'destroyed' || !/^[a-z0-9]{8,32}$/.test(m.id)) continue;
+      if (m.state === 'destroyed' || !/^[a-z0-9]{8,32}$/.test(m.id) || isPooled(m)) continue;
       seen.add(m.id);
       const owner = m.metadata[METADATA.launchId];
       if (owner) launchesWithMachines.add(owner);

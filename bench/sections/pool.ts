@@ -65,6 +65,8 @@ async function click(stack: DevStack): Promise<number> {
 /** Pooled machines of the region that are ready to be claimed (created or stopped, not running). */
 async function pooled(stack: DevStack): Promise<number> {
   const res = await stack.api(`/v1/apps/${VM_APP}/machines?metadata.pool=${REGION}`);
+  // The emulator applies Fly's limits to this bench's own lists too: a 429 is "not yet".
+  if (!res.ok) return -1;
   const ms = (await res.json()) as { state: string }[];
   return ms.filter((m) => m.state === 'stopped' || m.state === 'created').length;
 }
@@ -73,7 +75,7 @@ async function waitPool(stack: DevStack, n: number, timeoutMs: number): Promise<
   const until = Date.now() + timeoutMs;
   while ((await pooled(stack)) < n) {
     if (Date.now() > until) throw new Error(`the pool did not reach ${n} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 

@@ -80,6 +80,14 @@ type Attempt =
     }
   | { kind: 'noResponse'; timedOutAfterMs: number | undefined; cause: Error };
 
+/**
+ * Fly limits each action per machine, except creates and lists, which have no machine yet and are
+ * limited per app: a wait on one machine must not queue behind waits on ten others.
+ */
+function bucketOf(spec: { action: FlyAction; machineId?: string }): string {
+  return spec.machineId === undefined ? spec.action : `${spec.action} ${spec.machineId}`;
+}
+
 /** Actions that change a machine (logged at info with Fly's request id). */
 const MUTATES: ReadonlySet<FlyAction> = new Set<FlyAction>([
   'create',
@@ -121,7 +129,7 @@ export class FlyRequests {
     };
 
     for (let attempt = 1; ; attempt++) {
-      await this.takeToken(spec.action, deadline, spec.bucket);
+      await this.takeToken(spec.action, deadline, spec.bucket ?? bucketOf(spec));
       if (spec.proceed && !spec.proceed())
         throw new FlyApiError(spec.action, 0, CREATE_WITHDRAWN, false, undefined);
       const remaining = deadline - clock.now();

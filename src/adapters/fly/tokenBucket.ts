@@ -39,6 +39,12 @@ export class TokenBucket {
     }
   }
 
+  /** Refilled to its burst: the same as a new bucket, so it may be forgotten. */
+  get full(): boolean {
+    this.refill();
+    return this.tokens >= this.limit.burst;
+  }
+
   /**
    * Reserve the next token. Returns how many ms the caller must wait before sending (0: now), or
    * undefined when that wait would exceed `maxWaitMs` (then nothing is reserved). Reservations
@@ -71,9 +77,14 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per action, created on first use. */
+/**
+ * One bucket per key (an action, or an action on one machine), created on first use. Keys per
+ * machine come and go with the machines, so once there are many, the full buckets (no different
+ * from new ones) are dropped.
+ */
 export class ActionBuckets<A extends string> {
   private readonly buckets = new Map<A, TokenBucket>();
+  static readonly SWEEP_AT = 1024;
 
   constructor(
     private readonly limitFor: (action: A) => BucketLimit,
@@ -83,9 +94,17 @@ export class ActionBuckets<A extends string> {
   bucket(action: A): TokenBucket {
     let b = this.buckets.get(action);
     if (!b) {
+      if (this.buckets.size >= ActionBuckets.SWEEP_AT) {
+        for (const [key, old] of this.buckets) if (old.full) this.buckets.delete(key);
+      }
       b = new TokenBucket(this.limitFor(action), this.now);
       this.buckets.set(action, b);
     }
     return b;
+  }
+
+  /** How many buckets are kept (for tests: they stay bounded). */
+  get size(): number {
+    return this.buckets.size;
   }
 }

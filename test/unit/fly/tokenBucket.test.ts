@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { backoffMs, parseRetryAfterMs } from '../../../src/adapters/fly/backoff.js';
-import { TokenBucket } from '../../../src/adapters/fly/tokenBucket.js';
+import { ActionBuckets, TokenBucket } from '../../../src/adapters/fly/tokenBucket.js';
 
 /** Largest number of sends in any closed window of `windowMs` ending at a send. */
 function worstWindow(times: number[], windowMs: number): number {
@@ -111,5 +111,26 @@ describe('backoff', () => {
     expect(parseRetryAfterMs('soon', now)).toBeUndefined();
     expect(parseRetryAfterMs(null, now)).toBeUndefined();
     expect(parseRetryAfterMs('', now)).toBeUndefined();
+  });
+});
+
+describe('ActionBuckets', () => {
+  it('given buckets per machine for many machines, when they refill, then the full ones are dropped and the count stays bounded; a busy one is kept', () => {
+    let now = 0;
+    const buckets = new ActionBuckets<string>(
+      () => ({ ratePerS: 1, burst: 3 }),
+      () => now,
+    );
+    // A busy machine: its bucket is empty and must survive every sweep.
+    const busy = buckets.bucket('wait busy');
+    for (let i = 0; i < 3; i++) busy.reserve();
+    for (let i = 0; i < 5000; i++) {
+      buckets.bucket(`wait m${i}`).reserve();
+      now += 1; // 1 ms apart: older buckets refill (1 token/s) long before the next sweep ends
+      if (i % 500 === 0) busy.reserve();
+    }
+    expect(buckets.size).toBeLessThanOrEqual(ActionBuckets.SWEEP_AT + 1);
+    expect(buckets.bucket('wait busy')).toBe(busy);
+    expect(busy.full).toBe(false);
   });
 });

@@ -122,7 +122,7 @@ export const runtimeSection: SectionDef = {
     await seqRig.close();
 
     ctx.progress(`runtime: observability, launches with metrics + tracing and without`);
-    const obsFile = await observabilityCost(q ? 100 : 600, 'file');
+    const obsFile = await observabilityCost(q ? 100 : 1500, 'file');
     const obsMemory = await observabilityCost(N_SEQ, 'memory');
 
     ctx.progress(`runtime: throughput, ${N_THROUGHPUT} launches with ${CONCURRENCY} in flight`);

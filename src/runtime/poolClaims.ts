@@ -44,9 +44,7 @@ export type PoolClaimer = (
 export function poolClaimer(deps: PoolClaimDeps): PoolClaimer {
   const view = (region: string): PoolActorView | undefined => {
     const rec = deps.pool(poolStream(region));
-    return rec && rec.snapshot.status === 'active'
-      ? poolChart.view(rec.snapshot as never)
-      : undefined;
+    return rec && rec.snapshot.status === 'active' ? poolChart.view(rec.snapshot) : undefined;
   };
 
   /** Machines a claim from this instance is being appended for right now. */

@@ -47,10 +47,7 @@ export function poolEffects(deps: Deps) {
     // Sent only while the pool still waits for this very create (not after its deadline passed).
     const wanted = () => {
       const rec = ctx.record;
-      return (
-        rec.snapshot.status === 'active' &&
-        poolChart.view(rec.snapshot as never).creating === p.name
-      );
+      return rec.snapshot.status === 'active' && poolChart.view(rec.snapshot).creating === p.name;
     };
     if (!deps.poolSpec) return [failed(p, new Error('no pool spec configured'))];
     if (!wanted()) return [];

@@ -95,12 +95,12 @@ export class PoolDriver {
     return this.deps.runtime
       .actors('pool')
       .filter((r) => r.version > 0 && r.snapshot.status === 'active')
-      .map((r) => poolChart.view(r.snapshot as never));
+      .map((r) => poolChart.view(r.snapshot));
   }
 
   pool(region: string): PoolActorView | undefined {
     const rec = this.deps.runtime.actor(poolStream(region));
-    return rec?.version ? poolChart.view(rec.snapshot as never) : undefined;
+    return rec?.version ? poolChart.view(rec.snapshot) : undefined;
   }
 
   /**

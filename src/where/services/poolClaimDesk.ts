@@ -44,9 +44,7 @@ export class PoolClaimDesk {
     if (!check.ok) throw new AppError(check.code, check.message);
 
     const rec = this.deps.runtime.actor(poolStream(body.region));
-    const m = rec?.version
-      ? poolChart.view(rec.snapshot as never).machines[body.machineId]
-      : undefined;
+    const m = rec?.version ? poolChart.view(rec.snapshot).machines[body.machineId] : undefined;
     // The name signs the request; the pool's record binds the name to one machine id.
     if (m && m.name !== body.name)
       throw new AppError('MACHINE_MISMATCH', 'this machine has another name in its pool');

@@ -35,7 +35,7 @@ export async function reconcilePools(
   const report: PoolReconcileReport = { adopted: 0, stopped: 0, gone: 0, destroyed: 0 };
   const view = (region: string) => {
     const rec = runtime.actor(poolStream(region));
-    const v = rec?.version ? poolChart.view(rec.snapshot as never) : undefined;
+    const v = rec?.version ? poolChart.view(rec.snapshot) : undefined;
     return v && v.state !== 'unconfigured' ? v : undefined;
   };
   const seen = new Set(listed.filter((m) => m.state !== 'destroyed').map((m) => m.id));
@@ -44,7 +44,7 @@ export async function reconcilePools(
   // lags its create).
   for (const rec of runtime.actors('pool')) {
     if (!rec.version || rec.snapshot.status !== 'active') continue;
-    const pool = poolChart.view(rec.snapshot as never);
+    const pool = poolChart.view(rec.snapshot);
     for (const [machineId, m] of Object.entries(pool.machines)) {
       if (m.state === 'claimed' || seen.has(machineId) || deps.now - m.at < deps.graceMs) continue;
       const [o] = await runtime.dispatch({

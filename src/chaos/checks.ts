@@ -61,7 +61,21 @@ export const RUNNING_STATES: ReadonlySet<string> = new Set(['starting', 'started
 export function launchOf(m: LedgerMachine): string | undefined {
   const meta = m.metadata['launch_id'];
   if (meta) return meta;
+  // A pooled machine is named for its pool (`wm-pool-<region>-…`) until a launch claims it.
+  if (isPooled(m)) return undefined;
   return m.name.startsWith('wm-') ? m.name.slice(3).toUpperCase() : undefined;
+}
+
+/** A machine of a warm pool (metadata `pool`), claimed or not. */
+export function isPooled(m: LedgerMachine): boolean {
+  return m.metadata['pool'] !== undefined || m.name.startsWith('wm-pool-');
+}
+
+/** A pooled machine no launch has claimed, stopped as the pool keeps it: the pool's, by design. */
+export function isWaitingInPool(m: LedgerMachine): boolean {
+  return (
+    isPooled(m) && !m.metadata['launch_id'] && (m.state === 'created' || m.state === 'stopped')
+  );
 }
 
 export interface CapSample {
@@ -126,10 +140,13 @@ export function checkOneMachinePerLaunch(ledger: readonly LedgerMachine[]): Viol
   return out;
 }
 
-/** Every machine the emulator ever made is destroyed once the TTLs are over. */
+/**
+ * Every machine the emulator ever made is destroyed once the TTLs are over, except those waiting
+ * stopped in a warm pool (kept on purpose; a pooled machine that ran is a launch's and must go).
+ */
 export function checkMachinesLeft(ledger: readonly LedgerMachine[]): Violation[] {
   return ledger
-    .filter((m) => m.state !== 'destroyed')
+    .filter((m) => m.state !== 'destroyed' && !isWaitingInPool(m))
     .map((m) => {
       const l = launchOf(m);
       return {

@@ -29,6 +29,8 @@ export interface ChaosOptions {
   readonly launchSpreadMs: number;
   /** NATS mode: the share of rounds in which the broker is killed (1 = every round). */
   readonly natsKillRate: number;
+  /** Warm pool: machines kept stopped in each landing region (WM_POOL; 0: no pool). */
+  readonly pool?: number;
   readonly keep: boolean;
   /** Where the run dir is made (default the OS temp dir). */
   readonly baseDir?: string;
@@ -49,6 +51,7 @@ export const DEFAULTS = {
   roundMs: 4_000,
   launchSpreadMs: 1_500,
   natsKillRate: 1,
+  pool: 0,
 } as const;
 
 /** The mix the issue names: what each Machines API action suffers, with Fly's rate limits on. */
@@ -161,5 +164,6 @@ export function replayCommand(o: ChaosOptions): string {
   opt('round-ms', o.roundMs, DEFAULTS.roundMs);
   opt('launch-spread-ms', o.launchSpreadMs, DEFAULTS.launchSpreadMs);
   if (o.mode === 'nats') opt('nats-kill-rate', o.natsKillRate, DEFAULTS.natsKillRate);
+  opt('pool', o.pool ?? DEFAULTS.pool, DEFAULTS.pool);
   return `npm run chaos -- ${args.join(' ')}`;
 }

@@ -24,6 +24,7 @@ const USAGE = `usage: npm run chaos -- [flags]
   --round-ms <ms>            the least time a round takes (default ${DEFAULTS.roundMs})
   --launch-spread-ms <ms>    launches of a round are sent over 0..this (default ${DEFAULTS.launchSpreadMs})
   --nats-kill-rate <0..1>    NATS mode: share of rounds that kill -9 the broker (default ${DEFAULTS.natsKillRate})
+  --pool <n>                 keep n machines stopped in each region's warm pool (default 0: none)
   --keep                     keep the run dir (it is always kept when something failed)
   --dir <path>               where to make the run dir (default the OS temp dir)
   --json                     print the report as JSON after the table`;
@@ -58,6 +59,7 @@ const { values } = (() => {
         'round-ms': { type: 'string' },
         'launch-spread-ms': { type: 'string' },
         'nats-kill-rate': { type: 'string' },
+        pool: { type: 'string' },
         keep: { type: 'boolean', default: false },
         dir: { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -119,6 +121,7 @@ const opts: ChaosOptions = {
   roundMs: int('round-ms', values['round-ms'], DEFAULTS.roundMs),
   launchSpreadMs: int('launch-spread-ms', values['launch-spread-ms'], DEFAULTS.launchSpreadMs),
   natsKillRate: rate,
+  pool: int('pool', values.pool, DEFAULTS.pool, 0),
   keep: values.keep,
   ...(values.dir ? { baseDir: values.dir } : {}),
 };

@@ -117,6 +117,8 @@ function landingEnv(s: Shared, l: Landing, other: Landing, first: Landing): Reco
     WM_RECONCILE_MIN_GAP_MS: String(Math.min(5_000, o.reconcileIntervalMs)),
     WM_SNAPSHOT_INTERVAL: String(o.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs),
     ...(o.mode === 'nats' ? { NATS_URL: `nats://127.0.0.1:${s.natsPort}` } : {}),
+    // Launches claim pooled machines under the same kills and faults (ADR 0022).
+    ...(o.pool ? { WM_POOL: o.regions.map((r) => `${r}:${o.pool}`).join(',') } : {}),
   };
 }
 

@@ -82,6 +82,25 @@ describe('left behind', () => {
     expect(v[0]!.launchIds).toEqual([L1]);
   });
 
+  it('leaves a pooled machine waiting stopped alone, but not one a launch claimed or one found running', () => {
+    const pooled = (over: Partial<LedgerMachine> & { id: string }) =>
+      machine({
+        name: 'wm-pool-ams-01j0000000000000000000000z',
+        metadata: { pool: 'ams' },
+        ...over,
+      });
+    expect(checkMachinesLeft([pooled({ id: 'p1', state: 'stopped' })])).toEqual([]);
+    expect(checkMachinesLeft([pooled({ id: 'p2', state: 'created' })])).toEqual([]);
+    // Claimed: it is a launch's machine now, and must be gone after the TTLs.
+    const claimed = checkMachinesLeft([
+      pooled({ id: 'p3', state: 'stopped', metadata: { pool: 'ams', launch_id: L2 } }),
+    ]);
+    expect(claimed.map((v) => v.launchIds)).toEqual([[L2]]);
+    expect(checkMachinesLeft([pooled({ id: 'p4', state: 'started' })])).toHaveLength(1);
+    // A pool's name is not a launch's: unclaimed pooled machines never look like two launches' machines.
+    expect(checkOneMachinePerLaunch([pooled({ id: 'p5' }), pooled({ id: 'p6' })])).toEqual([]);
+  });
+
   it('turns every leftover process into a violation', () => {
     expect(checkProcessesLeft([], 'at the end')).toEqual([]);
     expect(

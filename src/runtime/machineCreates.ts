@@ -215,10 +215,13 @@ class MachineCreates {
 /** How many regions after its own a launch tries when Fly says each is full (issue 13). */
 export const NEARBY_TRIES = 2;
 
-/** Its own region, then the nearest by great-circle distance, minus those already found full. */
+/** Its own region, then the nearest by great-circle distance. */
+const candidates = (p: CreateParams) => [p.region, ...nearestRegions(p.region, NEARBY_TRIES)];
+
+/** The candidates not already found full. */
 function placesToTry(p: CreateParams): string[] {
   const skip = new Set(p.exclude ?? []);
-  return [p.region, ...nearestRegions(p.region, NEARBY_TRIES)].filter((r) => !skip.has(r));
+  return candidates(p).filter((r) => !skip.has(r));
 }
 
 /**
@@ -243,7 +246,7 @@ function regionFull(launchId: string, region: string, err: FlyApiError): Fact<'l
 
 /** Every place tried was full: a refusal (nothing was made), reason `noCapacity`. */
 function noRegionLeft(p: CreateParams): Fact<'fly.createFailed'> {
-  const tried = [p.region, ...nearestRegions(p.region, NEARBY_TRIES)].join(', ');
+  const tried = candidates(p).join(', ');
   return {
     type: 'fly.createFailed',
     data: {

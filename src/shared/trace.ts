@@ -4,6 +4,7 @@
  * without one every span is the API's no-op (docs/adr/0021-one-trace-per-launch.md).
  */
 import { randomFillSync } from 'node:crypto';
+import { TRACEPARENT_PATTERN } from '../../machines/vocabulary.js';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -19,8 +20,6 @@ import {
 /** The header (and Fly metadata key, and SSE field) that carries a trace across hops. */
 export const TRACEPARENT = 'traceparent';
 
-/** `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, version 00 only, lower case. */
-const PATTERN = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 /** Longest traceparent a version 00 value can have (stored in facts, so bounded). */
 export const TRACEPARENT_LENGTH = 55;
 
@@ -33,9 +32,10 @@ export interface TraceParent {
 
 /** A valid traceparent, or undefined (absent, malformed, all-zero ids: W3C says start afresh). */
 export function parseTraceparent(value: string | undefined | null): TraceParent | undefined {
-  const m = value ? PATTERN.exec(value.trim()) : null;
-  if (!m) return undefined;
-  const [, traceId, spanId, flags] = m as unknown as [string, string, string, string];
+  // `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`: one pattern, the facts' own.
+  const v = value?.trim();
+  if (!v || !TRACEPARENT_PATTERN.test(v)) return undefined;
+  const [traceId, spanId, flags] = [v.slice(3, 35), v.slice(36, 52), v.slice(53, 55)];
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
   return { traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1 };
 }
